@@ -70,6 +70,7 @@ class AtomicFile {
   fs::path path_;
   std::string temp_path_;
   int fd_ = -1;
+  int pending_slot_ = -1;  // index in the signal-safe table of temporary files
   bool committed_ = false;
 };
 
