@@ -1,0 +1,196 @@
+// Config parsing, model resolution and weight validation, including every bad-input case.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "io/io.hpp"
+#include "model/model.hpp"
+
+namespace tokmap::model {
+namespace {
+
+using ::testing::HasSubstr;
+const fs::path kData = TOKMAP_TEST_DATA;
+const fs::path kModels = TOKMAP_MODELS_DIR;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "tokmap-test-XXXXXX").string();
+    path_ = ::mkdtemp(pattern.data());
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+void write(const fs::path& path, std::string_view text) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+std::string error_of(auto&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(Config, FillsGpt2DefaultsAndIgnoresUnknownFields) {
+  const Config config = parse_config(R"({"n_embd": 64, "n_head": 4, "future_field": [1, 2]})", "c.json");
+  EXPECT_EQ(config.n_layer, 12);
+  EXPECT_EQ(config.n_embd, 64);
+  EXPECT_EQ(config.n_inner, 256);  // 4 * n_embd when absent
+  EXPECT_FLOAT_EQ(config.layer_norm_epsilon, 1e-5f);
+  EXPECT_EQ(config.activation, Activation::gelu_new);
+  EXPECT_EQ(parse_config(R"({"n_inner": null})", "c").n_inner, 4 * 768);
+  EXPECT_EQ(parse_config(R"({"activation_function": "relu"})", "c").activation, Activation::relu);
+  EXPECT_EQ(parse_config(R"({"activation_function": "gelu"})", "c").activation, Activation::gelu);
+}
+
+TEST(Config, RejectsBadValuesNamingTheFile) {
+  EXPECT_THAT(error_of([] { parse_config("{not json", "m/config.json"); }), HasSubstr("m/config.json: not valid JSON"));
+  EXPECT_THAT(error_of([] { parse_config("[1]", "c.json"); }), HasSubstr("expected a JSON object"));
+  EXPECT_THAT(error_of([] { parse_config(R"({"n_layer": -1})", "c.json"); }), HasSubstr("n_layer"));
+  EXPECT_THAT(error_of([] { parse_config(R"({"n_embd": 30, "n_head": 4})", "c.json"); }), HasSubstr("not divisible"));
+  EXPECT_THAT(error_of([] { parse_config(R"({"activation_function": "swish"})", "c.json"); }), HasSubstr("swish"));
+  EXPECT_THAT(error_of([] { parse_config(R"({"model_type": "llama"})", "c.json"); }), HasSubstr("llama"));
+}
+
+TEST(Resolve, FindsFoldersBundledModelsAndTheDefault) {
+  const ResolveOptions options{{kModels}, "/nonexistent-cache"};
+  EXPECT_EQ(resolve_model("", options).folder, kModels / "demo-brown-gpt2");
+  EXPECT_EQ(resolve_model("demo-brown-gpt2-small", options).folder, kModels / "demo-brown-gpt2-small");
+  const fs::path folder = kData / "tiny-gpt2-base-f32";
+  EXPECT_EQ(resolve_model(folder.string(), options).folder, folder);
+}
+
+TEST(Resolve, FindsHuggingFaceCacheSnapshotsByIdAndAlias) {
+  TempDir cache;
+  const fs::path entry = cache.path() / "models--openai-community--gpt2";
+  write(entry / "refs" / "main", "abc123\n");
+  write(entry / "snapshots" / "abc123" / "config.json", "{}");
+  write(entry / "snapshots" / "abc123" / "model.safetensors", "");
+  const ResolveOptions options{{kModels}, cache.path()};
+  EXPECT_EQ(resolve_model("gpt2", options).folder, entry / "snapshots" / "abc123");
+  EXPECT_EQ(resolve_model("openai-community/gpt2", options).folder, entry / "snapshots" / "abc123");
+
+  const fs::path distil = cache.path() / "models--distilgpt2";  // legacy name, found via the alias
+  write(distil / "refs" / "main", "d1");
+  write(distil / "snapshots" / "d1" / "config.json", "{}");
+  EXPECT_EQ(resolve_model("distilbert/distilgpt2", options).folder, distil / "snapshots" / "d1");
+}
+
+TEST(Resolve, UsesHfHubCacheEnvironment) {
+  TempDir cache;
+  ::setenv("HF_HUB_CACHE", cache.path().c_str(), 1);
+  EXPECT_EQ(default_hf_cache(), cache.path());
+  ::unsetenv("HF_HUB_CACHE");
+  ::setenv("HF_HOME", "/some/home", 1);
+  EXPECT_EQ(default_hf_cache(), fs::path("/some/home/hub"));
+  ::unsetenv("HF_HOME");
+}
+
+TEST(Resolve, NotFoundListsEveryPlaceAndHowToGetIt) {
+  const ResolveOptions options{{kModels}, "/nonexistent-cache"};
+  const std::string message = error_of([&] { resolve_model("gpt2-medium", options); });
+  EXPECT_THAT(message, HasSubstr((kModels / "gpt2-medium").string()));
+  EXPECT_THAT(message, HasSubstr("/nonexistent-cache/models--gpt2-medium/refs/main"));
+  EXPECT_THAT(message, HasSubstr("/nonexistent-cache/models--openai-community--gpt2-medium/refs/main"));
+  EXPECT_THAT(message, HasSubstr("huggingface-cli download gpt2-medium"));
+  EXPECT_THAT(error_of([&] { resolve_model("./no/such/folder", options); }), HasSubstr("does not exist"));
+}
+
+// --- weights ---------------------------------------------------------------------------------
+
+// Copies the tiny model into a temp folder, rewriting model.safetensors through `edit`, which
+// receives the tensor table and may drop, rename or reshape tensors.
+struct TensorSpec {
+  std::string name;
+  io::DType dtype;
+  std::vector<std::int64_t> shape;
+  std::vector<std::byte> bytes;
+};
+
+fs::path rewritten_tiny_model(const TempDir& dir, auto&& edit) {
+  const fs::path source = kData / "tiny-gpt2-base-f32";
+  fs::copy_file(source / "config.json", dir.path() / "config.json");
+  const io::SafetensorsFile file(source / "model.safetensors");
+  std::vector<TensorSpec> specs;
+  for (const auto& t : file.tensors()) {
+    const auto raw = file.raw(t);
+    specs.push_back({t.name, t.dtype, t.shape, {raw.begin(), raw.end()}});
+  }
+  edit(specs);
+  io::SafetensorsWriter writer(dir.path() / "model.safetensors");
+  for (const auto& s : specs) writer.declare(s.name, s.dtype, s.shape);
+  writer.begin();
+  for (const auto& s : specs) writer.write(s.name, 0, std::span<const std::byte>(s.bytes));
+  writer.commit();
+  return dir.path();
+}
+
+TEST(Weights, LoadsBothKeyLayoutsAndFloat16) {
+  const Model tiny = Model::load(kData / "tiny-gpt2-base-f32");  // "h.0..." keys, F32
+  EXPECT_EQ(tiny.layers.size(), 2u);
+  const Model demo = Model::load(kModels / "demo-brown-gpt2");  // "transformer.h.0...", F16
+  EXPECT_EQ(demo.parameter_count(), 7'688'320u);
+}
+
+TEST(Weights, IgnoresAttentionBuffersAndAcceptsAnLmHead) {
+  TempDir dir;
+  const fs::path folder = rewritten_tiny_model(dir, [](std::vector<TensorSpec>& specs) {
+    specs.push_back({"h.0.attn.bias", io::DType::F32, {1, 1, 2, 2}, std::vector<std::byte>(16)});
+    specs.push_back({"lm_head.weight", io::DType::F32, {50257, 32}, std::vector<std::byte>(50257 * 32 * 4)});
+  });
+  EXPECT_NO_THROW(Model::load(folder));
+}
+
+TEST(Weights, MissingTensorIsNamed) {
+  TempDir dir;
+  const fs::path folder = rewritten_tiny_model(dir, [](std::vector<TensorSpec>& specs) {
+    std::erase_if(specs, [](const TensorSpec& s) { return s.name == "h.1.mlp.c_fc.bias"; });
+  });
+  EXPECT_THAT(error_of([&] { Model::load(folder); }),
+              HasSubstr("model.safetensors: tensor 'h.1.mlp.c_fc.bias' is missing (expected shape [128])"));
+}
+
+TEST(Weights, WrongShapeNamesExpectedAndActual) {
+  TempDir dir;
+  const fs::path folder = rewritten_tiny_model(dir, [](std::vector<TensorSpec>& specs) {
+    for (auto& s : specs) {
+      if (s.name == "h.0.attn.c_attn.weight") s.shape = {96, 32};  // transposed
+    }
+  });
+  EXPECT_THAT(error_of([&] { Model::load(folder); }),
+              HasSubstr("tensor 'h.0.attn.c_attn.weight' has shape [96, 32], expected [32, 96]"));
+}
+
+TEST(Weights, UnsupportedDtypeIsNamed) {
+  TempDir dir;
+  const fs::path folder = rewritten_tiny_model(dir, [](std::vector<TensorSpec>& specs) {
+    for (auto& s : specs) {
+      if (s.name == "ln_f.bias") s.dtype = io::DType::I32;
+    }
+  });
+  EXPECT_THAT(error_of([&] { Model::load(folder); }), HasSubstr("'ln_f.bias' has dtype I32"));
+}
+
+TEST(Weights, MissingFilesAreNamed) {
+  TempDir dir;
+  EXPECT_THAT(error_of([&] { Model::load(dir.path() / "nope"); }), HasSubstr("model folder does not exist"));
+  EXPECT_THAT(error_of([&] { Model::load(dir.path()); }), HasSubstr("config.json is missing"));
+  write(dir.path() / "config.json", "{\"n_layer\": 2");
+  EXPECT_THAT(error_of([&] { Model::load(dir.path()); }), HasSubstr("not valid JSON"));
+  write(dir.path() / "config.json", "{}");
+  EXPECT_THAT(error_of([&] { Model::load(dir.path()); }), HasSubstr("model.safetensors is missing"));
+}
+
+}  // namespace
+}  // namespace tokmap::model
