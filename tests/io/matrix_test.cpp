@@ -1,0 +1,166 @@
+// .npy / TSV / CSV readers and writers, and atomic writes.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "io/io.hpp"
+
+namespace tokmap::io {
+namespace {
+
+using ::testing::HasSubstr;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "tokmap-io-XXXXXX").string();
+    path_ = ::mkdtemp(pattern.data());
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  fs::path operator/(const std::string& name) const { return path_ / name; }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::string error_of(auto&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// Writes a .npy with a hand-made header (version 1).
+fs::path npy(const TempDir& dir, std::string header, std::string_view data) {
+  const fs::path path = dir / "m.npy";
+  std::ofstream out(path, std::ios::binary);
+  out << "\x93NUMPY" << '\x01' << '\x00';
+  header.push_back('\n');
+  out << static_cast<char>(header.size() & 0xff) << static_cast<char>(header.size() >> 8) << header << data;
+  return path;
+}
+
+TEST(Npy, RoundTripsFloat32) {
+  TempDir dir;
+  Matrix m{2, 3, {1, 2, 3, 4, 5, 6.5f}};
+  write_npy(dir / "a.npy", m);
+  const Matrix back = read_npy(dir / "a.npy");
+  EXPECT_EQ(back.rows, 2u);
+  EXPECT_EQ(back.cols, 3u);
+  EXPECT_EQ(back.data, m.data);
+}
+
+TEST(Npy, ReadsFloat64) {
+  TempDir dir;
+  const double values[] = {1.5, -2.25};
+  const auto path = npy(dir, "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 1), }",
+                        std::string_view(reinterpret_cast<const char*>(values), sizeof values));
+  EXPECT_EQ(read_npy(path).data, (std::vector<float>{1.5f, -2.25f}));
+}
+
+TEST(Npy, RejectsBadFiles) {
+  TempDir dir;
+  std::ofstream(dir / "not.npy") << "hello world";
+  EXPECT_THAT(error_of([&] { read_npy(dir / "not.npy"); }), HasSubstr("not a .npy file"));
+  EXPECT_THAT(error_of([&] { read_npy(npy(dir, "{'descr': '<i4', 'fortran_order': False, 'shape': (1, 1), }", "abcd")); }),
+              HasSubstr("unsupported dtype '<i4'"));
+  EXPECT_THAT(error_of([&] { read_npy(npy(dir, "{'descr': '>f4', 'fortran_order': False, 'shape': (1, 1), }", "abcd")); }),
+              HasSubstr("unsupported dtype"));
+  EXPECT_THAT(error_of([&] { read_npy(npy(dir, "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", "abcd")); }),
+              HasSubstr("expected a 2-D array"));
+  EXPECT_THAT(error_of([&] { read_npy(npy(dir, "{'descr': '<f4', 'fortran_order': True, 'shape': (1, 1), }", "abcd")); }),
+              HasSubstr("Fortran"));
+  EXPECT_THAT(error_of([&] { read_npy(npy(dir, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", "abcd")); }),
+              HasSubstr("truncated"));
+  EXPECT_THAT(error_of([&] { read_npy(npy(dir, "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", "")); }),
+              HasSubstr("overflows"));
+  EXPECT_THAT(error_of([&] { read_npy(npy(dir, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3", "")); }),
+              HasSubstr("malformed"));
+}
+
+TEST(Delimited, ReadsTsvAndCsv) {
+  TempDir dir;
+  std::ofstream(dir / "a.tsv") << "1\t2.5\n-3\t4e2\n\n";
+  const Matrix tsv = read_delimited(dir / "a.tsv", '\t');
+  EXPECT_EQ(tsv.rows, 2u);
+  EXPECT_EQ(tsv.data, (std::vector<float>{1, 2.5f, -3, 400}));
+  std::ofstream(dir / "a.csv") << "1, 2\r\n3,4\r\n";
+  EXPECT_EQ(read_delimited(dir / "a.csv", ',').data, (std::vector<float>{1, 2, 3, 4}));
+}
+
+TEST(Delimited, RejectsRaggedAndNonNumericRows) {
+  TempDir dir;
+  std::ofstream(dir / "ragged.tsv") << "1\t2\n3\n";
+  EXPECT_THAT(error_of([&] { read_delimited(dir / "ragged.tsv", '\t'); }), HasSubstr("line 2 has 1 columns, the first row has 2"));
+  std::ofstream(dir / "words.tsv") << "1\t2\n3\tcat\n";
+  EXPECT_THAT(error_of([&] { read_delimited(dir / "words.tsv", '\t'); }), HasSubstr("line 2, column 2: 'cat' is not a number"));
+}
+
+TEST(Delimited, WritesWhatItReads) {
+  TempDir dir;
+  Matrix m{2, 2, {0.1f, -2, 3e-8f, 1234567}};
+  write_delimited(dir / "o.csv", m, ',');
+  EXPECT_EQ(read_delimited(dir / "o.csv", ',').data, m.data);
+}
+
+TEST(CheckFinite, NamesTheFirstBadRow) {
+  Matrix m{3, 2, {1, 2, 3, NAN, INFINITY, 0}};
+  EXPECT_THAT(error_of([&] { check_finite(m, "x.npy"); }), HasSubstr("x.npy: row 2, column 2 is NaN"));
+}
+
+TEST(AtomicFile, LeavesNothingBehindWithoutCommit) {
+  TempDir dir;
+  {
+    AtomicFile file(dir / "out.txt");
+    file.write("partial");
+  }
+  EXPECT_TRUE(fs::is_empty(dir.path()));
+}
+
+TEST(AtomicFile, NeverHalfOverwritesAnExistingFile) {
+  TempDir dir;
+  write_file_atomically(dir / "out.txt", "old");
+  {
+    AtomicFile file(dir / "out.txt");
+    file.write("new but unfinished");
+  }
+  EXPECT_EQ(read_text_file(dir / "out.txt"), "old");
+  write_file_atomically(dir / "out.txt", "new");
+  EXPECT_EQ(read_text_file(dir / "out.txt"), "new");
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator{}), 1);
+}
+
+TEST(AtomicFile, RemovePendingTempFilesUnlinksLiveTemporaries) {
+  TempDir dir;
+  AtomicFile file(dir / "out.bin");
+  file.write("x");
+  EXPECT_FALSE(fs::is_empty(dir.path()));
+  remove_pending_temp_files();  // what the SIGINT handler does
+  EXPECT_TRUE(fs::is_empty(dir.path()));
+}
+
+TEST(AtomicFile, UnwritableDestinationsAreNamed) {
+  TempDir dir;
+  EXPECT_THAT(error_of([&] { AtomicFile file(dir / "no-such-folder" / "x"); }), HasSubstr("does not exist"));
+  EXPECT_THAT(error_of([&] { AtomicFile file(dir.path()); }), HasSubstr("is a folder"));
+}
+
+TEST(Npy, HugeClaimedShapeFailsBeforeAllocating) {
+  TempDir dir;
+  // 2^20 x 2^20 float32 = 4 TiB: above any limit, but no overflow.
+  const fs::path path = dir / "huge.npy";
+  {
+    std::ofstream out(path, std::ios::binary);
+    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1048576, 1048576), }\n";
+    out << "\x93NUMPY" << '\x01' << '\x00' << static_cast<char>(header.size()) << '\x00' << header;
+  }
+  EXPECT_THAT(error_of([&] { read_npy(path); }), HasSubstr("truncated"));
+}
+
+}  // namespace
+}  // namespace tokmap::io
