@@ -1,0 +1,166 @@
+// Byte-pair merging of one pre-tokenized piece.
+//
+// The rule (OpenAI's encoder.py, Hugging Face, tiktoken): repeatedly merge the adjacent pair with
+// the lowest merge rank, the leftmost one on ties, until no adjacent pair has a rank.
+// Short pieces (nearly all of them) use a direct scan over a small array, which is fastest when
+// n is tiny; long pieces use a min-heap of candidate pairs over a linked list of symbols, so that
+// a multi-megabyte "word" costs O(n log n) instead of the naive O(n^2).
+#include <algorithm>
+#include <bit>
+#include <queue>
+
+#include "tokenizer/tokenizer_impl.hpp"
+
+namespace tokmap::tokenizer {
+namespace detail {
+
+void MergeTable::reserve(std::size_t merges) {
+  std::size_t capacity = 16;
+  while (capacity < merges * 2) capacity *= 2;
+  if (capacity <= slots_.size()) return;
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(capacity, Slot{kEmpty, {kNoRank, -1}});
+  mask_ = capacity - 1;
+  shift_ = 64 - std::countr_zero(capacity);
+  size_ = 0;
+  for (const Slot& slot : old) {
+    if (slot.key != kEmpty) {
+      insert(std::int32_t(slot.key >> 32), std::int32_t(slot.key & 0xFFFFFFFFu), slot.merge);
+    }
+  }
+}
+
+void MergeTable::grow() { reserve(std::max<std::size_t>(16, slots_.size())); }
+
+void MergeTable::insert(std::int32_t left, std::int32_t right, Merge merge) {
+  if ((size_ + 1) * 2 > slots_.size()) grow();
+  const std::uint64_t key = pack(left, right);
+  for (std::size_t i = slot_of(key);; i = (i + 1) & mask_) {
+    Slot& slot = slots_[i];
+    if (slot.key == key) {
+      slot.merge = merge;
+      return;
+    }
+    if (slot.key == kEmpty) {
+      slot = {key, merge};
+      ++size_;
+      return;
+    }
+  }
+}
+
+}  // namespace detail
+
+namespace {
+
+// Below this many bytes the quadratic scan beats the heap (and almost every English word is
+// shorter); above it the heap keeps long pieces O(n log n).
+constexpr std::size_t kSmallPiece = 48;
+
+void bpe_small(const Tokenizer::Impl& impl, std::string_view piece,
+               std::vector<std::int32_t>& ids) {
+  std::int32_t symbols[kSmallPiece];
+  std::size_t count = piece.size();
+  for (std::size_t i = 0; i < count; ++i) {
+    symbols[i] = impl.byte_token[static_cast<unsigned char>(piece[i])];
+  }
+  // Rank of each adjacent pair (i, i+1), updated locally after every merge.
+  std::uint32_t ranks[kSmallPiece];
+  std::int32_t merged[kSmallPiece];
+  for (std::size_t i = 0; i + 1 < count; ++i) {
+    const auto merge = impl.merges.find(symbols[i], symbols[i + 1]);
+    ranks[i] = merge.rank;
+    merged[i] = merge.merged_id;
+  }
+  while (count > 1) {
+    std::size_t best = 0;
+    for (std::size_t i = 1; i + 1 < count; ++i) {
+      if (ranks[i] < ranks[best]) best = i;
+    }
+    if (ranks[best] == detail::MergeTable::kNoRank) break;
+    symbols[best] = merged[best];
+    // Close the gap left by symbol best+1.
+    for (std::size_t i = best + 1; i + 1 < count; ++i) {
+      symbols[i] = symbols[i + 1];
+      ranks[i] = ranks[i + 1];
+      merged[i] = merged[i + 1];
+    }
+    --count;
+    if (best > 0) {
+      const auto merge = impl.merges.find(symbols[best - 1], symbols[best]);
+      ranks[best - 1] = merge.rank;
+      merged[best - 1] = merge.merged_id;
+    }
+    if (best + 1 < count) {
+      const auto merge = impl.merges.find(symbols[best], symbols[best + 1]);
+      ranks[best] = merge.rank;
+      merged[best] = merge.merged_id;
+    }
+  }
+  ids.insert(ids.end(), symbols, symbols + count);
+}
+
+void bpe_large(const Tokenizer::Impl& impl, std::string_view piece,
+               std::vector<std::int32_t>& ids) {
+  const std::size_t n = piece.size();
+  constexpr std::size_t kNone = SIZE_MAX;
+  // Symbol i starts at byte i; merging keeps the left symbol and unlinks the right one.
+  std::vector<std::int32_t> symbol(n);
+  std::vector<std::size_t> prev(n), next(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    symbol[i] = impl.byte_token[static_cast<unsigned char>(piece[i])];
+    prev[i] = i == 0 ? kNone : i - 1;
+    next[i] = i + 1 == n ? kNone : i + 1;
+  }
+
+  struct Candidate {
+    std::uint32_t rank;
+    std::size_t left;  // position of the pair's left symbol; smaller = further left
+    bool operator>(const Candidate& other) const {
+      return rank != other.rank ? rank > other.rank : left > other.left;
+    }
+  };
+  std::vector<Candidate> storage;
+  storage.reserve(n);
+  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue(std::greater<>{},
+                                                                               std::move(storage));
+  const auto push_pair = [&](std::size_t left) {
+    if (left == kNone || next[left] == kNone) return;
+    const auto merge = impl.merges.find(symbol[left], symbol[next[left]]);
+    if (merge.rank != detail::MergeTable::kNoRank) queue.push({merge.rank, left});
+  };
+  for (std::size_t i = 0; i + 1 < n; ++i) push_pair(i);
+
+  std::vector<bool> removed(n, false);
+  while (!queue.empty()) {
+    const Candidate candidate = queue.top();
+    queue.pop();
+    const std::size_t left = candidate.left;
+    if (removed[left] || next[left] == kNone) continue;
+    // Entries go stale when a neighbour merges. A rank names exactly one pair, so the entry
+    // is still valid iff the pair now at `left` has the same rank.
+    const std::size_t right = next[left];
+    const auto merge = impl.merges.find(symbol[left], symbol[right]);
+    if (merge.rank != candidate.rank) continue;
+    symbol[left] = merge.merged_id;
+    removed[right] = true;
+    next[left] = next[right];
+    if (next[right] != kNone) prev[next[right]] = left;
+    push_pair(prev[left]);
+    push_pair(left);
+  }
+  for (std::size_t i = 0; i != kNone; i = next[i]) ids.push_back(symbol[i]);
+}
+
+}  // namespace
+
+void Tokenizer::Impl::bpe(std::string_view piece, std::vector<std::int32_t>& ids) const {
+  if (piece.empty()) return;
+  if (piece.size() <= kSmallPiece) {
+    bpe_small(*this, piece, ids);
+  } else {
+    bpe_large(*this, piece, ids);
+  }
+}
+
+}  // namespace tokmap::tokenizer
