@@ -1,0 +1,98 @@
+#include "cli/inputs.hpp"
+
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "io/io.hpp"
+
+namespace tokmap::cli {
+
+void add_text_input_flags(CLI::App& command, TextInputOptions& options) {
+  auto* text = command.add_option("-t,--text", options.texts, "Text to process (repeat for several texts)");
+  auto* file = command.add_option("-f,--file", options.file,
+                                  "File with one text per line (blank lines skipped)");
+  text->excludes(file);
+  command.add_flag("--whole-file", options.whole_file,
+                   "With --file: the whole file, byte for byte, is one text")
+      ->needs(file);
+  command.add_flag("--lossy", options.lossy,
+                   "Replace invalid UTF-8 with U+FFFD (and warn) instead of failing");
+}
+
+std::vector<TextSource> read_texts(const TextInputOptions& options) {
+  std::vector<TextSource> texts;
+  if (!options.texts.empty()) {
+    for (std::size_t i = 0; i < options.texts.size(); ++i) {
+      const std::string origin = "--text " + std::to_string(i + 1);
+      if (options.texts[i].empty()) throw Error(origin + " is empty", ErrorKind::usage);
+      texts.push_back({options.texts[i], origin});
+    }
+    return texts;
+  }
+  if (options.file.empty()) throw Error("give the input with --text or --file", ErrorKind::usage);
+  const std::string contents = io::read_text_file(options.file);
+  if (options.whole_file) {
+    if (contents.empty()) throw Error(options.file + ": file is empty");
+    texts.push_back({contents, options.file});
+    return texts;
+  }
+  std::size_t line_number = 0;
+  std::string_view rest = contents;
+  while (!rest.empty()) {
+    const std::size_t newline = rest.find('\n');
+    std::string_view line = rest.substr(0, newline);
+    rest.remove_prefix(newline == std::string_view::npos ? rest.size() : newline + 1);
+    ++line_number;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.find_first_not_of(" \t\r\f\v") == std::string_view::npos) continue;
+    texts.push_back({std::string(line), options.file + " line " + std::to_string(line_number)});
+  }
+  if (texts.empty()) throw Error(options.file + ": no text (the file is empty or only blank lines)");
+  return texts;
+}
+
+void add_model_flag(CLI::App& command, std::string& model) {
+  command.add_option("-m,--model", model,
+                     "Model folder, bundled model name (demo-brown-gpt2, demo-brown-gpt2-small) or "
+                     "Hugging Face id in the local cache (gpt2, distilgpt2, ...); default: " +
+                         std::string(model::kDefaultModel));
+}
+
+model::ResolveOptions resolve_options() {
+  model::ResolveOptions options;
+  if (const char* dir = std::getenv("TOKMAP_MODELS_DIR"); dir != nullptr && *dir != '\0') {
+    options.bundled_dirs.emplace_back(dir);
+  }
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    options.bundled_dirs.push_back(exe.parent_path().parent_path() / "share" / "tokmap" / "models");
+  }
+  options.bundled_dirs.emplace_back(TOKMAP_SOURCE_MODELS_DIR);
+  return options;
+}
+
+std::vector<EncodedText> encode_texts(const tokenizer::Tokenizer& tokenizer,
+                                      const std::vector<TextSource>& texts, bool lossy,
+                                      const CommonOptions& common) {
+  std::vector<EncodedText> encoded;
+  encoded.reserve(texts.size());
+  tokenizer::EncodeOptions options;
+  options.lossy = lossy;
+  for (const auto& source : texts) {
+    try {
+      encoded.push_back({tokenizer.encode(source.text, options), &source});
+    } catch (const Error& e) {
+      throw Error(source.origin + ": " + e.what(), e.kind());
+    }
+    if (encoded.back().encoding.replaced_bytes > 0) {
+      warn(common, source.origin + ": replaced " +
+                       std::to_string(encoded.back().encoding.replaced_bytes) +
+                       " invalid UTF-8 byte(s) with U+FFFD");
+    }
+  }
+  return encoded;
+}
+
+}  // namespace tokmap::cli

@@ -1,0 +1,320 @@
+// The tokmap binary end to end: the tokenize/embed contracts, exit codes, and every bad input
+// of the foundation issue (one-line error, exit 1 or 2, no output file left behind).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "io/io.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using json = nlohmann::json;
+
+const fs::path kData = TOKMAP_TEST_DATA;
+const fs::path kModels = TOKMAP_MODELS_DIR;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "tokmap-cli-XXXXXX").string();
+    path_ = ::mkdtemp(pattern.data());
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  fs::path operator/(const std::string& name) const { return path_ / name; }
+  const fs::path& path() const { return path_; }
+  std::size_t file_count() const {
+    return std::distance(fs::directory_iterator(path_), fs::directory_iterator{});
+  }
+
+ private:
+  fs::path path_;
+};
+
+struct Result {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string quote(const std::string& arg) {
+  std::string quoted = "'";
+  for (const char c : arg) {
+    if (c == '\'') {
+      quoted += "'\\''";
+    } else {
+      quoted += c;
+    }
+  }
+  return quoted + "'";
+}
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+Result tokmap(const std::vector<std::string>& args) {
+  static TempDir io_dir;
+  std::string command = quote(TOKMAP_BINARY);
+  for (const auto& arg : args) command += " " + quote(arg);
+  command += " >" + quote((io_dir / "out").string()) + " 2>" + quote((io_dir / "err").string()) + " </dev/null";
+  const int status = std::system(command.c_str());
+  Result result;
+  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.out = slurp(io_dir / "out");
+  result.err = slurp(io_dir / "err");
+  return result;
+}
+
+void write(const fs::path& path, std::string_view text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+// One line on stderr starting with "tokmap: error:", containing `what`.
+void expect_error(const Result& r, int code, const std::string& what) {
+  EXPECT_EQ(r.code, code) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("tokmap: error: "));
+  EXPECT_THAT(r.err, HasSubstr(what));
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+// --- tokenize --------------------------------------------------------------------------------
+
+TEST(Tokenize, JsonMatchesTheGoldenCasesOnePerLine) {
+  TempDir dir;
+  std::ifstream golden(kData / "tokenizer_golden.jsonl");
+  std::vector<json> cases;
+  std::string line, lines;
+  while (std::getline(golden, line) && cases.size() < 200) {
+    json c = json::parse(line);
+    const std::string text = c["text"];
+    // One text per line: keep the cases that are a single non-blank line.
+    if (text.empty() || text.find_first_of("\n\r") != std::string::npos ||
+        text.find_first_not_of(" \t\f\v") == std::string::npos) {
+      continue;
+    }
+    cases.push_back(c);
+    lines += text + "\n";
+  }
+  ASSERT_GT(cases.size(), 50u);
+  write(dir / "texts.txt", lines);
+  const Result r = tokmap({"tokenize", "--json", "--file", (dir / "texts.txt").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::istringstream out(r.out);
+  std::size_t i = 0;
+  while (std::getline(out, line)) {
+    ASSERT_LT(i, cases.size());
+    const json got = json::parse(line);
+    EXPECT_EQ(got["ids"], cases[i]["ids"]) << cases[i]["text"];
+    EXPECT_EQ(got["tokens"], cases[i]["tokens"]) << cases[i]["text"];
+    const std::string text = cases[i]["text"];
+    std::size_t expected_begin = 0;
+    for (const auto& offset : got["offsets"]) {
+      EXPECT_EQ(offset[0].get<std::size_t>(), expected_begin);
+      expected_begin = offset[1].get<std::size_t>();
+    }
+    EXPECT_EQ(expected_begin, text.size());
+    ++i;
+  }
+  EXPECT_EQ(i, cases.size());
+}
+
+TEST(Tokenize, WholeFileIsOneTextByteForByte) {
+  TempDir dir;
+  write(dir / "t.txt", "Line one.\n\nLine two.\n");
+  const Result r = tokmap({"tokenize", "--json", "--whole-file", "--file", (dir / "t.txt").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1);
+  const json got = json::parse(r.out);
+  EXPECT_EQ(got["offsets"].back()[1], 21);
+  const Result lines = tokmap({"tokenize", "--json", "--file", (dir / "t.txt").string()});
+  EXPECT_EQ(std::count(lines.out.begin(), lines.out.end(), '\n'), 2);  // blank line skipped
+}
+
+TEST(Tokenize, HumanReadableOutputShowsDisplayForms) {
+  const Result r = tokmap({"tokenize", "--text", "Hello world"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("[ world]"));
+}
+
+TEST(Tokenize, InvalidUtf8FailsWithTheOffsetOrIsReplacedWithLossy) {
+  TempDir dir;
+  write(dir / "bad.txt", "fine line\nabc\xff" "def\n");
+  const Result r = tokmap({"tokenize", "--file", (dir / "bad.txt").string()});
+  expect_error(r, 1, "bad.txt line 2");
+  EXPECT_THAT(r.err, HasSubstr("byte 3"));
+  const Result lossy = tokmap({"tokenize", "--json", "--lossy", "--file", (dir / "bad.txt").string()});
+  EXPECT_EQ(lossy.code, 0) << lossy.err;
+  EXPECT_THAT(lossy.err, HasSubstr("warning"));
+}
+
+// --- embed -----------------------------------------------------------------------------------
+
+TEST(Embed, WritesTheContractTensorsAndMatchesHuggingFace) {
+  TempDir dir;
+  const std::string text = "The bank of the river was muddy.";  // reference case 1
+  const Result r = tokmap({"embed", "--text", text, "--text", "Hello", "--layers", "0,3,6",
+                           "--out", (dir / "e.safetensors").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("9 tokens"));
+  const tokmap::io::SafetensorsFile file(dir / "e.safetensors");
+  const auto& hidden = file.get("hidden_states");
+  EXPECT_EQ(hidden.shape, (std::vector<std::int64_t>{3, 9, 128}));
+  EXPECT_EQ(file.to_i64(file.get("text_index")), (std::vector<std::int64_t>{0, 0, 0, 0, 0, 0, 0, 0, 1}));
+  EXPECT_EQ(file.to_i64(file.get("position")), (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 0}));
+  EXPECT_EQ(json::parse(file.metadata().at("layers")), json::parse("[0, 3, 6]"));
+  EXPECT_EQ(file.metadata().at("model"), "demo-brown-gpt2");
+  EXPECT_EQ(json::parse(file.metadata().at("tokens"))[1], " bank");
+  EXPECT_EQ(json::parse(file.metadata().at("texts")), json::array({text, "Hello"}));
+
+  const tokmap::io::SafetensorsFile reference(kData / "demo-brown-gpt2" / "reference_hidden_states.safetensors");
+  EXPECT_EQ(file.to_i64(file.get("input_ids"))[3], reference.to_i64(reference.get("case1.input_ids"))[3]);
+  const auto want = reference.to_f32(reference.get("case1.hidden_states"));  // (7, 8, 128)
+  const auto got = file.to_f32(hidden);                                        // (3, 9, 128)
+  const int layers[] = {0, 3, 6};
+  for (int i = 0; i < 3; ++i) {
+    double max_error = 0, max_ref = 0;
+    for (int t = 0; t < 8; ++t) {
+      for (int c = 0; c < 128; ++c) {
+        const float w = want[(layers[i] * 8 + t) * 128 + c];
+        max_error = std::max(max_error, double(std::fabs(got[(i * 9 + t) * 128 + c] - w)));
+        max_ref = std::max(max_ref, double(std::fabs(w)));
+      }
+    }
+    EXPECT_LE(max_error / max_ref, 1e-4) << "layer " << layers[i];
+  }
+}
+
+TEST(Embed, FindsTheSmallBundledModelByName) {
+  TempDir dir;
+  const Result r = tokmap({"embed", "--model", "demo-brown-gpt2-small", "--text", "Hi there",
+                           "--layers", "last", "--out", (dir / "e.safetensors").string(), "--quiet"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  const tokmap::io::SafetensorsFile file(dir / "e.safetensors");
+  EXPECT_EQ(file.get("hidden_states").shape, (std::vector<std::int64_t>{1, 2, 64}));
+}
+
+// --- exit codes and bad input ----------------------------------------------------------------
+
+TEST(Commands, HelpAndUsageErrors) {
+  for (const char* command : {"tokenize", "embed"}) {
+    const Result help = tokmap({command, "--help"});
+    EXPECT_EQ(help.code, 0);
+    EXPECT_THAT(help.out, HasSubstr("--model"));
+    EXPECT_THAT(help.out, HasSubstr("--quiet"));
+  }
+  EXPECT_EQ(tokmap({"--help"}).code, 0);
+  EXPECT_EQ(tokmap({}).code, 2);
+  EXPECT_EQ(tokmap({"tokenize", "--no-such-flag"}).code, 2);
+  EXPECT_EQ(tokmap({"embed", "--text", "x"}).code, 2);  // --out is required
+  EXPECT_EQ(tokmap({"tokenize"}).code, 2);              // no input
+}
+
+// A model folder in `dir` made of the tiny model and the GPT-2 tokenizer files.
+fs::path tiny_model(const TempDir& dir) {
+  const fs::path folder = dir / "model";
+  fs::create_directory(folder);
+  for (const char* name : {"config.json", "model.safetensors"}) {
+    fs::copy_file(kData / "tiny-gpt2-base-f32" / name, folder / name);
+  }
+  for (const char* name : {"vocab.json", "merges.txt"}) {
+    fs::copy_file(kModels / "demo-brown-gpt2" / name, folder / name);
+  }
+  return folder;
+}
+
+struct BadCase {
+  const char* name;
+  std::function<void(const fs::path& model)> corrupt;
+  int code;
+  std::string message;
+};
+
+void replace_header(const fs::path& weights, const std::string& header, std::size_t data_bytes) {
+  std::ofstream out(weights, std::ios::binary | std::ios::trunc);
+  const std::uint64_t length = header.size();
+  out.write(reinterpret_cast<const char*>(&length), 8);
+  out << header << std::string(data_bytes, '\0');
+}
+
+TEST(Embed, EveryBadModelFileGivesOneLineAndNoOutput) {
+  const std::vector<BadCase> cases = {
+      {"missing config", [](const fs::path& m) { fs::remove(m / "config.json"); }, 1, "config.json"},
+      {"config not json", [](const fs::path& m) { write(m / "config.json", "{\"n_layer\": "); }, 1, "config.json: not valid JSON"},
+      {"weights missing", [](const fs::path& m) { fs::remove(m / "model.safetensors"); }, 1, "model.safetensors is missing"},
+      {"weights truncated", [](const fs::path& m) { fs::resize_file(m / "model.safetensors", 100000); }, 1, "beyond the data section"},
+      {"header length beyond file", [](const fs::path& m) { fs::resize_file(m / "model.safetensors", 1000); }, 1, "goes beyond the end of the file"},
+      {"header not json", [](const fs::path& m) { replace_header(m / "model.safetensors", "{\"wte.weight\": ", 0); }, 1, "not valid JSON"},
+      {"offsets out of bounds", [](const fs::path& m) { replace_header(m / "model.safetensors", R"({"wte.weight": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})", 4); }, 1, "beyond the data section"},
+      {"overlapping", [](const fs::path& m) { replace_header(m / "model.safetensors", R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})", 12); }, 1, "overlap"},
+      {"unknown dtype", [](const fs::path& m) { replace_header(m / "model.safetensors", R"({"wte.weight": {"dtype": "Q4", "shape": [2], "data_offsets": [0, 8]}})", 8); }, 1, "unknown dtype 'Q4'"},
+      {"missing tensor", [](const fs::path& m) { replace_header(m / "model.safetensors", R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})", 8); }, 1, "tensor 'wte.weight' is missing"},
+      {"wrong shape", [](const fs::path& m) { replace_header(m / "model.safetensors", R"({"wte.weight": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})", 8); }, 1, "'wte.weight' has shape [2], expected [50257, 32]"},
+      {"vocab missing", [](const fs::path& m) { fs::remove(m / "vocab.json"); }, 1, "vocab.json"},
+      {"merges missing", [](const fs::path& m) { fs::remove(m / "merges.txt"); }, 1, "merges.txt"},
+      {"vocab malformed", [](const fs::path& m) { write(m / "vocab.json", "[\"not an object\"]"); }, 1, "vocab.json"},
+      {"merges malformed", [](const fs::path& m) { write(m / "merges.txt", "#version: 0.2\nĠ t\nonlyonetoken\n"); }, 1, "merges.txt"},
+  };
+  for (const auto& bad : cases) {
+    TempDir dir;
+    const fs::path model = tiny_model(dir);
+    bad.corrupt(model);
+    const fs::path out = dir / "out";
+    fs::create_directory(out);
+    const Result r = tokmap({"embed", "--model", model.string(), "--text", "The bank.", "--out", (out / "e.safetensors").string()});
+    SCOPED_TRACE(bad.name);
+    expect_error(r, bad.code, bad.message);
+    EXPECT_TRUE(fs::is_empty(out)) << "output left behind";
+  }
+}
+
+TEST(Embed, BadArgumentsGiveOneLineAndNoOutput) {
+  TempDir dir;
+  const fs::path out = dir / "e.safetensors";
+  expect_error(tokmap({"embed", "--model", (dir / "nope").string(), "--text", "x", "--out", out.string()}), 1, "does not exist");
+  expect_error(tokmap({"embed", "--text", "", "--out", out.string()}), 2, "--text 1 is empty");
+  write(dir / "blank.txt", "\n  \n");
+  expect_error(tokmap({"embed", "--file", (dir / "blank.txt").string(), "--out", out.string()}), 1, "no text");
+  expect_error(tokmap({"embed", "--file", (dir / "missing.txt").string(), "--out", out.string()}), 1, "missing.txt: cannot open");
+  expect_error(tokmap({"embed", "--text", "caf\xc3", "--out", out.string()}), 1, "invalid UTF-8 at byte 3");
+  expect_error(tokmap({"embed", "--text", "x", "--layers", "7", "--out", out.string()}), 2, "layer 7 is out of range");
+  expect_error(tokmap({"embed", "--text", "x", "--layers", "2,zz", "--out", out.string()}), 2, "'zz' is not a layer number");
+  expect_error(tokmap({"embed", "--text", "x", "--out", (dir / "no-folder" / "e.safetensors").string()}), 1, "does not exist");
+  fs::create_directory(dir / "readonly");
+  fs::permissions(dir / "readonly", fs::perms::owner_read | fs::perms::owner_exec);
+  if (::geteuid() != 0) {  // root ignores permissions
+    expect_error(tokmap({"embed", "--text", "x", "--out", (dir / "readonly" / "e.safetensors").string()}), 1, "cannot write");
+  }
+  expect_error(tokmap({"embed", "--text", "x", "--out", dir.path().string()}), 1, "is a folder");
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_EQ(dir.file_count(), 2u);  // blank.txt, readonly/, nothing else
+}
+
+TEST(Embed, ExistingOutputIsReplacedWholeOrLeftAlone) {
+  TempDir dir;
+  const fs::path out = dir / "e.safetensors";
+  write(out, "precious");
+  expect_error(tokmap({"embed", "--text", "x", "--layers", "99", "--out", out.string()}), 2, "out of range");
+  EXPECT_EQ(slurp(out), "precious");
+  ASSERT_EQ(tokmap({"embed", "--text", "x", "--out", out.string(), "--quiet"}).code, 0);
+  EXPECT_NO_THROW(tokmap::io::SafetensorsFile{out});
+  EXPECT_EQ(dir.file_count(), 1u);
+}
+
+TEST(Embed, ModelNotFoundListsPlacesAndHowToGetGpt2) {
+  const Result r = tokmap({"tokenize", "--model", "gpt2-xl", "--text", "x"});
+  expect_error(r, 1, "huggingface-cli download gpt2-xl");
+  EXPECT_THAT(r.err, HasSubstr("models--openai-community--gpt2-xl"));
+}
+
+}  // namespace
