@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages tokmap needs. Idempotent: only missing packages are installed.
+#   scripts/install-deps.sh          build + test packages
+#   scripts/install-deps.sh --bench  also the benchmark peers (PyTorch, scikit-learn, Rtsne, Node)
+set -euo pipefail
+
+build_and_test=(
+  build-essential cmake ninja-build pkg-config git
+  libopenblas-dev libpcre2-dev nlohmann-json3-dev libcli11-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libhnswlib-dev libfftw3-dev libcairo2-dev
+  clang libclang-rt-14-dev
+)
+bench=(python3 python3-numpy python3-torch python3-sklearn r-cran-rtsne nodejs npm time)
+
+packages=("${build_and_test[@]}")
+if [[ "${1:-}" == "--bench" ]]; then packages+=("${bench[@]}"); fi
+
+missing=()
+for package in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+if ((${#missing[@]} == 0)); then exit 0; fi
+
+echo "tokmap: installing ${missing[*]}" >&2
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
