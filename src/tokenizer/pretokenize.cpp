@@ -14,45 +14,18 @@ namespace {
 // where \s is Unicode White_Space (Rust regex in Hugging Face and tiktoken). PCRE2's \s under
 // UCP differs by version (10.42 leaves out U+0085), so the class is spelled out: the
 // White_Space property, which the Unicode standard keeps stable.
-#define TOKMAP_WHITE_SPACE                                                                       \
-  "\\t-\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}" \
-  "\\x{3000}"
+// clang-format off
+#define TOKMAP_WHITE_SPACE \
+  "\\t-\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
 constexpr const char kPattern[] =
     "'s|'t|'re|'ve|'m|'ll|'d"
     "| ?\\p{L}+"
     "| ?\\p{N}+"
-    "| ?[^" TOKMAP_WHITE_SPACE
-    "\\p{L}\\p{N}]+"
-    "|[" TOKMAP_WHITE_SPACE "]+(?![^" TOKMAP_WHITE_SPACE
-    "])"
+    "| ?[^" TOKMAP_WHITE_SPACE "\\p{L}\\p{N}]+"
+    "|[" TOKMAP_WHITE_SPACE "]+(?![^" TOKMAP_WHITE_SPACE "])"
     "|[" TOKMAP_WHITE_SPACE "]+";
 #undef TOKMAP_WHITE_SPACE
-
-// Match data and JIT stack are per thread: pcre2_code is shareable, match data is not.
-struct ThreadMatchState {
-  pcre2_match_data* match_data = nullptr;
-  pcre2_match_context* context = nullptr;
-  pcre2_jit_stack* jit_stack = nullptr;
-  ThreadMatchState() {
-    match_data = pcre2_match_data_create(1, nullptr);
-    context = pcre2_match_context_create(nullptr);
-    // A long run of whitespace backtracks once per run, never deeply, but a generous stack
-    // keeps odd inputs from failing with "JIT stack limit".
-    jit_stack = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, nullptr);
-    if (context && jit_stack) pcre2_jit_stack_assign(context, nullptr, jit_stack);
-  }
-  ~ThreadMatchState() {
-    pcre2_jit_stack_free(jit_stack);
-    pcre2_match_context_free(context);
-    pcre2_match_data_free(match_data);
-  }
-};
-
-ThreadMatchState& thread_match_state() {
-  thread_local ThreadMatchState state;
-  if (!state.match_data || !state.context) throw Error("tokenizer: out of memory for PCRE2");
-  return state;
-}
+// clang-format on
 
 std::string pcre2_message(int code) {
   PCRE2_UCHAR buffer[256];
@@ -62,6 +35,32 @@ std::string pcre2_message(int code) {
 }
 
 }  // namespace
+
+// Match data and JIT stack are per thread: pcre2_code is shareable, match data is not.
+struct PreTokenizer::MatchState {
+  pcre2_match_data* match_data = nullptr;
+  pcre2_match_context* context = nullptr;
+  pcre2_jit_stack* jit_stack = nullptr;
+  MatchState() {
+    match_data = pcre2_match_data_create(1, nullptr);
+    context = pcre2_match_context_create(nullptr);
+    // A long run of whitespace backtracks once per run, never deeply, but a generous stack
+    // keeps odd inputs from failing with "JIT stack limit".
+    jit_stack = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, nullptr);
+    if (context && jit_stack) pcre2_jit_stack_assign(context, nullptr, jit_stack);
+  }
+  ~MatchState() {
+    pcre2_jit_stack_free(jit_stack);
+    pcre2_match_context_free(context);
+    pcre2_match_data_free(match_data);
+  }
+};
+
+PreTokenizer::MatchState& PreTokenizer::thread_state() {
+  thread_local MatchState state;
+  if (!state.match_data || !state.context) throw Error("tokenizer: out of memory for PCRE2");
+  return state;
+}
 
 PreTokenizer::PreTokenizer() {
   int error_code = 0;
@@ -78,9 +77,8 @@ PreTokenizer::PreTokenizer() {
 
 PreTokenizer::~PreTokenizer() { pcre2_code_free(code_); }
 
-bool PreTokenizer::next_piece(std::string_view text, std::size_t offset, std::size_t& begin,
-                              std::size_t& end) const {
-  ThreadMatchState& state = thread_match_state();
+bool PreTokenizer::next_piece(MatchState& state, std::string_view text, std::size_t offset,
+                              std::size_t& begin, std::size_t& end) const {
   const auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   // The caller has validated the UTF-8, so PCRE2 need not check it again on every call
   // (which would make splitting a long text quadratic).

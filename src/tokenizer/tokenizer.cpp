@@ -1,7 +1,8 @@
 // Encoding and decoding.
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <optional>
-#include <unordered_map>
 
 #include "tokenizer/tokenizer_impl.hpp"
 
@@ -10,10 +11,10 @@ namespace {
 
 // Real text repeats its words constantly, so each thread remembers the BPE result of the pieces
 // it has seen. Per thread rather than shared: no locking on the hot path, and encode() stays
-// safe to call concurrently. Bounded: when full it simply starts over.
+// safe to call concurrently. An open-addressing table with keys and ids in two arenas: one
+// probe, usually one cache line, no allocation per entry. Bounded: when full it starts over.
 class WordCache {
  public:
-  static constexpr std::size_t kMaxEntries = 1 << 16;
   static constexpr std::size_t kMaxPieceBytes = 64;  // longer pieces are rare: not worth keeping
 
   // The cache of this thread, emptied if it last served another vocabulary.
@@ -26,42 +27,75 @@ class WordCache {
     return cache;
   }
 
-  // Appends the cached ids of `piece` to `ids`; false if not cached.
-  bool append(std::string_view piece, std::vector<std::int32_t>& ids) const {
-    const auto it = entries_.find(piece);
-    if (it == entries_.end()) return false;
-    const auto begin = ids_.begin() + it->second.first;
-    ids.insert(ids.end(), begin, begin + it->second.count);
-    return true;
+  static std::uint64_t hash(std::string_view piece) {
+    std::uint64_t h = 0x9E3779B97F4A7C15ull ^ piece.size();
+    std::size_t i = 0;
+    for (; i + 8 <= piece.size(); i += 8) {
+      std::uint64_t word;
+      std::memcpy(&word, piece.data() + i, 8);
+      h = (h ^ word) * 0xFF51AFD7ED558CCDull;
+      h ^= h >> 32;
+    }
+    std::uint64_t tail = 0;
+    std::memcpy(&tail, piece.data() + i, piece.size() - i);
+    h = (h ^ tail) * 0xC4CEB9FE1A85EC53ull;
+    return h ^ (h >> 29);
   }
 
-  void store(std::string_view piece, std::span<const std::int32_t> ids) {
-    if (entries_.size() >= kMaxEntries) clear();
-    entries_.emplace(std::string(piece),
-                     Entry{std::uint32_t(ids_.size()), std::uint32_t(ids.size())});
+  // Appends the cached ids of `piece` to `ids`; false if not cached.
+  bool append(std::string_view piece, std::uint64_t hash, std::vector<std::int32_t>& ids) const {
+    if (slots_.empty()) return false;
+    for (std::size_t i = hash & kMask;; i = (i + 1) & kMask) {
+      const Slot& slot = slots_[i];
+      if (slot.key_length == 0) return false;
+      if (slot.hash == hash && slot.key_length == piece.size() &&
+          std::memcmp(keys_.data() + slot.key_offset, piece.data(), piece.size()) == 0) {
+        const auto first = ids_.begin() + slot.ids_offset;
+        ids.insert(ids.end(), first, first + slot.id_count);
+        return true;
+      }
+    }
+  }
+
+  void store(std::string_view piece, std::uint64_t hash, std::span<const std::int32_t> ids) {
+    if (piece.empty() || piece.size() > kMaxPieceBytes) return;
+    if (slots_.empty()) slots_.assign(kSlots, Slot{});
+    if (size_ >= kMaxEntries) clear();
+    std::size_t i = hash & kMask;
+    while (slots_[i].key_length != 0) i = (i + 1) & kMask;
+    slots_[i] = {hash, std::uint32_t(keys_.size()), std::uint32_t(ids_.size()),
+                 std::uint16_t(piece.size()), std::uint16_t(ids.size())};
+    keys_.append(piece);
     ids_.insert(ids_.end(), ids.begin(), ids.end());
+    ++size_;
   }
 
  private:
-  struct Entry {
-    std::uint32_t first;  // index into ids_
-    std::uint32_t count;
-  };
-  struct Hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view text) const {
-      return std::hash<std::string_view>{}(text);
-    }
+  static constexpr std::size_t kSlots = std::size_t{1} << 17;
+  static constexpr std::size_t kMask = kSlots - 1;
+  static constexpr std::size_t kMaxEntries = kSlots / 2;  // keeps probe sequences short
+
+  struct Slot {
+    std::uint64_t hash = 0;
+    std::uint32_t key_offset = 0;  // into keys_
+    std::uint32_t ids_offset = 0;  // into ids_
+    std::uint16_t key_length = 0;  // 0: empty slot
+    std::uint16_t id_count = 0;
   };
 
   void clear() {
-    entries_.clear();
+    if (size_ == 0) return;
+    std::fill(slots_.begin(), slots_.end(), Slot{});
+    keys_.clear();
     ids_.clear();
+    size_ = 0;
   }
 
   std::uint64_t owner_ = 0;
-  std::unordered_map<std::string, Entry, Hash, std::equal_to<>> entries_;
+  std::vector<Slot> slots_;  // allocated on first store
+  std::string keys_;
   std::vector<std::int32_t> ids_;
+  std::size_t size_ = 0;
 };
 
 [[noreturn]] void throw_invalid_utf8(std::string_view text, std::size_t offset) {
@@ -133,9 +167,10 @@ class Encoder {
       ids.push_back(impl_.byte_token[static_cast<unsigned char>(piece[0])]);
     } else if (piece.size() > WordCache::kMaxPieceBytes) {
       impl_.bpe(piece, ids);
-    } else if (!cache_.append(piece, ids)) {
+    } else if (const std::uint64_t hash = WordCache::hash(piece);
+               !cache_.append(piece, hash, ids)) {
       impl_.bpe(piece, ids);
-      cache_.store(piece, std::span(ids).subspan(first));
+      cache_.store(piece, hash, std::span(ids).subspan(first));
     }
     // Every token of a piece is a run of its bytes, in order, so the spans follow from the
     // token lengths.

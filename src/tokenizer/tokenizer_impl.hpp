@@ -126,8 +126,11 @@ class PreTokenizer {
   template <typename OnPiece>
   void split(std::string_view text, OnPiece&& on_piece) const;
 
+  // PCRE2 match data of the calling thread (pcre2_code is shared, match data is not).
+  struct MatchState;
+  static MatchState& thread_state();
   // One match from `offset`; returns false at the end. Exposed for split().
-  bool next_piece(std::string_view text, std::size_t offset, std::size_t& begin,
+  bool next_piece(MatchState& state, std::string_view text, std::size_t offset, std::size_t& begin,
                   std::size_t& end) const;
 
  private:
@@ -137,11 +140,12 @@ class PreTokenizer {
 
 template <typename OnPiece>
 void PreTokenizer::split(std::string_view text, OnPiece&& on_piece) const {
+  MatchState& state = thread_state();
   std::size_t offset = 0;
   std::size_t begin = 0;
   std::size_t end = 0;
   while (offset < text.size()) {
-    if (!next_piece(text, offset, begin, end)) {
+    if (!next_piece(state, text, offset, begin, end)) {
       on_piece(offset, text.size());  // cannot happen with this regex; keeps coverage total
       return;
     }
