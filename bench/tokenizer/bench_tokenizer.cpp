@@ -87,7 +87,7 @@ int main(int argc, char** argv) try {
               corpus.size(), tokens, megabytes / first, megabytes / best);
 
   // (b) the whole corpus as one string, and prefixes of it (linear scaling).
-  for (const double size_mb : {0.25, 0.5, 1.0, 2.0, 1e9}) {
+  for (const double size_mb : {0.125, 0.25, 0.5, 1.0, 2.0, 1e9}) {
     const std::string_view text = prefix_at_line(corpus, std::size_t(size_mb * 1e6));
     double elapsed_best = 1e30;
     std::size_t count = 0;

@@ -1,0 +1,42 @@
+// Reads the outputs of bench_tokenizer and bench_gpt3_encoder.js and prints the side-by-side
+// comparison as a Markdown table (pasted into docs/BENCHMARKS.md).
+//
+// usage: node compare.js TOKMAP_OUTPUT GPT3_ENCODER_OUTPUT
+'use strict';
+const fs = require('fs');
+
+function parse(file) {
+  const result = { whole: [] };
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    const words = line.trim().split(/\s+/);
+    if (words[0] !== 'lines' && words[0] !== 'whole') continue;
+    const fields = {};
+    for (let i = 1; i + 1 < words.length; i += 2) fields[words[i]] = parseFloat(words[i + 1]);
+    if (words[0] === 'lines') result.lines = fields;
+    else result.whole.push(fields);
+  }
+  return result;
+}
+
+const [tokmapFile, gpt3File] = process.argv.slice(2);
+const tokmap = parse(tokmapFile);
+const gpt3 = parse(gpt3File);
+const mb = (bytes) => (bytes / 1e6).toFixed(2);
+const ratio = (a, b) => (b > 0 ? `${(a / b).toFixed(0)}x` : 'n/a');
+const same = (a, b) => (a === b ? 'same' : `DIFFER (${a} vs ${b})`);
+
+console.log('| case | input | tokmap MB/s | gpt-3-encoder MB/s | ratio | tokens |');
+console.log('| --- | --- | ---: | ---: | ---: | --- |');
+const t = tokmap.lines;
+const g = gpt3.lines;
+console.log(`| (a) ${t.count} short lines, first pass | ${mb(t.bytes)} MB | ${t.cold_mb_s} | ` +
+            `${g.cold_mb_s} | ${ratio(t.cold_mb_s, g.cold_mb_s)} | ${same(t.tokens, g.tokens)} |`);
+console.log(`| (a) same, best pass (warm caches) | ${mb(t.bytes)} MB | ${t.warm_mb_s} | ` +
+            `${g.warm_mb_s} | ${ratio(t.warm_mb_s, g.warm_mb_s)} | ${same(t.tokens, g.tokens)} |`);
+for (const w of tokmap.whole) {
+  const other = gpt3.whole.find((x) => x.bytes === w.bytes);
+  const theirs = other ? `${other.mb_s} (${other.seconds.toFixed(2)} s)` : 'not run (quadratic)';
+  console.log(`| (b) one string | ${mb(w.bytes)} MB | ${w.mb_s} (${w.seconds.toFixed(3)} s) | ` +
+              `${theirs} | ${other ? ratio(w.mb_s, other.mb_s) : '-'} | ` +
+              `${other ? same(w.tokens, other.tokens) : w.tokens} |`);
+}
