@@ -7,6 +7,7 @@
 // a multi-megabyte "word" costs O(n log n) instead of the naive O(n^2).
 #include <algorithm>
 #include <bit>
+#include <limits>
 #include <queue>
 
 #include "tokenizer/tokenizer_impl.hpp"
@@ -100,56 +101,65 @@ void bpe_small(const Tokenizer::Impl& impl, std::string_view piece,
   ids.insert(ids.end(), symbols, symbols + count);
 }
 
+// Index is the type of byte positions: 32 bits for any piece below 4 GiB (halves the memory
+// traffic of the linked list), 64 bits beyond.
+template <typename Index>
 void bpe_large(const Tokenizer::Impl& impl, std::string_view piece,
                std::vector<std::int32_t>& ids) {
   const std::size_t n = piece.size();
-  constexpr std::size_t kNone = SIZE_MAX;
+  constexpr Index kNone = std::numeric_limits<Index>::max();
+  constexpr std::int32_t kRemoved = -1;
   // Symbol i starts at byte i; merging keeps the left symbol and unlinks the right one.
   std::vector<std::int32_t> symbol(n);
-  std::vector<std::size_t> prev(n), next(n);
+  std::vector<Index> prev(n), next(n);
   for (std::size_t i = 0; i < n; ++i) {
     symbol[i] = impl.byte_token[static_cast<unsigned char>(piece[i])];
-    prev[i] = i == 0 ? kNone : i - 1;
-    next[i] = i + 1 == n ? kNone : i + 1;
+    prev[i] = i == 0 ? kNone : Index(i - 1);
+    next[i] = i + 1 == n ? kNone : Index(i + 1);
   }
 
-  struct Candidate {
-    std::uint32_t rank;
-    std::size_t left;  // position of the pair's left symbol; smaller = further left
-    bool operator>(const Candidate& other) const {
-      return rank != other.rank ? rank > other.rank : left > other.left;
-    }
+  // A candidate pair packed into one integer so that the min-heap compares (rank, position):
+  // the lowest rank first, the leftmost on ties. Ranks are below 2^24 (checked when loading)
+  // and positions below 2^40.
+  constexpr int kPositionBits = 40;
+  constexpr std::uint64_t kPositionMask = (std::uint64_t{1} << kPositionBits) - 1;
+  const auto pack = [](std::uint32_t rank, std::uint64_t left) {
+    return (std::uint64_t(rank) << kPositionBits) | left;
   };
-  std::vector<Candidate> storage;
-  storage.reserve(n);
-  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue(std::greater<>{},
-                                                                               std::move(storage));
-  const auto push_pair = [&](std::size_t left) {
+  std::vector<std::uint64_t> initial;
+  initial.reserve(n);
+  for (std::size_t i = 0; i + 1 < n; ++i) {
+    const auto merge = impl.merges.find(symbol[i], symbol[i + 1]);
+    if (merge.rank != detail::MergeTable::kNoRank) initial.push_back(pack(merge.rank, i));
+  }
+  // Built in O(n) from the whole vector rather than by n pushes.
+  std::priority_queue<std::uint64_t, std::vector<std::uint64_t>, std::greater<>> queue(
+      std::greater<>{}, std::move(initial));
+  const auto push_pair = [&](Index left) {
     if (left == kNone || next[left] == kNone) return;
     const auto merge = impl.merges.find(symbol[left], symbol[next[left]]);
-    if (merge.rank != detail::MergeTable::kNoRank) queue.push({merge.rank, left});
+    if (merge.rank != detail::MergeTable::kNoRank) queue.push(pack(merge.rank, left));
   };
-  for (std::size_t i = 0; i + 1 < n; ++i) push_pair(i);
 
-  std::vector<bool> removed(n, false);
   while (!queue.empty()) {
-    const Candidate candidate = queue.top();
+    const std::uint64_t candidate = queue.top();
     queue.pop();
-    const std::size_t left = candidate.left;
-    if (removed[left] || next[left] == kNone) continue;
+    const auto left = Index(candidate & kPositionMask);
+    const auto rank = std::uint32_t(candidate >> kPositionBits);
+    if (symbol[left] == kRemoved || next[left] == kNone) continue;
     // Entries go stale when a neighbour merges. A rank names exactly one pair, so the entry
     // is still valid iff the pair now at `left` has the same rank.
-    const std::size_t right = next[left];
+    const Index right = next[left];
     const auto merge = impl.merges.find(symbol[left], symbol[right]);
-    if (merge.rank != candidate.rank) continue;
+    if (merge.rank != rank) continue;
     symbol[left] = merge.merged_id;
-    removed[right] = true;
+    symbol[right] = kRemoved;
     next[left] = next[right];
     if (next[right] != kNone) prev[next[right]] = left;
     push_pair(prev[left]);
     push_pair(left);
   }
-  for (std::size_t i = 0; i != kNone; i = next[i]) ids.push_back(symbol[i]);
+  for (Index i = 0; i != kNone; i = next[i]) ids.push_back(symbol[i]);
 }
 
 }  // namespace
@@ -158,8 +168,10 @@ void Tokenizer::Impl::bpe(std::string_view piece, std::vector<std::int32_t>& ids
   if (piece.empty()) return;
   if (piece.size() <= kSmallPiece) {
     bpe_small(*this, piece, ids);
+  } else if (piece.size() < (std::size_t{1} << 32) - 1) {
+    bpe_large<std::uint32_t>(*this, piece, ids);
   } else {
-    bpe_large(*this, piece, ids);
+    bpe_large<std::uint64_t>(*this, piece, ids);
   }
 }
 

@@ -234,6 +234,10 @@ std::shared_ptr<const Tokenizer::Impl> build(std::vector<VocabEntry> vocab,
     impl->byte_token[byte] = it->second;
   }
 
+  if (merges.size() >= detail::MergeTable::kMaxMerges) {
+    fail(merges_file, "too many merges (" + std::to_string(merges.size()) + ", at most " +
+                          std::to_string(detail::MergeTable::kMaxMerges - 1) + ")");
+  }
   impl->merges.reserve(merges.size());
   std::string merged;
   for (std::size_t rank = 0; rank < merges.size(); ++rank) {

@@ -75,6 +75,8 @@ class MergeTable {
     std::int32_t merged_id;
   };
   static constexpr std::uint32_t kNoRank = UINT32_MAX;
+  // The long-piece BPE packs a rank into 24 bits.
+  static constexpr std::size_t kMaxMerges = std::size_t{1} << 24;
 
   void reserve(std::size_t merges);
   // A pair listed twice keeps its last rank, like Hugging Face and OpenAI's encoder.py.
