@@ -1,6 +1,7 @@
 // Loading a tokenizer from vocab.json + merges.txt or from a Hugging Face tokenizer.json.
 // Every input is untrusted: anything unexpected becomes a one-line tokmap::Error naming the file
 // and what is wrong, never a crash or a silently different tokenizer.
+#include <algorithm>
 #include <atomic>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -25,9 +26,75 @@ std::uint64_t next_instance_id() {
   throw Error(std::string(file) + ": " + what);
 }
 
-json parse_json(std::string_view text, std::string_view file) {
+// The two big containers of a tokenizer file: tens of thousands of vocabulary members and
+// merges. parse_json() hands them over as they are parsed instead of building them into the
+// document (a std::map of 50,257 entries costs more than the whole rest of loading).
+struct BulkPaths {
+  std::vector<std::string> vocab;   // keys leading to the vocabulary object ({} = the root)
+  std::vector<std::string> merges;  // keys leading to the merges array (empty: none)
+};
+struct BulkContents {
+  std::vector<std::pair<std::string, json>> vocab_members;
+  std::vector<json> merge_elements;
+};
+
+json parse_json(std::string_view text, std::string_view file, const BulkPaths& bulk,
+                BulkContents& contents) {
+  // Keys from the root to the element being parsed: path[d - 1] is the last key at depth d.
+  std::vector<std::string> path;
+  const auto under = [&](const std::vector<std::string>& prefix) {
+    return std::equal(prefix.begin(), prefix.end(), path.begin());
+  };
+  const std::size_t vocab_depth = bulk.vocab.size() + 1;    // depth of its members
+  const std::size_t merges_depth = bulk.merges.size() + 1;  // depth of its elements
+  const auto in_vocab = [&](int depth) {
+    return std::size_t(depth) == vocab_depth && path.size() == vocab_depth && under(bulk.vocab);
+  };
+  const auto in_merges = [&](int depth) {
+    return !bulk.merges.empty() && std::size_t(depth) == merges_depth &&
+           path.size() == bulk.merges.size() && under(bulk.merges);
+  };
+  // nlohmann calls this for every event; returning false keeps the element out of the
+  // document (for a key: the member is never inserted, but its value is still reported).
+  const json::parser_callback_t take_bulk = [&](int depth, json::parse_event_t event,
+                                                json& parsed) {
+    using Event = json::parse_event_t;
+    switch (event) {
+      case Event::key:
+        path.resize(std::size_t(depth));
+        path.back() = parsed.get<std::string>();
+        return !in_vocab(depth);
+      case Event::value:
+        if (in_vocab(depth)) {
+          contents.vocab_members.emplace_back(path.back(), std::move(parsed));
+          return false;
+        }
+        if (in_merges(depth)) {
+          contents.merge_elements.push_back(std::move(parsed));
+          return false;
+        }
+        return true;
+      case Event::object_start:
+      case Event::array_start:
+        if (in_vocab(depth)) {
+          // Not an id: remember only what it is (the message names the type), skip its content.
+          contents.vocab_members.emplace_back(
+              path.back(), event == Event::object_start ? json::object() : json::array());
+          return false;
+        }
+        return true;  // merges' ["left", "right"] pairs are taken whole when they end
+      case Event::object_end:
+      case Event::array_end:
+        if (in_merges(depth)) {
+          contents.merge_elements.push_back(std::move(parsed));
+          return false;
+        }
+        return true;
+    }
+    return true;
+  };
   try {
-    return json::parse(text.begin(), text.end());
+    return json::parse(text.begin(), text.end(), take_bulk);
   } catch (const json::exception& e) {
     // "[json.exception.parse_error.101] parse error at line 1, ..." -> "parse error at line 1,
     // ..."; the excerpt it quotes may hold raw bytes of the file, so make it printable.
@@ -59,15 +126,17 @@ struct AddedToken {
   std::int64_t id;
 };
 
-std::vector<VocabEntry> read_vocab_object(const json& vocab, std::string_view file,
-                                          std::string_view what) {
+std::vector<VocabEntry> read_vocab_object(const json& vocab,
+                                          std::vector<std::pair<std::string, json>> members,
+                                          std::string_view file, std::string_view what) {
   if (!vocab.is_object()) {
     fail(file, std::string(what) + " must be a JSON object of token -> id, found " +
                    std::string(type_name(vocab)));
   }
+  for (const auto& [token, id] : vocab.items()) members.emplace_back(token, id);
   std::vector<VocabEntry> entries;
-  entries.reserve(vocab.size());
-  for (const auto& [token, id] : vocab.items()) {
+  entries.reserve(members.size());
+  for (auto& [token, id] : members) {
     if (!id.is_number_integer()) {
       fail(file, "token " + quote_for_message(token) + " has a non-integer id (" +
                      std::string(type_name(id)) + ")");
@@ -79,7 +148,7 @@ std::vector<VocabEntry> read_vocab_object(const json& vocab, std::string_view fi
     } else {
       value = id.get<std::int64_t>();
     }
-    entries.push_back({token, value});
+    entries.push_back({std::move(token), value});
   }
   return entries;
 }
@@ -112,14 +181,16 @@ std::vector<MergeEntry> read_merges_text(std::string_view text, std::string_view
 
 // Hugging Face writes merges either as "left right" strings (older files) or as
 // ["left", "right"] pairs (tokenizers >= 0.20).
-std::vector<MergeEntry> read_merges_array(const json& merges, std::string_view file) {
+std::vector<MergeEntry> read_merges_array(const json& merges, std::vector<json> elements,
+                                          std::string_view file) {
   if (!merges.is_array()) {
     fail(file, "model.merges must be an array, found " + std::string(type_name(merges)));
   }
+  for (const json& merge : merges) elements.push_back(merge);
   std::vector<MergeEntry> entries;
-  entries.reserve(merges.size());
+  entries.reserve(elements.size());
   std::size_t index = 0;
-  for (const json& merge : merges) {
+  for (const json& merge : elements) {
     const std::string where = "merge " + std::to_string(index++);
     if (merge.is_string()) {
       const auto& line = merge.get_ref<const std::string&>();
@@ -159,7 +230,11 @@ std::shared_ptr<const Tokenizer::Impl> build(std::vector<VocabEntry> vocab,
   vocab.reserve(vocab.size() + added.size());
   std::unordered_map<std::string_view, std::int64_t> vocab_id;
   vocab_id.reserve(vocab.size() + added.size());
-  for (const VocabEntry& entry : vocab) vocab_id.emplace(entry.token, entry.id);
+  for (const VocabEntry& entry : vocab) {
+    if (!vocab_id.emplace(entry.token, entry.id).second) {
+      fail(vocab_file, "token " + quote_for_message(entry.token) + " appears twice");
+    }
+  }
   std::vector<std::string> added_content;
   for (const AddedToken& token : added) {
     if (token.content.empty()) fail(added_file, "an added token has empty content");
@@ -327,8 +402,10 @@ Tokenizer Tokenizer::from_vocab_merges_text(std::string_view vocab_json_text,
                                             std::string_view merges_text,
                                             std::string_view vocab_name,
                                             std::string_view merges_name) {
-  const json vocab = parse_json(vocab_json_text, vocab_name);
-  std::vector<VocabEntry> entries = read_vocab_object(vocab, vocab_name, "the vocabulary");
+  BulkContents bulk;
+  const json vocab = parse_json(vocab_json_text, vocab_name, BulkPaths{}, bulk);
+  std::vector<VocabEntry> entries =
+      read_vocab_object(vocab, std::move(bulk.vocab_members), vocab_name, "the vocabulary");
   const std::vector<MergeEntry> merges = read_merges_text(merges_text, merges_name);
   std::vector<AddedToken> special = implicit_special_tokens(entries);
   return Tokenizer(
@@ -336,7 +413,9 @@ Tokenizer Tokenizer::from_vocab_merges_text(std::string_view vocab_json_text,
 }
 
 Tokenizer Tokenizer::from_tokenizer_json_text(std::string_view text, std::string_view name) {
-  const json root = parse_json(text, name);
+  BulkContents bulk;
+  const json root =
+      parse_json(text, name, BulkPaths{{"model", "vocab"}, {"model", "merges"}}, bulk);
   if (!root.is_object())
     fail(name, "expected a JSON object, found " + std::string(type_name(root)));
   const json* model = member(root, "model");
@@ -344,10 +423,12 @@ Tokenizer Tokenizer::from_tokenizer_json_text(std::string_view text, std::string
   check_supported(root, name);
   const json* vocab = member(*model, "vocab");
   if (!vocab) fail(name, "model.vocab is missing");
-  std::vector<VocabEntry> entries = read_vocab_object(*vocab, name, "model.vocab");
+  std::vector<VocabEntry> entries =
+      read_vocab_object(*vocab, std::move(bulk.vocab_members), name, "model.vocab");
   const json* merges_json = member(*model, "merges");
   if (!merges_json) fail(name, "model.merges is missing");
-  const std::vector<MergeEntry> merges = read_merges_array(*merges_json, name);
+  const std::vector<MergeEntry> merges =
+      read_merges_array(*merges_json, std::move(bulk.merge_elements), name);
 
   std::vector<AddedToken> added;
   if (const json* list = member(root, "added_tokens"); list && !list->is_null()) {

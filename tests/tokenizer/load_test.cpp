@@ -126,6 +126,12 @@ TEST(LoadErrors, VocabJson) {
   json vocab = tiny_vocab();
   vocab["he"] = "256";
   expect_vocab_merges_error(vocab.dump(), merges, {"v.json", "\"he\"", "non-integer id"});
+  vocab["he"] = json::array({256});
+  expect_vocab_merges_error(vocab.dump(), merges, {"v.json", "\"he\"", "non-integer id (array)"});
+  vocab["he"] = {{"id", 256}};
+  expect_vocab_merges_error(vocab.dump(), merges, {"v.json", "\"he\"", "non-integer id (object)"});
+  vocab["he"] = nullptr;
+  expect_vocab_merges_error(vocab.dump(), merges, {"v.json", "\"he\"", "non-integer id (null)"});
   vocab["he"] = 2.5;
   expect_vocab_merges_error(vocab.dump(), merges, {"v.json", "non-integer id"});
   vocab["he"] = 99999;
@@ -145,6 +151,11 @@ TEST(LoadErrors, VocabJson) {
   vocab = tiny_vocab();
   vocab["h中"] = 261;  // 中 is not one of the 256 byte symbols (é would be: it is byte 0xE9)
   expect_vocab_merges_error(vocab.dump(), merges, {"v.json", "\"h中\"", "byte-level form"});
+  // A key given twice (JSON allows it; a vocabulary must not).
+  std::string twice = tiny_vocab().dump();
+  twice.insert(1, "\"ll\": 261, ");
+  expect_vocab_merges_error(twice, merges, {"v.json", "token \"ll\" appears twice"});
+
   vocab = tiny_vocab();
   vocab[""] = 261;
   expect_vocab_merges_error(vocab.dump(), merges, {"v.json", "empty"});
@@ -198,6 +209,10 @@ TEST(LoadErrors, TokenizerJson) {
   expect_tokenizer_json_error(root, {"t.json", "model.merges must be an array"});
   root["model"]["merges"] = json::array({json::array({"h", "e"}), 7});
   expect_tokenizer_json_error(root, {"t.json", "merge 1", "expected"});
+  root["model"]["merges"] = json::array({json::object({{"h", "e"}})});
+  expect_tokenizer_json_error(root, {"t.json", "merge 0", "expected"});
+  root["model"]["merges"] = json::array({json::array({"h", json::array({"e"})})});
+  expect_tokenizer_json_error(root, {"t.json", "merge 0", "expected"});
   root["model"]["merges"] = json::array({json::array({"h", "e", "x"})});
   expect_tokenizer_json_error(root, {"t.json", "merge 0"});
   root["model"]["merges"] = json::array({json::array({"h", "q"})});
