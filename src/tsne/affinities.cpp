@@ -1,0 +1,216 @@
+// Input preparation, PCA, perplexity calibration and the joint probabilities P.
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <string>
+
+#include "tsne/tsne.hpp"
+
+extern "C" void dsyevr_(const char* jobz, const char* range, const char* uplo, const int* n,
+                        double* a, const int* lda, const double* vl, const double* vu,
+                        const int* il, const int* iu, const double* abstol, int* m, double* w,
+                        double* z, const int* ldz, int* isuppz, double* work, const int* lwork,
+                        int* iwork, const int* liwork, int* info, std::size_t, std::size_t,
+                        std::size_t);
+
+namespace tokmap::tsne {
+
+namespace {
+int thread_count(int requested) { return requested > 0 ? requested : omp_get_max_threads(); }
+}  // namespace
+
+bool prepare_input(std::span<float> out, std::span<const float> in, std::size_t n, std::size_t d,
+                   bool center, neighbors::Metric metric) {
+  std::copy(in.begin(), in.end(), out.begin());
+  bool all_same = true;
+  for (std::size_t i = 1; i < n && all_same; ++i)
+    all_same = std::equal(in.begin() + i * d, in.begin() + (i + 1) * d, in.begin());
+  if (metric == neighbors::Metric::cosine) {
+    for (std::size_t i = 0; i < n; ++i) {
+      float* row = out.data() + i * d;
+      double s = 0;
+      for (std::size_t j = 0; j < d; ++j) s += static_cast<double>(row[j]) * row[j];
+      if (s > 0) {
+        const double inv = 1.0 / std::sqrt(s);
+        for (std::size_t j = 0; j < d; ++j) row[j] = static_cast<float>(row[j] * inv);
+      }
+    }
+    if (!all_same) {
+      // Rows that differ only by a positive scale are identical for the cosine metric.
+      all_same = true;
+      for (std::size_t i = 1; i < n && all_same; ++i)
+        all_same = std::equal(out.begin() + i * d, out.begin() + (i + 1) * d, out.begin());
+    }
+  } else if (center) {
+    std::vector<double> mean(d, 0.0);
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < d; ++j) mean[j] += in[i * d + j];
+    for (auto& m : mean) m /= static_cast<double>(n);
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < d; ++j)
+        out[i * d + j] = static_cast<float>(in[i * d + j] - mean[j]);
+  }
+  return !all_same;
+}
+
+void pca(std::span<float> out, std::span<const float> in, std::size_t n, std::size_t d,
+         std::size_t k) {
+  if (k == 0 || k > d) throw Error("PCA: cannot keep " + std::to_string(k) + " of " +
+                                   std::to_string(d) + " dimensions");
+  std::vector<double> mean(d, 0.0);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < d; ++j) mean[j] += in[i * d + j];
+  for (auto& m : mean) m /= static_cast<double>(n);
+  std::vector<float> centered(n * d);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < d; ++j)
+      centered[i * d + j] = static_cast<float>(in[i * d + j] - mean[j]);
+
+  // Covariance (upper triangle, row-major) accumulated in double over row blocks.
+  std::vector<double> cov(d * d, 0.0);
+  std::vector<float> block_cov(d * d);
+  const std::size_t block = 4096;
+  for (std::size_t start = 0; start < n; start += block) {
+    const std::size_t rows = std::min(block, n - start);
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<int>(d),
+                static_cast<int>(rows), 1.0f, centered.data() + start * d, static_cast<int>(d),
+                0.0f, block_cov.data(), static_cast<int>(d));
+    for (std::size_t a = 0; a < d; ++a)
+      for (std::size_t b = a; b < d; ++b) cov[a * d + b] += block_cov[a * d + b];
+  }
+  for (std::size_t a = 0; a < d; ++a)
+    for (std::size_t b = a; b < d; ++b) cov[b * d + a] = cov[a * d + b];
+
+  // Top-k eigenvectors (LAPACK dsyevr; symmetric, so row/column major agree).
+  const int dn = static_cast<int>(d);
+  const int il = dn - static_cast<int>(k) + 1, iu = dn;
+  const double vl = 0, vu = 0, abstol = 0;
+  int m = 0, info = 0;
+  std::vector<double> w(d), z(d * k);
+  std::vector<int> isuppz(2 * d);
+  int lwork = -1, liwork = -1, iwork_query = 0;
+  double work_query = 0;
+  dsyevr_("V", "I", "U", &dn, cov.data(), &dn, &vl, &vu, &il, &iu, &abstol, &m, w.data(),
+          z.data(), &dn, isuppz.data(), &work_query, &lwork, &iwork_query, &liwork, &info, 1, 1,
+          1);
+  lwork = static_cast<int>(work_query);
+  liwork = iwork_query;
+  std::vector<double> work(static_cast<std::size_t>(std::max(lwork, 1)));
+  std::vector<int> iwork(static_cast<std::size_t>(std::max(liwork, 1)));
+  dsyevr_("V", "I", "U", &dn, cov.data(), &dn, &vl, &vu, &il, &iu, &abstol, &m, w.data(),
+          z.data(), &dn, isuppz.data(), work.data(), &lwork, iwork.data(), &liwork, &info, 1, 1,
+          1);
+  if (info != 0 || m != static_cast<int>(k))
+    throw Error("PCA: eigen-decomposition failed (LAPACK dsyevr info " + std::to_string(info) +
+                ")");
+  // z is column-major d x m, ascending eigenvalues: component c = column (m - 1 - c).
+  std::vector<float> axes(d * k);  // (d, k) row-major
+  for (std::size_t c = 0; c < k; ++c) {
+    const double* v = z.data() + (k - 1 - c) * d;
+    std::size_t arg = 0;
+    for (std::size_t j = 1; j < d; ++j)
+      if (std::abs(v[j]) > std::abs(v[arg])) arg = j;
+    const double sign = v[arg] < 0 ? -1.0 : 1.0;
+    for (std::size_t j = 0; j < d; ++j) axes[j * k + c] = static_cast<float>(sign * v[j]);
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n), static_cast<int>(k),
+              static_cast<int>(d), 1.0f, centered.data(), static_cast<int>(d), axes.data(),
+              static_cast<int>(k), 0.0f, out.data(), static_cast<int>(k));
+}
+
+void conditional_probabilities(std::span<float> out, std::span<const float> sq_distances,
+                               std::size_t n, std::size_t k, double perplexity, int threads) {
+  const double desired_entropy = std::log(perplexity);
+  const double tol = 1e-5;
+  const int nthreads = n < 2048 ? 1 : thread_count(threads);
+#pragma omp parallel num_threads(nthreads)
+  {
+    std::vector<double> p(k);
+#pragma omp for schedule(static, 256)
+    for (std::size_t i = 0; i < n; ++i) {
+      const float* dist = sq_distances.data() + i * k;
+      double beta = 1.0, beta_min = -std::numeric_limits<double>::infinity(),
+             beta_max = std::numeric_limits<double>::infinity();
+      for (int step = 0; step < 100; ++step) {
+        double sum_p = 0.0;
+        for (std::size_t j = 0; j < k; ++j) {
+          p[j] = std::exp(-static_cast<double>(dist[j]) * beta);
+          sum_p += p[j];
+        }
+        if (sum_p == 0.0) sum_p = 1e-8;
+        double sum_dp = 0.0;
+        for (std::size_t j = 0; j < k; ++j) {
+          p[j] /= sum_p;
+          sum_dp += static_cast<double>(dist[j]) * p[j];
+        }
+        const double entropy = std::log(sum_p) + beta * sum_dp;
+        const double diff = entropy - desired_entropy;
+        if (std::abs(diff) <= tol) break;
+        if (diff > 0) {
+          beta_min = beta;
+          beta = beta_max == std::numeric_limits<double>::infinity() ? beta * 2.0
+                                                                      : (beta + beta_max) / 2.0;
+        } else {
+          beta_max = beta;
+          beta = beta_min == -std::numeric_limits<double>::infinity() ? beta / 2.0
+                                                                       : (beta + beta_min) / 2.0;
+        }
+      }
+      for (std::size_t j = 0; j < k; ++j) out[i * k + j] = static_cast<float>(p[j]);
+    }
+  }
+}
+
+SparseP joint_probabilities(std::span<const float> conditional,
+                            std::span<const std::int32_t> indices, std::size_t n, std::size_t k) {
+  // Entries (i, j, c_ij) and (j, i, c_ij) bucketed by row, sorted by column, duplicates summed.
+  std::vector<std::int64_t> count(n + 1, 0);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t m = 0; m < k; ++m) {
+      ++count[i + 1];
+      ++count[static_cast<std::size_t>(indices[i * k + m]) + 1];
+    }
+  for (std::size_t i = 0; i < n; ++i) count[i + 1] += count[i];
+  std::vector<std::pair<std::int32_t, float>> entries(static_cast<std::size_t>(count[n]));
+  std::vector<std::int64_t> fill(count.begin(), count.end() - 1);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t m = 0; m < k; ++m) {
+      const auto j = static_cast<std::size_t>(indices[i * k + m]);
+      const float c = conditional[i * k + m];
+      entries[static_cast<std::size_t>(fill[i]++)] = {static_cast<std::int32_t>(j), c};
+      entries[static_cast<std::size_t>(fill[j]++)] = {static_cast<std::int32_t>(i), c};
+    }
+  SparseP p;
+  p.n = n;
+  p.row_ptr.assign(n + 1, 0);
+  p.col.reserve(entries.size());
+  std::vector<double> merged;
+  merged.reserve(entries.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    auto first = entries.begin() + count[i], last = entries.begin() + count[i + 1];
+    // Stable: equal columns keep insertion order, so the sums are formed in a fixed order.
+    std::stable_sort(first, last, [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto it = first; it != last; ++it) {
+      if (!p.col.empty() && static_cast<std::int64_t>(p.col.size()) > p.row_ptr[i] &&
+          p.col.back() == it->first) {
+        merged.back() += it->second;
+      } else {
+        p.col.push_back(it->first);
+        merged.push_back(it->second);
+      }
+    }
+    p.row_ptr[i + 1] = static_cast<std::int64_t>(p.col.size());
+  }
+  double total = 0.0;
+  for (double v : merged) total += v;
+  total = std::max(total, static_cast<double>(std::numeric_limits<float>::epsilon()));
+  p.val.resize(merged.size());
+  for (std::size_t e = 0; e < merged.size(); ++e) p.val[e] = static_cast<float>(merged[e] / total);
+  return p;
+}
+
+}  // namespace tokmap::tsne

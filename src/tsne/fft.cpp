@@ -1,0 +1,296 @@
+// FFT-accelerated interpolation of the repulsive forces (FIt-SNE's scheme), in 2D and 3D.
+//
+// The embedding's bounding cube is cut into nb^D boxes with p equispaced interpolation nodes
+// per box and dimension, so the nodes form a regular grid of M = nb * p points per dimension
+// with spacing h. Each point's charges are spread onto the p^D nodes of its box with Lagrange
+// weights, the node-to-node kernel sums are a D-dimensional Toeplitz convolution done by
+// zero-padded FFTs (size 2M per dimension), and the node potentials are interpolated back.
+// Two kernels are convolved: K1 = w (charge 1, for Z) and K2 = w g (charges 1 and y), which
+// gives sum_j w_ij g_ij (yi - yj) = yi * (K2 * 1)(yi) - (K2 * y)(yi) for any dof.
+//
+// Determinism: each charge's spread, FFT and product is one task done by one thread in point
+// order; plans are FFTW_ESTIMATE (the same algorithm every run); the gather is per point.
+#include <fftw3.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "tsne/kernel.hpp"
+#include "tsne/tsne.hpp"
+
+namespace tokmap::tsne {
+
+namespace {
+
+std::mutex& planner_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+bool smooth(int v) {
+  for (int f : {2, 3, 5, 7})
+    while (v % f == 0) v /= f;
+  return v == 1;
+}
+
+}  // namespace
+
+struct FftWorkspace::Impl {
+  int dims = 0;
+  int length = 0;  // padded length per dimension (2M)
+  int charges = 0;
+  std::size_t real_size = 0, complex_size = 0;
+  std::array<float*, 2> kernel_real{nullptr, nullptr};
+  std::array<fftwf_complex*, 2> kernel_hat{nullptr, nullptr};
+  std::vector<float*> charge_real;
+  std::vector<fftwf_complex*> charge_hat;
+  fftwf_plan forward = nullptr;
+  fftwf_plan backward = nullptr;
+
+  void release() {
+    std::lock_guard<std::mutex> lock(planner_mutex());
+    if (forward) fftwf_destroy_plan(forward);
+    if (backward) fftwf_destroy_plan(backward);
+    forward = backward = nullptr;
+    for (auto*& p : kernel_real) fftwf_free(p), p = nullptr;
+    for (auto*& p : kernel_hat) fftwf_free(p), p = nullptr;
+    for (auto* p : charge_real) fftwf_free(p);
+    for (auto* p : charge_hat) fftwf_free(p);
+    charge_real.clear();
+    charge_hat.clear();
+    length = dims = charges = 0;
+  }
+
+  void ensure(int d, int len, int nch) {
+    if (d == dims && len == length && nch == charges) return;
+    release();
+    dims = d;
+    length = len;
+    charges = nch;
+    real_size = 1;
+    for (int a = 0; a < d; ++a) real_size *= static_cast<std::size_t>(len);
+    complex_size = real_size / static_cast<std::size_t>(len) * static_cast<std::size_t>(len / 2 + 1);
+    const auto alloc_real = [&] {
+      auto* p = fftwf_alloc_real(real_size);
+      if (!p) throw std::bad_alloc();
+      return p;
+    };
+    const auto alloc_complex = [&] {
+      auto* p = fftwf_alloc_complex(complex_size);
+      if (!p) throw std::bad_alloc();
+      return p;
+    };
+    for (int k = 0; k < 2; ++k) {
+      kernel_real[k] = alloc_real();
+      kernel_hat[k] = alloc_complex();
+    }
+    for (int c = 0; c < nch; ++c) {
+      charge_real.push_back(alloc_real());
+      charge_hat.push_back(alloc_complex());
+    }
+    std::array<int, 3> shape{len, len, len};
+    std::lock_guard<std::mutex> lock(planner_mutex());
+    forward = fftwf_plan_dft_r2c(d, shape.data(), kernel_real[0], kernel_hat[0], FFTW_ESTIMATE);
+    backward = fftwf_plan_dft_c2r(d, shape.data(), charge_hat[0], charge_real[0], FFTW_ESTIMATE);
+    if (!forward || !backward) throw Error("FFT: could not plan a transform of size " +
+                                           std::to_string(len) + "^" + std::to_string(d));
+  }
+};
+
+FftWorkspace::FftWorkspace() : impl_(std::make_unique<Impl>()) {}
+FftWorkspace::~FftWorkspace() { impl_->release(); }
+
+namespace {
+
+template <int D>
+double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size_t n, double dof,
+                       const FftParams& params, FftWorkspace::Impl& ws, int threads) {
+  const int p = std::max(params.nodes_per_box, 1);
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (std::size_t e = 0; e < n * D; ++e) {
+    lo = std::min<double>(lo, y[e]);
+    hi = std::max<double>(hi, y[e]);
+  }
+  double range = hi - lo;
+  if (!(range > 1e-6)) {
+    const double mid = 0.5 * (lo + hi);
+    lo = mid - 5e-7;
+    range = 1e-6;
+  }
+  int nb = std::max(params.min_boxes,
+                    static_cast<int>(std::ceil(range * params.boxes_per_unit)));
+  nb = std::max(nb, 1);
+  while (!smooth(nb)) ++nb;
+  const int m = nb * p;
+  const int len = 2 * m;
+  constexpr int kCharges = D + 2;  // K1: 1; K2: 1, y_1..y_D
+  ws.ensure(D, len, kCharges);
+  const double box = range / nb;
+  const double h = box / p;
+
+  std::array<std::size_t, D> stride;
+  stride[D - 1] = 1;
+  for (int a = D - 2; a >= 0; --a) stride[a] = stride[a + 1] * static_cast<std::size_t>(len);
+
+  // Lagrange nodes in the unit box and their denominators.
+  std::vector<double> node(p), denom(p);
+  for (int k = 0; k < p; ++k) node[k] = (k + 0.5) / p;
+  for (int k = 0; k < p; ++k) {
+    double dd = 1.0;
+    for (int j = 0; j < p; ++j)
+      if (j != k) dd *= node[k] - node[j];
+    denom[k] = dd;
+  }
+
+  // Per point: the grid index of its box's first node and the weights per dimension.
+  std::vector<std::size_t> base(n);
+  std::vector<float> weight(n * D * static_cast<std::size_t>(p));
+#pragma omp parallel for num_threads(threads) schedule(static, 1024)
+  for (std::size_t i = 0; i < n; ++i) {
+    std::size_t b_index = 0;
+    for (int a = 0; a < D; ++a) {
+      const double pos = (y[i * D + a] - lo) / box;
+      int b = static_cast<int>(pos);
+      b = std::clamp(b, 0, nb - 1);
+      const double u = pos - b;
+      b_index += static_cast<std::size_t>(b * p) * stride[a];
+      for (int k = 0; k < p; ++k) {
+        double num = 1.0;
+        for (int j = 0; j < p; ++j)
+          if (j != k) num *= u - node[j];
+        weight[(i * D + a) * p + k] = static_cast<float>(num / denom[k]);
+      }
+    }
+    base[i] = b_index;
+  }
+  // Offsets of the p^D nodes of a box relative to its first node, with their per-dim digits.
+  std::size_t box_nodes = 1;
+  for (int a = 0; a < D; ++a) box_nodes *= static_cast<std::size_t>(p);
+  std::vector<std::size_t> node_offset(box_nodes);
+  std::vector<std::array<int, D>> node_digit(box_nodes);
+  for (std::size_t q = 0; q < box_nodes; ++q) {
+    std::size_t rest = q, off = 0;
+    for (int a = D - 1; a >= 0; --a) {
+      const int digit = static_cast<int>(rest % p);
+      rest /= p;
+      node_digit[q][a] = digit;
+      off += static_cast<std::size_t>(digit) * stride[a];
+    }
+    node_offset[q] = off;
+  }
+
+  const Kernel kernel(dof);
+  const double center = 0.5 * (lo + hi);
+  const std::size_t real_size = ws.real_size;
+  // Phase 1: kernel tables and their FFTs (tasks 0, 1), charge spreading and FFTs (2..).
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+  for (int task = 0; task < 2 + kCharges; ++task) {
+    if (task < 2) {
+      float* kr = ws.kernel_real[task];
+      // Squared signed offsets per index of one dimension (index m has no partner: value 0).
+      std::vector<double> s2(static_cast<std::size_t>(len));
+      for (int o = 0; o < len; ++o) {
+        const double s = o < m ? o : o - len;
+        s2[static_cast<std::size_t>(o)] = o == m ? -1.0 : s * s * h * h;
+      }
+      const std::size_t row = static_cast<std::size_t>(len);
+      const std::size_t rows = real_size / row;
+      for (std::size_t r = 0; r < rows; ++r) {
+        // r enumerates the leading D-1 indices.
+        double r2 = 0.0;
+        bool zero = false;
+        std::size_t rest = r;
+        for (int a = 0; a < D - 1; ++a) {
+          const double v = s2[rest % row];
+          rest /= row;
+          if (v < 0) zero = true;
+          r2 += v;
+        }
+        float* out_row = kr + r * row;
+        for (std::size_t o = 0; o < row; ++o) {
+          if (zero || s2[o] < 0) {
+            out_row[o] = 0.0f;
+            continue;
+          }
+          double w, wg;
+          kernel.eval(r2 + s2[o], w, wg);
+          out_row[o] = static_cast<float>(task == 0 ? w : wg);
+        }
+      }
+      fftwf_execute_dft_r2c(ws.forward, kr, ws.kernel_hat[task]);
+    } else {
+      const int c = task - 2;
+      float* grid = ws.charge_real[c];
+      std::fill(grid, grid + real_size, 0.0f);
+      for (std::size_t i = 0; i < n; ++i) {
+        const float charge = c <= 1 ? 1.0f : static_cast<float>(y[i * D + (c - 2)] - center);
+        const float* wi = weight.data() + i * D * p;
+        float* g = grid + base[i];
+        for (std::size_t q = 0; q < box_nodes; ++q) {
+          float wq = charge;
+          for (int a = 0; a < D; ++a) wq *= wi[a * p + node_digit[q][a]];
+          g[node_offset[q]] += wq;
+        }
+      }
+      fftwf_execute_dft_r2c(ws.forward, grid, ws.charge_hat[c]);
+    }
+  }
+  // Phase 2: products with the kernel transforms and inverse FFTs.
+  const std::size_t complex_size = ws.complex_size;
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+  for (int c = 0; c < kCharges; ++c) {
+    fftwf_complex* hat = ws.charge_hat[c];
+    const fftwf_complex* k = ws.kernel_hat[c == 0 ? 0 : 1];
+    for (std::size_t e = 0; e < complex_size; ++e) {
+      const float re = hat[e][0] * k[e][0] - hat[e][1] * k[e][1];
+      const float im = hat[e][0] * k[e][1] + hat[e][1] * k[e][0];
+      hat[e][0] = re;
+      hat[e][1] = im;
+    }
+    fftwf_execute_dft_c2r(ws.backward, hat, ws.charge_real[c]);
+  }
+  // Gather: interpolate the node potentials back to the points.
+  const double scale = 1.0 / static_cast<double>(real_size);
+  std::vector<double> z_row(n);
+#pragma omp parallel for num_threads(threads) schedule(static, 1024)
+  for (std::size_t i = 0; i < n; ++i) {
+    std::array<double, kCharges> phi{};
+    const float* wi = weight.data() + i * D * p;
+    for (std::size_t q = 0; q < box_nodes; ++q) {
+      double wq = 1.0;
+      for (int a = 0; a < D; ++a) wq *= wi[a * p + node_digit[q][a]];
+      const std::size_t at = base[i] + node_offset[q];
+      for (int c = 0; c < kCharges; ++c) phi[c] += wq * ws.charge_real[c][at];
+    }
+    for (auto& v : phi) v *= scale;
+    z_row[i] = phi[0] - 1.0;  // minus the self term w(0) = 1
+    for (int a = 0; a < D; ++a)
+      out[i * D + a] =
+          static_cast<float>((y[i * D + a] - center) * phi[1] - phi[2 + a]);
+  }
+  double z = 0.0;
+  for (double v : z_row) z += v;
+  return z;
+}
+
+}  // namespace
+
+double repulsive_fft(std::span<float> out, std::span<const float> y, std::size_t n, int dims,
+                     double dof, const FftParams& params, FftWorkspace& workspace, int threads) {
+  const int t = n < 4096 ? 1 : (threads > 0 ? threads : omp_get_max_threads());
+  switch (dims) {
+    case 2: return repulsive_fft_d<2>(out, y, n, dof, params, workspace.impl(), t);
+    case 3: return repulsive_fft_d<3>(out, y, n, dof, params, workspace.impl(), t);
+    default:
+      throw Error("FFT repulsion supports 2 or 3 dimensions, got " + std::to_string(dims),
+                  ErrorKind::usage);
+  }
+}
+
+}  // namespace tokmap::tsne

@@ -1,0 +1,382 @@
+// Attractive forces, the gradient, KL divergence, initialisation and the optimiser.
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <sstream>
+#include <string>
+
+#include "tsne/kernel.hpp"
+#include "tsne/tsne.hpp"
+
+namespace tokmap::tsne {
+
+namespace {
+
+int thread_count(int requested) { return requested > 0 ? requested : omp_get_max_threads(); }
+
+std::string number(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+// Exact Z = sum_{i != j} w_ij, O(n^2), per-row sums added in row order.
+double exact_z(std::span<const float> y, std::size_t n, int dims, double dof, int threads) {
+  const Kernel kernel(dof);
+  std::vector<double> z_row(n);
+#pragma omp parallel for num_threads(threads) schedule(static, 64)
+  for (std::size_t i = 0; i < n; ++i) {
+    double z = 0.0;
+    const float* yi = y.data() + i * static_cast<std::size_t>(dims);
+    if (kernel.standard && dims == 2) {
+      // The hot case, vectorisable: float kernel, double row sum per 256-block.
+      for (std::size_t start = 0; start < n; start += 256) {
+        const std::size_t end = std::min(n, start + 256);
+        float acc = 0.0f;
+        for (std::size_t j = start; j < end; ++j) {
+          const float dx = yi[0] - y[j * 2], dy = yi[1] - y[j * 2 + 1];
+          acc += 1.0f / (1.0f + dx * dx + dy * dy);
+        }
+        z += acc;
+      }
+      z -= 1.0;  // the j == i term
+    } else {
+      for (std::size_t j = 0; j < n; ++j) {
+        if (j == i) continue;
+        double d2 = 0.0;
+        for (int a = 0; a < dims; ++a) {
+          const double t = static_cast<double>(yi[a]) - y[j * dims + a];
+          d2 += t * t;
+        }
+        double w, wg;
+        kernel.eval(d2, w, wg);
+        z += w;
+      }
+    }
+    z_row[i] = z;
+  }
+  double z = 0.0;
+  for (double v : z_row) z += v;
+  return z;
+}
+
+std::uint64_t splitmix(std::uint64_t& state) {
+  std::uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+// Standard normal numbers from a seed, the same on every platform (Box-Muller).
+std::vector<float> gaussian(std::size_t count, std::uint64_t seed, double stddev) {
+  std::vector<float> out(count);
+  std::uint64_t state = seed;
+  for (std::size_t e = 0; e < count; e += 2) {
+    const double u1 = (static_cast<double>(splitmix(state) >> 11) + 0.5) * 0x1.0p-53;
+    const double u2 = (static_cast<double>(splitmix(state) >> 11) + 0.5) * 0x1.0p-53;
+    const double r = std::sqrt(-2.0 * std::log(u1));
+    out[e] = static_cast<float>(stddev * r * std::cos(2.0 * M_PI * u2));
+    if (e + 1 < count) out[e + 1] = static_cast<float>(stddev * r * std::sin(2.0 * M_PI * u2));
+  }
+  return out;
+}
+
+}  // namespace
+
+const char* method_name(Method method) {
+  switch (method) {
+    case Method::automatic: return "auto";
+    case Method::exact: return "exact";
+    case Method::barnes_hut: return "bh";
+    case Method::fft: return "fft";
+  }
+  return "?";
+}
+
+Method choose_method(std::size_t n, int dims) {
+  if (n <= 1000 || dims < 2) return Method::exact;
+  if (dims == 2) return n < 5000 ? Method::barnes_hut : Method::fft;
+  return n < 20000 ? Method::barnes_hut : Method::fft;
+}
+
+void attractive_forces(std::span<float> out, const SparseP& p, std::span<const float> y, int dims,
+                       double exaggeration, double dof, int threads) {
+  const std::size_t n = p.n;
+  const double inv_dof = 1.0 / dof;
+  const int t = n < 4096 ? 1 : thread_count(threads);
+#pragma omp parallel for num_threads(t) schedule(static, 256)
+  for (std::size_t i = 0; i < n; ++i) {
+    std::array<double, 3> f{};
+    const float* yi = y.data() + i * dims;
+    for (std::int64_t e = p.row_ptr[i]; e < p.row_ptr[i + 1]; ++e) {
+      const float* yj = y.data() + static_cast<std::size_t>(p.col[e]) * dims;
+      std::array<double, 3> diff{};
+      double d2 = 0.0;
+      for (int a = 0; a < dims; ++a) {
+        diff[a] = static_cast<double>(yi[a]) - yj[a];
+        d2 += diff[a] * diff[a];
+      }
+      const double pg = p.val[e] / (1.0 + d2 * inv_dof);
+      for (int a = 0; a < dims; ++a) f[a] += pg * diff[a];
+    }
+    for (int a = 0; a < dims; ++a) out[i * dims + a] = static_cast<float>(exaggeration * f[a]);
+  }
+}
+
+double gradient(std::span<float> out, const SparseP& p, std::span<const float> y, int dims,
+                double exaggeration, double dof, Method method, const TsneOptions& options,
+                FftWorkspace* workspace) {
+  const std::size_t n = p.n;
+  std::vector<float> rep(n * dims);
+  double z = 0.0;
+  switch (method) {
+    case Method::automatic:
+    case Method::exact: z = repulsive_exact(rep, y, n, dims, dof, options.threads); break;
+    case Method::barnes_hut:
+      z = repulsive_barnes_hut(rep, y, n, dims, dof, options.theta, options.threads);
+      break;
+    case Method::fft: {
+      FftParams params;
+      params.boxes_per_unit = dims == 2 ? options.fft_boxes_per_unit_2d : options.fft_boxes_per_unit_3d;
+      params.min_boxes = dims == 2 ? options.fft_min_boxes_2d : options.fft_min_boxes_3d;
+      params.nodes_per_box = options.fft_nodes_per_box;
+      FftWorkspace local;
+      z = repulsive_fft(rep, y, n, dims, dof, params, workspace ? *workspace : local,
+                        options.threads);
+      break;
+    }
+  }
+  attractive_forces(out, p, y, dims, exaggeration, dof, options.threads);
+  const double inv_z = z > 0 ? 1.0 / z : 0.0;
+  for (std::size_t e = 0; e < n * dims; ++e)
+    out[e] = static_cast<float>(out[e] - inv_z * rep[e]);
+  return z;
+}
+
+double kl_divergence(const SparseP& p, std::span<const float> y, int dims, double dof, double z,
+                     int threads) {
+  const std::size_t n = p.n;
+  const int t = n < 1024 ? 1 : thread_count(threads);
+  if (z <= 0.0) z = exact_z(y, n, dims, dof, t);
+  const Kernel kernel(dof);
+  std::vector<double> row(n);
+#pragma omp parallel for num_threads(t) schedule(static, 256)
+  for (std::size_t i = 0; i < n; ++i) {
+    double s = 0.0;
+    const float* yi = y.data() + i * dims;
+    for (std::int64_t e = p.row_ptr[i]; e < p.row_ptr[i + 1]; ++e) {
+      const double pij = p.val[e];
+      if (pij <= 0) continue;
+      const float* yj = y.data() + static_cast<std::size_t>(p.col[e]) * dims;
+      double d2 = 0.0;
+      for (int a = 0; a < dims; ++a) {
+        const double dd = static_cast<double>(yi[a]) - yj[a];
+        d2 += dd * dd;
+      }
+      double w, wg;
+      kernel.eval(d2, w, wg);
+      s += pij * (std::log(pij) - std::log(std::max(w, 1e-300)));
+    }
+    row[i] = s;
+  }
+  double kl = 0.0, total_p = 0.0;
+  for (double v : row) kl += v;
+  for (float v : p.val) total_p += v;
+  return kl + total_p * std::log(z);
+}
+
+TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
+                    const TsneOptions& options, const Callback& callback) {
+  // --- option checks (usage errors) ---
+  const auto usage = [](const std::string& message) { throw Error(message, ErrorKind::usage); };
+  if (options.dims < 1 || options.dims > 3) usage("--dims must be 2 or 3, got " + std::to_string(options.dims));
+  if (!(options.perplexity > 0) || !std::isfinite(options.perplexity))
+    usage("--perplexity must be positive, got " + number(options.perplexity));
+  if (options.iterations < 0) usage("--iterations must be >= 0");
+  if (options.early_exaggeration_iterations < 0) usage("early exaggeration iterations must be >= 0");
+  if (!(options.early_exaggeration > 0) || !std::isfinite(options.early_exaggeration))
+    usage("--early-exaggeration must be positive, got " + number(options.early_exaggeration));
+  if (!std::isfinite(options.learning_rate)) usage("--learning-rate must be finite");
+  if (!(options.dof > 0) || !std::isfinite(options.dof)) usage("--dof must be positive, got " + number(options.dof));
+  if (options.theta < 0) usage("theta must be >= 0");
+  if (options.kl_every < 1) usage("kl_every must be >= 1");
+  if (options.pca_dims < -1) usage("--pca must be >= 0");
+  if (n < 2) throw Error("t-SNE needs at least 2 rows, got " + std::to_string(n));
+  if (d == 0) throw Error("t-SNE needs at least 1 column");
+  if (data.size() != n * d) throw Error("t-SNE: data size does not match " + std::to_string(n) + " x " + std::to_string(d));
+  for (std::size_t e = 0; e < data.size(); ++e)
+    if (!std::isfinite(data[e]))
+      throw Error("non-finite value in row " + std::to_string(e / d + 1) + ", column " +
+                  std::to_string(e % d + 1));
+  const int dims = options.dims;
+  Method method = options.method == Method::automatic ? choose_method(n, dims) : options.method;
+  if (dims == 1 && method != Method::exact) usage("1-D embeddings need --method exact");
+
+  TsneResult result;
+  result.n = n;
+  result.dims = dims;
+  result.method = method;
+
+  // --- input preparation ---
+  std::vector<float> x(n * d);
+  if (!prepare_input(x, data, n, d, options.center, options.metric))
+    throw Error("all " + std::to_string(n) + " rows are identical; t-SNE needs distinct points");
+  std::size_t dx = d;
+  const int pca_dims = options.pca_dims == -1 ? (d > 50 ? 50 : 0) : options.pca_dims;
+  if (pca_dims > 0 && static_cast<std::size_t>(pca_dims) < d) {
+    std::vector<float> reduced(n * static_cast<std::size_t>(pca_dims));
+    pca(reduced, x, n, d, static_cast<std::size_t>(pca_dims));
+    x = std::move(reduced);
+    dx = static_cast<std::size_t>(pca_dims);
+  }
+
+  // --- affinities ---
+  double perplexity = options.perplexity;
+  if (perplexity >= static_cast<double>(n)) {
+    const double lowered = static_cast<double>(n - 1) / 3.0;
+    result.warnings.push_back("perplexity " + number(perplexity) + " is not below the number of points (" +
+                              std::to_string(n) + "); using " + number(lowered));
+    perplexity = lowered;
+  }
+  result.perplexity = perplexity;
+  const std::size_t k = std::clamp<std::size_t>(static_cast<std::size_t>(std::floor(3.0 * perplexity)), 1, n - 1);
+  result.neighbors = k;
+  neighbors::KnnOptions knn_options;
+  knn_options.k = k;
+  knn_options.metric = neighbors::Metric::euclidean;  // cosine rows are unit length already
+  knn_options.algorithm = options.knn_algorithm;
+  knn_options.exact_threshold = options.exact_knn_threshold;
+  knn_options.seed = options.seed;
+  knn_options.threads = options.threads;
+  const neighbors::KnnResult knn = neighbors::knn(x, n, dx, knn_options);
+  std::vector<float> sq(knn.distances.size());
+  for (std::size_t e = 0; e < sq.size(); ++e) sq[e] = knn.distances[e] * knn.distances[e];
+  std::vector<float> conditional(n * k);
+  conditional_probabilities(conditional, sq, n, k, perplexity, options.threads);
+  const SparseP p = joint_probabilities(conditional, knn.indices, n, k);
+  sq = {};
+  conditional = {};
+
+  // --- initialisation ---
+  std::vector<float> y(n * static_cast<std::size_t>(dims));
+  if (options.init == Init::given) {
+    if (options.initial_embedding.size() != y.size())
+      throw Error("initial embedding has " + std::to_string(options.initial_embedding.size()) +
+                  " values, expected " + std::to_string(n) + " x " + std::to_string(dims));
+    for (float v : options.initial_embedding)
+      if (!std::isfinite(v)) throw Error("initial embedding has a non-finite value");
+    y = options.initial_embedding;
+  } else if (options.init == Init::random) {
+    y = gaussian(y.size(), options.seed, 1e-4);
+  } else {
+    const std::size_t kk = std::min<std::size_t>(static_cast<std::size_t>(dims), dx);
+    std::vector<float> proj(n * kk);
+    if (pca_dims > 0 && static_cast<std::size_t>(pca_dims) < d) {
+      for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t a = 0; a < kk; ++a) proj[i * kk + a] = x[i * dx + a];
+    } else {
+      pca(proj, x, n, dx, kk);
+    }
+    double mean = 0, var = 0;
+    for (std::size_t i = 0; i < n; ++i) mean += proj[i * kk];
+    mean /= static_cast<double>(n);
+    for (std::size_t i = 0; i < n; ++i) var += (proj[i * kk] - mean) * (proj[i * kk] - mean);
+    const double sd = std::sqrt(var / static_cast<double>(n));
+    const double scale = sd > 0 ? 1e-4 / sd : 1.0;
+    const std::vector<float> noise = gaussian(y.size(), options.seed, 1e-4);
+    for (std::size_t i = 0; i < n; ++i)
+      for (int a = 0; a < dims; ++a)
+        y[i * dims + a] = static_cast<std::size_t>(a) < kk
+                              ? static_cast<float>(proj[i * kk + a] * scale)
+                              : noise[i * dims + a];
+  }
+
+  // --- optimisation ---
+  const double lr = options.learning_rate > 0
+                        ? options.learning_rate
+                        : std::max(static_cast<double>(n) / options.early_exaggeration, 50.0);
+  const std::size_t size = y.size();
+  std::vector<float> grad(size), update(size, 0.0f), gains(size, 1.0f);
+  FftWorkspace workspace;
+  const int total = options.iterations;
+  const bool exact_kl = n <= options.exact_kl_max_n;
+  double last_z = 0.0;
+  const auto report = [&](int iteration, bool ee) {
+    double z = 0.0;
+    if (!exact_kl) {
+      // Estimate: Z from the repulsion method at the current embedding.
+      std::vector<float> scratch(size);
+      if (method == Method::barnes_hut)
+        z = repulsive_barnes_hut(scratch, y, n, dims, options.dof, options.theta, options.threads);
+      else if (method == Method::fft) {
+        FftParams params;
+        params.boxes_per_unit = dims == 2 ? options.fft_boxes_per_unit_2d : options.fft_boxes_per_unit_3d;
+        params.min_boxes = dims == 2 ? options.fft_min_boxes_2d : options.fft_min_boxes_3d;
+        params.nodes_per_box = options.fft_nodes_per_box;
+        z = repulsive_fft(scratch, y, n, dims, options.dof, params, workspace, options.threads);
+      } else {
+        z = last_z;
+      }
+      if (!(z > 0)) z = 0.0;
+    }
+    result.kl = kl_divergence(p, y, dims, options.dof, z, options.threads);
+    result.kl_exact = exact_kl || z <= 0.0;
+    result.iterations = iteration;
+    if (!callback) return true;
+    IterationReport r;
+    r.iteration = iteration;
+    r.total_iterations = total;
+    r.kl = result.kl;
+    r.kl_exact = result.kl_exact;
+    r.early_exaggeration = ee;
+    r.embedding = y;
+    return callback(r);
+  };
+
+  for (int it = 0; it < total; ++it) {
+    const bool ee = it < options.early_exaggeration_iterations;
+    const double exaggeration = ee ? options.early_exaggeration : 1.0;
+    const auto momentum = static_cast<float>(ee ? options.momentum : options.final_momentum);
+    last_z = gradient(grad, p, y, dims, exaggeration, options.dof, method, options, &workspace);
+    const auto rate = static_cast<float>(lr);
+    const auto min_gain = static_cast<float>(options.min_gain);
+    for (std::size_t e = 0; e < size; ++e) {
+      float g = gains[e];
+      g = (update[e] * grad[e] < 0.0f) ? g + 0.2f : g * 0.8f;
+      g = std::max(g, min_gain);
+      gains[e] = g;
+      update[e] = momentum * update[e] - rate * g * grad[e];
+    }
+    if (options.max_step_norm > 0) {
+      const double cap = options.max_step_norm;
+      for (std::size_t i = 0; i < n; ++i) {
+        double s = 0.0;
+        for (int a = 0; a < dims; ++a) s += static_cast<double>(update[i * dims + a]) * update[i * dims + a];
+        if (s > cap * cap) {
+          const auto f = static_cast<float>(cap / std::sqrt(s));
+          for (int a = 0; a < dims; ++a) update[i * dims + a] *= f;
+        }
+      }
+    }
+    for (std::size_t e = 0; e < size; ++e) y[e] += update[e];
+    result.iterations = it + 1;
+    if (!std::isfinite(y[0]) || !std::isfinite(y[size - 1]))
+      throw Error("t-SNE diverged at iteration " + std::to_string(it + 1) +
+                  " (try a smaller --learning-rate)");
+    if ((it + 1) % options.kl_every == 0 || it + 1 == total) {
+      if (!report(it + 1, ee)) {
+        result.stopped = true;
+        break;
+      }
+    }
+  }
+  if (total == 0) report(0, false);
+  result.embedding = std::move(y);
+  return result;
+}
+
+}  // namespace tokmap::tsne

@@ -1,0 +1,178 @@
+#pragma once
+// t-SNE: affinities (perplexity calibration on k nearest neighbours), initialisation, the
+// optimiser (early exaggeration, momentum, gains, step clipping, degrees of freedom) and three
+// repulsion methods in 2D and 3D: exact O(N^2), Barnes-Hut (quadtree / octree) and FFT-accelerated
+// polynomial interpolation (FIt-SNE's scheme, extended to 3D).
+//
+// Conventions
+// - Matrices are row-major float32 spans: input X is (n, d), an embedding Y is (n, dims).
+// - Kernel with dof a: w_ij = (1 + |yi - yj|^2 / a)^-a, q_ij = w_ij / Z, Z = sum_{i != j} w_ij.
+// - "Gradient" is 1/4 of dKL/dY (the FIt-SNE / openTSNE convention the learning rates refer to):
+//     grad_i = ex * sum_j p_ij g_ij (yi - yj) - (1/Z) sum_j w_ij g_ij (yi - yj),
+//   with g_ij = (1 + |yi - yj|^2 / a)^-1 and ex the exaggeration.
+// - Determinism: every parallel loop uses fixed static chunks and reductions are made from
+//   per-point or per-chunk partial sums added in a fixed order, so a seed gives the same bytes
+//   for any thread count.
+// - Nothing here prints: warnings are returned in TsneResult, progress goes through a callback,
+//   errors are tokmap::Error.
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "neighbors/neighbors.hpp"
+
+namespace tokmap::tsne {
+
+enum class Method { automatic, exact, barnes_hut, fft };
+enum class Init { pca, random, given };
+
+const char* method_name(Method method);
+
+struct TsneOptions {
+  int dims = 2;                       // 2 or 3 (exact also accepts 1)
+  double perplexity = 30.0;           // lowered to (n - 1) / 3 when >= n (with a warning)
+  std::uint64_t seed = 0;
+  int iterations = 750;               // total, early exaggeration included
+  int early_exaggeration_iterations = 250;
+  double early_exaggeration = 12.0;
+  double learning_rate = 0.0;         // <= 0: auto = max(n / early_exaggeration, 50)
+  double momentum = 0.5;              // during early exaggeration
+  double final_momentum = 0.8;        // afterwards
+  double min_gain = 0.01;
+  double max_step_norm = 5.0;         // per-point update norm cap; <= 0 disables
+  double dof = 1.0;                   // degrees of freedom of the t kernel (1 = standard t-SNE)
+  Method method = Method::automatic;
+  neighbors::Metric metric = neighbors::Metric::euclidean;
+  neighbors::Algorithm knn_algorithm = neighbors::Algorithm::automatic;
+  std::size_t exact_knn_threshold = 50000;
+  bool center = true;                 // subtract column means (euclidean metric)
+  int pca_dims = -1;                  // -1: 50 when d > 50; 0: off; otherwise reduce to this
+  Init init = Init::pca;
+  std::vector<float> initial_embedding;  // (n, dims) for Init::given
+  double theta = 0.5;                 // Barnes-Hut opening angle
+  // FFT interpolation: boxes per unit length of the embedding's bounding cube, minimum boxes
+  // per dimension, interpolation nodes per box and dimension.
+  double fft_boxes_per_unit_2d = 1.0;
+  int fft_min_boxes_2d = 20;
+  double fft_boxes_per_unit_3d = 1.0;
+  int fft_min_boxes_3d = 10;
+  int fft_nodes_per_box = 3;
+  int kl_every = 50;                  // KL divergence (and the callback) every this many iterations
+  std::size_t exact_kl_max_n = 10000; // exact KL up to this n, estimated above (see kl_divergence)
+  int threads = 0;                    // 0 = all cores
+};
+
+// Symmetric joint probabilities in CSR form: row i holds columns col[row_ptr[i] .. row_ptr[i+1])
+// in increasing order with values val; sum of all values is 1 and P is symmetric.
+struct SparseP {
+  std::size_t n = 0;
+  std::vector<std::int64_t> row_ptr;  // n + 1
+  std::vector<std::int32_t> col;
+  std::vector<float> val;
+};
+
+// Reported every kl_every iterations and after the last one.
+struct IterationReport {
+  int iteration = 0;         // 1-based count of finished iterations
+  int total_iterations = 0;
+  double kl = 0.0;           // KL(P || Q) with the un-exaggerated P
+  bool kl_exact = true;      // false: estimate with the repulsion method's approximate Z
+  bool early_exaggeration = false;
+  std::span<const float> embedding;  // (n, dims), valid only during the call
+};
+// Return false to stop the run early (the result then holds the current embedding).
+using Callback = std::function<bool(const IterationReport&)>;
+
+struct TsneResult {
+  std::size_t n = 0;
+  int dims = 0;
+  std::vector<float> embedding;  // (n, dims)
+  double kl = 0.0;               // at the last iteration
+  bool kl_exact = true;
+  int iterations = 0;            // iterations actually run
+  bool stopped = false;          // stopped by the callback
+  Method method = Method::exact; // the repulsion method used
+  double perplexity = 0.0;       // the perplexity used (after lowering)
+  std::size_t neighbors = 0;     // k
+  std::vector<std::string> warnings;
+};
+
+// The whole pipeline: prepare, PCA, kNN, P, init, optimise. Throws tokmap::Error for n < 2,
+// all rows identical, bad options (ErrorKind::usage) or non-finite values.
+TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
+                    const TsneOptions& options, const Callback& callback = {});
+
+// Method::automatic resolved for n points in `dims` dimensions.
+Method choose_method(std::size_t n, int dims);
+
+// ---------------------------------------------------------------------------------------------
+// Kernels (outputs first). `threads` 0 = all cores.
+
+// Input preparation. out: (n, d) prepared copy; centres columns when `center`, and for cosine
+// scales rows to unit length. Returns false when all rows are identical.
+bool prepare_input(std::span<float> out, std::span<const float> in, std::size_t n, std::size_t d,
+                   bool center, neighbors::Metric metric);
+
+// Principal components: out (n, k) = projection of the column-centred `in` (n, d) onto its top k
+// principal axes (eigen-decomposition of the covariance in double; sign fixed so that the
+// largest-magnitude loading of each axis is positive). k <= d.
+void pca(std::span<float> out, std::span<const float> in, std::size_t n, std::size_t d,
+         std::size_t k);
+
+// Conditional probabilities by binary search of beta = 1/(2 sigma^2) to the perplexity
+// (scikit-learn's _binary_search_perplexity: at most 100 steps, entropy tolerance 1e-5, natural
+// log). out: (n, k); sq_distances: (n, k) squared distances to the k neighbours.
+void conditional_probabilities(std::span<float> out, std::span<const float> sq_distances,
+                               std::size_t n, std::size_t k, double perplexity, int threads = 0);
+
+// P = (C + C^T) / sum, from conditional probabilities C (n, k) on the kNN graph `indices` (n, k).
+SparseP joint_probabilities(std::span<const float> conditional, std::span<const std::int32_t> indices,
+                            std::size_t n, std::size_t k);
+
+// Attractive part: out (n, dims) = exaggeration * sum_j p_ij g_ij (yi - yj).
+void attractive_forces(std::span<float> out, const SparseP& p, std::span<const float> y, int dims,
+                       double exaggeration, double dof, int threads = 0);
+
+// Repulsive part, un-normalised: out (n, dims) = sum_j w_ij g_ij (yi - yj); returns Z.
+double repulsive_exact(std::span<float> out, std::span<const float> y, std::size_t n, int dims,
+                       double dof, int threads = 0);
+double repulsive_barnes_hut(std::span<float> out, std::span<const float> y, std::size_t n,
+                            int dims, double dof, double theta, int threads = 0);
+
+struct FftParams {
+  double boxes_per_unit = 1.0;
+  int min_boxes = 20;
+  int nodes_per_box = 3;
+};
+// Holds FFTW plans and buffers between iterations.
+class FftWorkspace {
+ public:
+  FftWorkspace();
+  ~FftWorkspace();
+  FftWorkspace(const FftWorkspace&) = delete;
+  FftWorkspace& operator=(const FftWorkspace&) = delete;
+  struct Impl;
+  Impl& impl() { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+double repulsive_fft(std::span<float> out, std::span<const float> y, std::size_t n, int dims,
+                     double dof, const FftParams& params, FftWorkspace& workspace, int threads = 0);
+
+// Full gradient (see the convention above) with the chosen method; returns Z.
+double gradient(std::span<float> out, const SparseP& p, std::span<const float> y, int dims,
+                double exaggeration, double dof, Method method, const TsneOptions& options,
+                FftWorkspace* workspace = nullptr);
+
+// KL(P || Q). With z <= 0, Z is computed exactly (O(n^2)); otherwise the given Z is used (the
+// estimate reported above exact_kl_max_n: exact sum over P's support, approximate Z).
+double kl_divergence(const SparseP& p, std::span<const float> y, int dims, double dof,
+                     double z = 0.0, int threads = 0);
+
+}  // namespace tokmap::tsne

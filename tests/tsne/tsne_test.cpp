@@ -1,0 +1,397 @@
+#include "tsne/tsne.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "io/io.hpp"
+
+namespace ts = tokmap::tsne;
+namespace nb = tokmap::neighbors;
+
+namespace {
+
+const std::string kData = std::string(TOKMAP_TEST_DATA) + "/tsne/";
+
+std::vector<float> blobs(std::size_t n, std::size_t d, int clusters, float spread, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> centres(static_cast<std::size_t>(clusters) * d);
+  for (auto& c : centres) c = spread * normal(rng);
+  std::vector<float> x(n * d);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t c = i % static_cast<std::size_t>(clusters);
+    for (std::size_t j = 0; j < d; ++j) x[i * d + j] = centres[c * d + j] + normal(rng);
+  }
+  return x;
+}
+
+std::vector<std::vector<double>> read_table(const std::string& path) {
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << path;
+  std::vector<std::vector<double>> rows;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream s(line);
+    std::vector<double> row;
+    double v;
+    while (s >> v) row.push_back(v);
+    if (!row.empty()) rows.push_back(row);
+  }
+  return rows;
+}
+
+double norm(const std::vector<float>& v) {
+  double s = 0;
+  for (float x : v) s += static_cast<double>(x) * x;
+  return std::sqrt(s);
+}
+
+double relative_error(const std::vector<float>& approx, const std::vector<float>& exact) {
+  double s = 0;
+  for (std::size_t e = 0; e < exact.size(); ++e) {
+    const double t = static_cast<double>(approx[e]) - exact[e];
+    s += t * t;
+  }
+  return std::sqrt(s) / norm(exact);
+}
+
+// Repulsion normalised by Z, the quantity that enters the gradient.
+struct Repulsion {
+  std::vector<float> force;
+  double z = 0;
+};
+
+Repulsion repulsion(ts::Method method, const std::vector<float>& y, std::size_t n, int dims,
+                    double dof) {
+  Repulsion r;
+  r.force.resize(y.size());
+  if (method == ts::Method::exact) {
+    r.z = ts::repulsive_exact(r.force, y, n, dims, dof);
+  } else if (method == ts::Method::barnes_hut) {
+    r.z = ts::repulsive_barnes_hut(r.force, y, n, dims, dof, 0.5);
+  } else {
+    ts::TsneOptions defaults;
+    ts::FftParams params;
+    params.boxes_per_unit = dims == 2 ? defaults.fft_boxes_per_unit_2d : defaults.fft_boxes_per_unit_3d;
+    params.min_boxes = dims == 2 ? defaults.fft_min_boxes_2d : defaults.fft_min_boxes_3d;
+    params.nodes_per_box = defaults.fft_nodes_per_box;
+    ts::FftWorkspace workspace;
+    r.z = ts::repulsive_fft(r.force, y, n, dims, dof, params, workspace);
+  }
+  for (auto& f : r.force) f = static_cast<float>(f / r.z);
+  return r;
+}
+
+// A spread-out embedding like a t-SNE map's: clusters of different sizes over ~[-30, 30].
+std::vector<float> embedding_like(std::size_t n, int dims, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> y(n * static_cast<std::size_t>(dims));
+  std::vector<float> centres(20 * static_cast<std::size_t>(dims));
+  for (auto& c : centres) c = 12.0f * normal(rng);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t c = i % 20;
+    const float s = 0.5f + static_cast<float>(c % 4);
+    for (int a = 0; a < dims; ++a) y[i * dims + a] = centres[c * dims + a] + s * normal(rng);
+  }
+  return y;
+}
+
+double pos_agreement(const std::vector<float>& y, std::size_t n, int dims,
+                     const std::vector<std::string>& labels, std::size_t k) {
+  nb::KnnOptions options;
+  options.k = k;
+  options.algorithm = nb::Algorithm::exact;
+  const auto knn = nb::knn(y, n, static_cast<std::size_t>(dims), options);
+  std::size_t same = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t m = 0; m < k; ++m)
+      same += labels[static_cast<std::size_t>(knn.indices[i * k + m])] == labels[i];
+  return static_cast<double>(same) / static_cast<double>(n * k);
+}
+
+}  // namespace
+
+TEST(Tsne, JointProbabilitiesMatchScikitLearn) {
+  const auto table = read_table(kData + "small.tsv");
+  const std::size_t n = table.size(), d = table.at(0).size();
+  ASSERT_EQ(n, 150u);
+  std::vector<float> x;
+  for (const auto& row : table)
+    for (double v : row) x.push_back(static_cast<float>(v));
+  const double perplexity = 5.0;
+  const std::size_t k = 15;
+  nb::KnnOptions options;
+  options.k = k;
+  options.algorithm = nb::Algorithm::exact;
+  const auto knn = nb::knn(x, n, d, options);
+  std::vector<float> sq(knn.distances.size());
+  for (std::size_t e = 0; e < sq.size(); ++e) sq[e] = knn.distances[e] * knn.distances[e];
+  std::vector<float> conditional(n * k);
+  ts::conditional_probabilities(conditional, sq, n, k, perplexity);
+  const auto p = ts::joint_probabilities(conditional, knn.indices, n, k);
+
+  std::map<std::pair<int, int>, double> reference;
+  for (const auto& row : read_table(kData + "small_P.tsv"))
+    reference[{static_cast<int>(row[0]), static_cast<int>(row[1])}] = row[2];
+  ASSERT_EQ(p.col.size(), reference.size());
+  double total = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    for (auto e = p.row_ptr[i]; e < p.row_ptr[i + 1]; ++e) {
+      const auto it = reference.find({static_cast<int>(i), p.col[e]});
+      ASSERT_NE(it, reference.end()) << "entry (" << i << ", " << p.col[e] << ") not in sklearn's P";
+      EXPECT_NEAR(p.val[e], it->second, 1e-4 * it->second + 1e-9) << i << ", " << p.col[e];
+      total += p.val[e];
+    }
+  }
+  EXPECT_NEAR(total, 1.0, 1e-5);
+}
+
+TEST(Tsne, PerplexityCalibrationHitsTarget) {
+  const std::size_t n = 300, d = 5, k = 45;
+  const auto x = blobs(n, d, 4, 3.0f, 7);
+  nb::KnnOptions options;
+  options.k = k;
+  const auto knn = nb::knn(x, n, d, options);
+  std::vector<float> sq(n * k);
+  for (std::size_t e = 0; e < sq.size(); ++e) sq[e] = knn.distances[e] * knn.distances[e];
+  std::vector<float> conditional(n * k);
+  ts::conditional_probabilities(conditional, sq, n, k, 15.0);
+  for (std::size_t i = 0; i < n; ++i) {
+    double h = 0, s = 0;
+    for (std::size_t m = 0; m < k; ++m) {
+      const double pm = conditional[i * k + m];
+      s += pm;
+      if (pm > 0) h -= pm * std::log(pm);
+    }
+    EXPECT_NEAR(s, 1.0, 1e-5);
+    EXPECT_NEAR(std::exp(h), 15.0, 15.0 * 1e-3);
+  }
+}
+
+// Stated bounds (relative L2 error of the Z-normalised repulsion over all points, and relative
+// error of Z), on a 3,000-point map-like layout (20 clusters of width 0.5 to 3.5; 2D spans
+// about 80 units, 3D about 25):
+//   Barnes-Hut, theta 0.5:                      force < 2e-2, Z < 1e-2   (2D and 3D)
+//   FFT, default grid (1 box/unit, 3 nodes/box): force < 5e-2, Z < 5e-3   (2D and 3D)
+// (FIt-SNE's own default grid has the same accuracy.)
+TEST(Tsne, ApproximateRepulsionMatchesExact) {
+  const std::size_t n = 3000;
+  for (int dims : {2, 3}) {
+    for (double dof : {1.0, 0.6}) {
+      auto y = embedding_like(n, dims, 11);
+      if (dims == 3)
+        for (auto& v : y) v *= 0.3f;  // keeps the 3-D FFT grid small enough for a unit test
+      const auto exact = repulsion(ts::Method::exact, y, n, dims, dof);
+      const auto bh = repulsion(ts::Method::barnes_hut, y, n, dims, dof);
+      const auto fft = repulsion(ts::Method::fft, y, n, dims, dof);
+      SCOPED_TRACE("dims " + std::to_string(dims) + " dof " + std::to_string(dof));
+      EXPECT_LT(relative_error(bh.force, exact.force), 2e-2);
+      EXPECT_LT(std::abs(bh.z - exact.z) / exact.z, 1e-2);
+      EXPECT_LT(relative_error(fft.force, exact.force), 5e-2);
+      EXPECT_LT(std::abs(fft.z - exact.z) / exact.z, 5e-3);
+      std::printf("dims %d dof %.1f: BH force %.2e Z %.2e | FFT force %.2e Z %.2e\n", dims, dof,
+                  relative_error(bh.force, exact.force), std::abs(bh.z - exact.z) / exact.z,
+                  relative_error(fft.force, exact.force), std::abs(fft.z - exact.z) / exact.z);
+    }
+  }
+}
+
+TEST(Tsne, FullGradientMatchesExactOnSmallEmbedding) {
+  // Early-optimisation geometry: everything within a unit-sized blob.
+  const std::size_t n = 800, d = 10;
+  const auto x = blobs(n, d, 5, 3.0f, 5);
+  nb::KnnOptions options;
+  options.k = 30;
+  const auto knn = nb::knn(x, n, d, options);
+  std::vector<float> sq(n * 30), conditional(n * 30);
+  for (std::size_t e = 0; e < sq.size(); ++e) sq[e] = knn.distances[e] * knn.distances[e];
+  ts::conditional_probabilities(conditional, sq, n, 30, 10.0);
+  const auto p = ts::joint_probabilities(conditional, knn.indices, n, 30);
+  for (int dims : {2, 3}) {
+    auto y = embedding_like(n, dims, 3);
+    for (auto& v : y) v *= 0.05f;
+    ts::TsneOptions topt;
+    std::vector<float> ge(y.size()), gb(y.size()), gf(y.size());
+    ts::gradient(ge, p, y, dims, 12.0, 1.0, ts::Method::exact, topt);
+    ts::gradient(gb, p, y, dims, 12.0, 1.0, ts::Method::barnes_hut, topt);
+    ts::gradient(gf, p, y, dims, 12.0, 1.0, ts::Method::fft, topt);
+    EXPECT_LT(relative_error(gb, ge), 2e-2) << dims;
+    EXPECT_LT(relative_error(gf, ge), 1e-2) << dims;
+  }
+}
+
+TEST(Tsne, BarnesHutSurvivesExactDuplicates) {
+  // 500 points on 5 distinct locations, plus a few distinct ones.
+  const std::size_t n = 520;
+  for (int dims : {2, 3}) {
+    std::vector<float> y(n * dims);
+    for (std::size_t i = 0; i < n; ++i)
+      for (int a = 0; a < dims; ++a)
+        y[i * dims + a] = i < 500 ? static_cast<float>((i % 5) * (a + 1)) : 0.01f * i + a;
+    const auto exact = repulsion(ts::Method::exact, y, n, dims, 1.0);
+    const auto bh = repulsion(ts::Method::barnes_hut, y, n, dims, 1.0);
+    const auto fft = repulsion(ts::Method::fft, y, n, dims, 1.0);
+    for (float f : bh.force) ASSERT_TRUE(std::isfinite(f));
+    EXPECT_LT(relative_error(bh.force, exact.force), 3e-2);
+    EXPECT_LT(std::abs(bh.z - exact.z) / exact.z, 5e-3);
+    // The FFT interpolates the near field, so 100 coincident points per site (Z dominated by
+    // w(0) = 1 pairs) cost accuracy; it must stay finite and usable.
+    for (float f : fft.force) ASSERT_TRUE(std::isfinite(f));
+    EXPECT_LT(std::abs(fft.z - exact.z) / exact.z, 1.0);
+  }
+}
+
+TEST(Tsne, KlDecreasesAndCallbackSeesEveryReport) {
+  const std::size_t n = 600, d = 10;
+  const auto x = blobs(n, d, 6, 4.0f, 9);
+  for (auto method : {ts::Method::exact, ts::Method::barnes_hut, ts::Method::fft}) {
+    ts::TsneOptions options;
+    options.perplexity = 20;
+    options.method = method;
+    options.iterations = 500;
+    std::vector<std::pair<int, double>> reports;
+    const auto result = ts::run_tsne(x, n, d, options, [&](const ts::IterationReport& r) {
+      EXPECT_EQ(r.embedding.size(), n * 2);
+      EXPECT_TRUE(r.kl_exact);
+      reports.emplace_back(r.iteration, r.kl);
+      return true;
+    });
+    ASSERT_EQ(reports.size(), 10u);
+    EXPECT_EQ(reports.back().first, 500);
+    EXPECT_DOUBLE_EQ(result.kl, reports.back().second);
+    // After early exaggeration (iteration 250) the KL goes down, report to report.
+    for (std::size_t r = 5; r < reports.size(); ++r)
+      EXPECT_LE(reports[r].second, reports[r - 1].second + 1e-3) << ts::method_name(method);
+    EXPECT_LT(reports.back().second, reports[4].second);
+    EXPECT_LT(result.kl, 1.0) << ts::method_name(method);
+  }
+}
+
+TEST(Tsne, CallbackCanStop) {
+  const auto x = blobs(200, 4, 2, 3.0f, 1);
+  ts::TsneOptions options;
+  options.perplexity = 10;
+  const auto result = ts::run_tsne(x, 200, 4, options, [](const ts::IterationReport& r) {
+    return r.iteration < 100;
+  });
+  EXPECT_TRUE(result.stopped);
+  EXPECT_EQ(result.iterations, 100);
+  EXPECT_EQ(result.embedding.size(), 400u);
+}
+
+TEST(Tsne, SameSeedSameBytesForAnyThreadCount) {
+  const std::size_t n = 1500, d = 60;  // d > 50: PCA on
+  const auto x = blobs(n, d, 7, 3.0f, 4);
+  for (auto method : {ts::Method::exact, ts::Method::barnes_hut, ts::Method::fft}) {
+    for (int dims : {2, 3}) {
+      if (method == ts::Method::exact && dims == 3) continue;
+      ts::TsneOptions options;
+      options.method = method;
+      options.dims = dims;
+      options.iterations = 120;
+      options.early_exaggeration_iterations = 60;
+      options.seed = 42;
+      options.threads = 1;
+      const auto one = ts::run_tsne(x, n, d, options);
+      options.threads = 2;
+      const auto two = ts::run_tsne(x, n, d, options);
+      options.threads = 3;
+      const auto five = ts::run_tsne(x, n, d, options);
+      EXPECT_EQ(one.embedding, two.embedding) << ts::method_name(method) << " " << dims;
+      EXPECT_EQ(one.embedding, five.embedding) << ts::method_name(method) << " " << dims;
+      options.init = ts::Init::random;
+      const auto r1 = ts::run_tsne(x, n, d, options);
+      const auto r2 = ts::run_tsne(x, n, d, options);
+      EXPECT_EQ(r1.embedding, r2.embedding);
+      options.seed = 43;
+      const auto r3 = ts::run_tsne(x, n, d, options);
+      EXPECT_NE(r1.embedding, r3.embedding);
+    }
+  }
+}
+
+TEST(Tsne, PcaInitHasStd1e4OnFirstAxis) {
+  const std::size_t n = 300, d = 6;
+  const auto x = blobs(n, d, 3, 3.0f, 2);
+  ts::TsneOptions options;
+  options.iterations = 0;
+  const auto result = ts::run_tsne(x, n, d, options);
+  double mean = 0, var = 0;
+  for (std::size_t i = 0; i < n; ++i) mean += result.embedding[i * 2];
+  mean /= n;
+  for (std::size_t i = 0; i < n; ++i)
+    var += (result.embedding[i * 2] - mean) * (result.embedding[i * 2] - mean);
+  EXPECT_NEAR(std::sqrt(var / n), 1e-4, 1e-7);
+}
+
+TEST(Tsne, ErrorsAndWarnings) {
+  ts::TsneOptions options;
+  options.iterations = 10;
+  std::vector<float> one = {1, 2, 3};
+  EXPECT_THROW(ts::run_tsne(one, 1, 3, options), tokmap::Error);
+  std::vector<float> same(50 * 3, 2.5f);
+  try {
+    ts::run_tsne(same, 50, 3, options);
+    FAIL() << "identical rows accepted";
+  } catch (const tokmap::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("identical"), std::string::npos);
+    EXPECT_EQ(e.kind(), tokmap::ErrorKind::runtime);
+  }
+  auto x = blobs(20, 3, 2, 3.0f, 1);
+  const auto result = ts::run_tsne(x, 20, 3, options);  // perplexity 30 >= 20
+  ASSERT_EQ(result.warnings.size(), 1u);
+  EXPECT_NE(result.warnings[0].find("30"), std::string::npos);
+  EXPECT_NE(result.warnings[0].find("6.33"), std::string::npos);
+  EXPECT_NEAR(result.perplexity, 19.0 / 3.0, 1e-12);
+  EXPECT_EQ(result.neighbors, 19u);
+  x[7 * 3 + 1] = std::nanf("");
+  try {
+    ts::run_tsne(x, 20, 3, options);
+    FAIL() << "NaN accepted";
+  } catch (const tokmap::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("row 8"), std::string::npos) << e.what();
+  }
+  x[7 * 3 + 1] = 0.0f;
+  options.dims = 4;
+  try {
+    ts::run_tsne(x, 20, 3, options);
+    FAIL();
+  } catch (const tokmap::Error& e) {
+    EXPECT_EQ(e.kind(), tokmap::ErrorKind::usage);
+  }
+  // Two points work (perplexity lowered to 1/3).
+  std::vector<float> two = {0, 0, 1, 1};
+  options.dims = 2;
+  EXPECT_NO_THROW(ts::run_tsne(two, 2, 2, options));
+}
+
+// 10-NN part-of-speech agreement of the 2-D map on 2,000 Brown tokens is within 0.01 of (or
+// better than) scikit-learn's (mean of 3 seeds, tests/data/tsne/make_reference.py).
+TEST(Tsne, BrownPartOfSpeechAgreementMatchesScikitLearn) {
+  const auto matrix = tokmap::io::read_npy(kData + "brown-2000.npy");
+  std::vector<std::string> labels;
+  {
+    std::ifstream in(kData + "brown-2000.pos.tsv");
+    std::string line;
+    while (std::getline(in, line)) labels.push_back(line);
+  }
+  ASSERT_EQ(labels.size(), matrix.rows);
+  const auto reference = read_table(kData + "brown-2000.sklearn.tsv");  // header line skipped
+  ASSERT_EQ(reference.size(), 1u);
+  const double sklearn = reference[0][3];
+  ts::TsneOptions options;
+  const auto result = ts::run_tsne(matrix.data, matrix.rows, matrix.cols, options);
+  const double ours = pos_agreement(result.embedding, matrix.rows, 2, labels, 10);
+  std::printf("10-NN POS agreement: tokmap %.4f, scikit-learn %.4f (KL %.4f)\n", ours, sklearn,
+              result.kl);
+  EXPECT_GE(ours, sklearn - 0.01);
+}
