@@ -28,16 +28,36 @@ class WordCache {
   }
 
   static std::uint64_t hash(std::string_view piece) {
-    std::uint64_t h = 0x9E3779B97F4A7C15ull ^ piece.size();
-    std::size_t i = 0;
-    for (; i + 8 <= piece.size(); i += 8) {
+    const auto load64 = [](const char* p) {
       std::uint64_t word;
-      std::memcpy(&word, piece.data() + i, 8);
-      h = (h ^ word) * 0xFF51AFD7ED558CCDull;
-      h ^= h >> 32;
+      std::memcpy(&word, p, 8);
+      return word;
+    };
+    const auto load32 = [](const char* p) {
+      std::uint32_t word;
+      std::memcpy(&word, p, 4);
+      return std::uint64_t{word};
+    };
+    const char* data = piece.data();
+    const std::size_t size = piece.size();
+    std::uint64_t h = 0x9E3779B97F4A7C15ull ^ size;
+    // Whole-word loads only, overlapping at the end: a byte-wise copy of the tail into a word
+    // would stall on store-to-load forwarding, and this runs once per piece.
+    std::uint64_t tail;
+    if (size >= 8) {
+      for (std::size_t i = 0; i + 8 < size; i += 8) {
+        h = (h ^ load64(data + i)) * 0xFF51AFD7ED558CCDull;
+        h ^= h >> 32;
+      }
+      tail = load64(data + size - 8);
+    } else if (size >= 4) {
+      tail = (load32(data) << 32) | load32(data + size - 4);
+    } else {
+      tail = size == 0 ? 0
+                       : (std::uint64_t(std::uint8_t(data[0])) << 16) |
+                             (std::uint64_t(std::uint8_t(data[size / 2])) << 8) |
+                             std::uint8_t(data[size - 1]);
     }
-    std::uint64_t tail = 0;
-    std::memcpy(&tail, piece.data() + i, piece.size() - i);
     h = (h ^ tail) * 0xC4CEB9FE1A85EC53ull;
     return h ^ (h >> 29);
   }
