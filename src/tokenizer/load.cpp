@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "io/io.hpp"
 #include "tokenizer/tokenizer_impl.hpp"
@@ -259,12 +260,9 @@ std::shared_ptr<const Tokenizer::Impl> build(std::vector<VocabEntry> vocab,
   impl->token_bytes.assign(count, {});
   impl->token_length.assign(count, 0);
   std::vector<bool> seen(count, false);
-  const auto is_added = [&](std::string_view token) {
-    for (const auto& content : added_content) {
-      if (content == token) return true;
-    }
-    return false;
-  };
+  // A set, not a scan: a hostile file may list tens of thousands of added tokens.
+  const std::unordered_set<std::string_view> added_set(added_content.begin(), added_content.end());
+  const auto is_added = [&](std::string_view token) { return added_set.contains(token); };
   for (VocabEntry& entry : vocab) {
     if (entry.id < 0 || std::uint64_t(entry.id) >= count) {
       fail(vocab_file, "token " + quote_for_message(entry.token) + " has id " +
