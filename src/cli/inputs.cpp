@@ -80,7 +80,9 @@ std::vector<EncodedText> encode_texts(const tokenizer::Tokenizer& tokenizer,
   encoded.reserve(texts.size());
   tokenizer::EncodeOptions options;
   options.lossy = lossy;
+  Progress progress(common, "tokenize", texts.size());
   for (const auto& source : texts) {
+    progress.update(encoded.size());
     try {
       encoded.push_back({tokenizer.encode(source.text, options), &source});
     } catch (const Error& e) {
@@ -92,6 +94,7 @@ std::vector<EncodedText> encode_texts(const tokenizer::Tokenizer& tokenizer,
                        " invalid UTF-8 byte(s) with U+FFFD");
     }
   }
+  progress.finish();
   return encoded;
 }
 
