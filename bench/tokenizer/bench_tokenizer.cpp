@@ -1,6 +1,7 @@
 // Throughput of tokmap's GPT-2 tokenizer on a corpus file, in the same two shapes that
 // bench_gpt3_encoder.js measures: (a) every line encoded on its own, (b) the whole file as one
-// string, plus prefixes of (b) to show that the cost is linear in the input.
+// string, plus prefixes of (b) to show that the cost is linear in the input, and (c) single
+// pathological pieces (a megabyte run of spaces, a megabyte "word").
 //
 // usage: bench_tokenizer MODEL_FOLDER CORPUS_FILE [--repeat N]
 // Prints one "key value..." line per measurement (read by run.sh).
@@ -91,7 +92,7 @@ int main(int argc, char** argv) try {
     const std::string_view text = prefix_at_line(corpus, std::size_t(size_mb * 1e6));
     double elapsed_best = 1e30;
     std::size_t count = 0;
-    for (int pass = 0; pass < std::max(1, repeat / 2); ++pass) {
+    for (int pass = 0; pass < repeat; ++pass) {
       start = Clock::now();
       count = tokenizer.encode(text).ids.size();
       elapsed_best = std::min(elapsed_best, seconds_since(start));
@@ -99,6 +100,20 @@ int main(int argc, char** argv) try {
     std::printf("whole bytes %zu tokens %zu seconds %.4f mb_s %.2f\n", text.size(), count,
                 elapsed_best, double(text.size()) / 1e6 / elapsed_best);
     if (text.size() == corpus.size()) break;
+  }
+
+  // (c) pathological single pieces: a run of spaces and one giant "word". Linear (spaces) and
+  // O(n log n) (the word's BPE) rather than quadratic: 4x the input should cost about 4x.
+  for (const char fill : {' ', 'a'}) {
+    for (const std::size_t size : {std::size_t{1} << 20, std::size_t{4} << 20}) {
+      const std::string text(size, fill);
+      start = Clock::now();
+      const std::size_t count = tokenizer.encode(text).ids.size();
+      const double elapsed = seconds_since(start);
+      std::printf("pathological %s bytes %zu tokens %zu seconds %.4f mb_s %.2f\n",
+                  fill == ' ' ? "spaces" : "one_word", size, count, elapsed,
+                  double(size) / 1e6 / elapsed);
+    }
   }
   return 0;
 } catch (const std::exception& error) {

@@ -22,21 +22,25 @@ const [tokmapFile, gpt3File] = process.argv.slice(2);
 const tokmap = parse(tokmapFile);
 const gpt3 = parse(gpt3File);
 const mb = (bytes) => (bytes / 1e6).toFixed(2);
-const ratio = (a, b) => (b > 0 ? `${(a / b).toFixed(0)}x` : 'n/a');
+const rate = (bytes, seconds) => bytes / 1e6 / seconds;
+const show = (mbPerSecond) => mbPerSecond.toPrecision(3);
+const ratio = (a, b) => `${Math.round(a / b)}x`;
 const same = (a, b) => (a === b ? 'same' : `DIFFER (${a} vs ${b})`);
 
 console.log('| case | input | tokmap MB/s | gpt-3-encoder MB/s | ratio | tokens |');
 console.log('| --- | --- | ---: | ---: | ---: | --- |');
 const t = tokmap.lines;
 const g = gpt3.lines;
-console.log(`| (a) ${t.count} short lines, first pass | ${mb(t.bytes)} MB | ${t.cold_mb_s} | ` +
-            `${g.cold_mb_s} | ${ratio(t.cold_mb_s, g.cold_mb_s)} | ${same(t.tokens, g.tokens)} |`);
-console.log(`| (a) same, best pass (warm caches) | ${mb(t.bytes)} MB | ${t.warm_mb_s} | ` +
-            `${g.warm_mb_s} | ${ratio(t.warm_mb_s, g.warm_mb_s)} | ${same(t.tokens, g.tokens)} |`);
+console.log(`| (a) ${t.count} short lines, first pass | ${mb(t.bytes)} MB | ${show(t.cold_mb_s)} | ` +
+            `${show(g.cold_mb_s)} | ${ratio(t.cold_mb_s, g.cold_mb_s)} | ${same(t.tokens, g.tokens)} |`);
+console.log(`| (a) same, best pass (warm caches) | ${mb(t.bytes)} MB | ${show(t.warm_mb_s)} | ` +
+            `${show(g.warm_mb_s)} | ${ratio(t.warm_mb_s, g.warm_mb_s)} | ${same(t.tokens, g.tokens)} |`);
 for (const w of tokmap.whole) {
+  const ours = rate(w.bytes, w.seconds);
   const other = gpt3.whole.find((x) => x.bytes === w.bytes);
-  const theirs = other ? `${other.mb_s} (${other.seconds.toFixed(2)} s)` : 'not run (quadratic)';
-  console.log(`| (b) one string | ${mb(w.bytes)} MB | ${w.mb_s} (${w.seconds.toFixed(3)} s) | ` +
-              `${theirs} | ${other ? ratio(w.mb_s, other.mb_s) : '-'} | ` +
-              `${other ? same(w.tokens, other.tokens) : w.tokens} |`);
+  const theirs = other ? rate(other.bytes, other.seconds) : 0;
+  console.log(`| (b) one string | ${mb(w.bytes)} MB | ${show(ours)} (${w.seconds.toFixed(3)} s) | ` +
+              (other ? `${show(theirs)} (${other.seconds.toFixed(1)} s) | ${ratio(ours, theirs)} | ` +
+                           `${same(w.tokens, other.tokens)} |`
+                     : `not run (quadratic) | - | ${w.tokens} |`));
 }
