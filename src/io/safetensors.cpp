@@ -1,10 +1,8 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
-#include <nlohmann/json.hpp>
-#include <set>
-
 #include "io/io.hpp"
+#include "io/json.hpp"
 
 namespace tokmap::io {
 
@@ -93,24 +91,8 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : file_(path) {
   const std::uint64_t data_size = bytes.size() - data_offset_;
   const std::string_view header_text(reinterpret_cast<const char*>(bytes.data()) + 8, header_length);
 
-  // Parse, rejecting duplicate top-level keys (nlohmann would silently keep the last one).
-  std::set<std::string> seen_keys;
-  std::string duplicate;
-  json header;
-  try {
-    header = json::parse(
-        header_text, [&](int depth, json::parse_event_t event, json& parsed) {
-          if (depth == 1 && event == json::parse_event_t::key) {
-            const auto& key = parsed.get_ref<const std::string&>();
-            if (!seen_keys.insert(key).second && duplicate.empty()) duplicate = key;
-          }
-          return true;
-        });
-  } catch (const json::exception& e) {
-    throw Error(where + ": header (offset 8, " + std::to_string(header_length) +
-                " bytes) is not valid JSON: " + e.what());
-  }
-  if (!duplicate.empty()) throw Error(where + ": header names tensor '" + duplicate + "' twice");
+  const json header = parse_json(header_text, where + ": header (offset 8, " +
+                                                  std::to_string(header_length) + " bytes)");
   if (!header.is_object()) throw Error(where + ": header is not a JSON object");
 
   for (auto it = header.begin(); it != header.end(); ++it) {

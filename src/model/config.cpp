@@ -1,6 +1,5 @@
-#include <nlohmann/json.hpp>
-
 #include "io/io.hpp"
+#include "io/json.hpp"
 #include "model/model.hpp"
 
 namespace tokmap::model {
@@ -29,12 +28,7 @@ bool boolean(const json& root, const char* key, bool fallback, const std::string
 }  // namespace
 
 Config parse_config(std::string_view json_text, const std::string& where) {
-  json root;
-  try {
-    root = json::parse(json_text);
-  } catch (const json::exception& e) {
-    throw Error(where + ": not valid JSON: " + e.what());
-  }
+  const json root = io::parse_json(json_text, where);
   if (!root.is_object()) throw Error(where + ": expected a JSON object");
 
   if (const auto type = root.find("model_type"); type != root.end() && type->is_string()) {

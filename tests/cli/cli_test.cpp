@@ -2,7 +2,12 @@
 // of the foundation issue (one-line error, exit 1 or 2, no output file left behind).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include <cstdlib>
 #include <fstream>
@@ -62,9 +67,9 @@ std::string slurp(const fs::path& path) {
   return buffer.str();
 }
 
-Result tokmap(const std::vector<std::string>& args) {
+Result tokmap(const std::vector<std::string>& args, const std::string& environment = "") {
   static TempDir io_dir;
-  std::string command = quote(TOKMAP_BINARY);
+  std::string command = environment + " " + quote(TOKMAP_BINARY);
   for (const auto& arg : args) command += " " + quote(arg);
   command += " >" + quote((io_dir / "out").string()) + " 2>" + quote((io_dir / "err").string()) + " </dev/null";
   const int status = std::system(command.c_str());
@@ -315,6 +320,45 @@ TEST(Embed, ModelNotFoundListsPlacesAndHowToGetGpt2) {
   const Result r = tokmap({"tokenize", "--model", "gpt2-xl", "--text", "x"});
   expect_error(r, 1, "huggingface-cli download gpt2-xl");
   EXPECT_THAT(r.err, HasSubstr("models--openai-community--gpt2-xl"));
+}
+
+TEST(Embed, InterruptedRunLeavesNoPartialOutput) {
+  TempDir dir;
+  // A text long enough that the forward pass is still running when SIGINT arrives.
+  std::string text;
+  for (int i = 0; i < 4000; ++i) text += "The quick brown fox jumps over the lazy dog. ";
+  write(dir / "long.txt", text);
+  const fs::path out = dir / "out";
+  fs::create_directory(out);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::freopen("/dev/null", "w", stderr);
+    ::execl(TOKMAP_BINARY, "tokmap", "embed", "--whole-file", "--file", (dir / "long.txt").c_str(),
+            "--out", (out / "e.safetensors").c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Wait until the temporary output exists, i.e. the run is in the middle of writing.
+  bool started = false;
+  for (int i = 0; i < 2000 && !started; ++i) {
+    started = !fs::is_empty(out);
+    if (!started) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ::kill(child, SIGINT);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  EXPECT_TRUE(started);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT) << "status " << status;
+  EXPECT_TRUE(fs::is_empty(out)) << "partial output left behind";
+}
+
+TEST(Embed, AllocationLimitIsNamedWithHowToRaiseIt) {
+  TempDir dir;
+  // The bundled model's float16 token embedding needs 25.7 MB as float32.
+  const Result r = tokmap({"embed", "--text", "x", "--out", (dir / "e.safetensors").string()},
+                          "TOKMAP_MAX_BYTES=1000000");
+  expect_error(r, 1, "above the limit of 1000000 (set TOKMAP_MAX_BYTES to raise it)");
+  EXPECT_TRUE(fs::is_empty(dir.path()));
 }
 
 }  // namespace

@@ -57,6 +57,10 @@ TEST(Config, FillsGpt2DefaultsAndIgnoresUnknownFields) {
 TEST(Config, RejectsBadValuesNamingTheFile) {
   EXPECT_THAT(error_of([] { parse_config("{not json", "m/config.json"); }), HasSubstr("m/config.json: not valid JSON"));
   EXPECT_THAT(error_of([] { parse_config("[1]", "c.json"); }), HasSubstr("expected a JSON object"));
+  EXPECT_THAT(error_of([] { parse_config(R"({"n_layer": 2, "n_layer": 3})", "c.json"); }),
+              HasSubstr("c.json: key 'n_layer' appears twice"));
+  EXPECT_THAT(error_of([] { parse_config("{\"model_type\": \"gpt\xff\"}", "c.json"); }),
+              HasSubstr("c.json: not valid JSON"));
   EXPECT_THAT(error_of([] { parse_config(R"({"n_layer": -1})", "c.json"); }), HasSubstr("n_layer"));
   EXPECT_THAT(error_of([] { parse_config(R"({"n_embd": 30, "n_head": 4})", "c.json"); }), HasSubstr("not divisible"));
   EXPECT_THAT(error_of([] { parse_config(R"({"activation_function": "swish"})", "c.json"); }), HasSubstr("swish"));

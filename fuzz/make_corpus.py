@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora under fuzz/corpus/ (committed; rerun to regenerate).
+
+Standard library only. Seeds are small valid inputs of each format plus a few near-misses,
+so the fuzzer starts from deep inside each parser.
+"""
+import json
+import os
+import struct
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+CORPUS = os.path.join(ROOT, "corpus")
+
+
+def put(target, name, data):
+    folder = os.path.join(CORPUS, target)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode("utf-8"))
+
+
+def safetensors(tensors, metadata=None):
+    """tensors: list of (name, dtype, shape, raw bytes)."""
+    header, offset, blob = {}, 0, b""
+    if metadata:
+        header["__metadata__"] = metadata
+    for name, dtype, shape, raw in tensors:
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
+        offset += len(raw)
+        blob += raw
+    text = json.dumps(header).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    return struct.pack("<Q", len(text)) + text + blob
+
+
+def f32(count, start=0.0):
+    return struct.pack("<%df" % count, *[start + 0.01 * i for i in range(count)])
+
+
+def tiny_model(prefix=""):
+    # Matches fuzz_safetensors' config: n_layer 1, n_head 2, n_embd 4, n_positions 4, vocab 8.
+    C, I, V, P = 4, 16, 8, 4
+    shapes = {"wte.weight": [V, C], "wpe.weight": [P, C], "ln_f.weight": [C], "ln_f.bias": [C],
+              "h.0.ln_1.weight": [C], "h.0.ln_1.bias": [C], "h.0.attn.c_attn.weight": [C, 3 * C],
+              "h.0.attn.c_attn.bias": [3 * C], "h.0.attn.c_proj.weight": [C, C],
+              "h.0.attn.c_proj.bias": [C], "h.0.ln_2.weight": [C], "h.0.ln_2.bias": [C],
+              "h.0.mlp.c_fc.weight": [C, I], "h.0.mlp.c_fc.bias": [I],
+              "h.0.mlp.c_proj.weight": [I, C], "h.0.mlp.c_proj.bias": [C]}
+    tensors = []
+    for name, shape in shapes.items():
+        count = 1
+        for d in shape:
+            count *= d
+        tensors.append((prefix + name, "F32", shape, f32(count)))
+    return safetensors(tensors, {"format": "pt"})
+
+
+def main():
+    put("fuzz_safetensors", "tiny_model", tiny_model())
+    put("fuzz_safetensors", "tiny_model_prefixed", tiny_model("transformer."))
+    put("fuzz_safetensors", "mixed_dtypes", safetensors([
+        ("a", "F16", [2, 2], struct.pack("<4H", 0x3C00, 0xC000, 0x0001, 0x7BFF)),
+        ("b", "BF16", [2], struct.pack("<2H", 0x3F80, 0x4049)),
+        ("c", "I64", [3], struct.pack("<3q", 1, -2, 3)),
+        ("d", "F64", [1], struct.pack("<d", 0.5)),
+        ("e", "U8", [0], b""),
+    ]))
+    put("fuzz_safetensors", "empty_header", safetensors([]))
+    put("fuzz_safetensors", "overlap", struct.pack("<Q", 120) + json.dumps(
+        {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+         "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}).encode().ljust(120) + bytes(12))
+
+    config = {"n_layer": 1, "n_head": 2, "n_embd": 4, "n_positions": 4, "vocab_size": 8,
+              "n_inner": None, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,
+              "model_type": "gpt2", "scale_attn_by_inverse_layer_idx": False}
+    put("fuzz_config", "tiny", json.dumps(config))
+    put("fuzz_config", "relu", json.dumps(dict(config, activation_function="relu", n_inner=8)))
+    put("fuzz_config", "empty", "{}")
+
+    vocab = {"a": 0, "b": 1, "Ġ": 2, "t": 3, "h": 4, "e": 5, "x": 6, "Ċ": 7, "aa": 8, "ab": 9,
+             "th": 10, "the": 11, "Ġthe": 12, "<|endoftext|>": 13}
+    merges = "#version: 0.2\na a\na b\nt h\nth e\nĠ the\n"
+    put("fuzz_vocab_merges", "small", json.dumps(vocab, ensure_ascii=False) + "\0" + merges)
+    put("fuzz_vocab_merges", "no_merges", json.dumps({"a": 0}) + "\0")
+    tokenizer_json = {
+        "version": "1.0",
+        "added_tokens": [{"id": 13, "content": "<|endoftext|>", "special": True}],
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False},
+        "model": {"type": "BPE", "vocab": vocab, "merges": merges.splitlines()[1:]},
+    }
+    put("fuzz_tokenizer_json", "small", json.dumps(tokenizer_json, ensure_ascii=False))
+    put("fuzz_tokenizer_json", "pair_merges", json.dumps(dict(tokenizer_json, model=dict(
+        tokenizer_json["model"], merges=[m.split(" ") for m in merges.splitlines()[1:]])), ensure_ascii=False))
+
+    texts = ["Hello world", "I'm here, aren't you?", "  multiple   spaces\n\n\tand tabs",
+             "naïve café — ünïcödé", "日本語のテキスト", "emoji 🤖🚀 mix", "<|endoftext|>x<|endoftext|>",
+             "123 4567 89.0", "'s'S'LL 'd", "\xff\xfe invalid".encode("latin-1").decode("latin-1")]
+    for i, text in enumerate(texts):
+        put("fuzz_bpe_encode", "text%d" % i, text)
+    put("fuzz_bpe_encode", "invalid_utf8", b"abc\xff\xc3(\xe2\x82def")
+
+    def npy(descr, shape, raw, version=1):
+        header = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (descr, shape)
+        header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+        if version == 1:
+            return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + raw
+        return b"\x93NUMPY\x02\x00" + struct.pack("<I", len(header)) + header.encode() + raw
+
+    put("fuzz_npy", "f4", npy("<f4", "(2, 3)", f32(6)))
+    put("fuzz_npy", "f8_v2", npy("<f8", "(3, 1)", struct.pack("<3d", 1, 2, 3), version=2))
+    put("fuzz_npy", "nan", npy("<f4", "(1, 2)", struct.pack("<2f", float("nan"), 1.0)))
+    put("fuzz_tsv", "tsv", "\x001\t2\t3\n4\t5\t6\n")
+    put("fuzz_tsv", "csv", "\x011,2\r\n-3.5e2, 4\n\n")
+    put("fuzz_tsv", "ragged", "\x001\t2\n3\n")
+
+
+if __name__ == "__main__":
+    main()
