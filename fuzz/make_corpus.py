@@ -19,6 +19,20 @@ def put(target, name, data):
         f.write(data if isinstance(data, bytes) else data.encode("utf-8"))
 
 
+def byte_symbols():
+    """GPT-2's bytes_to_unicode, in byte order."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    symbols, extra = [], 0
+    for b in range(256):
+        if b in printable:
+            symbols.append(chr(b))
+        else:
+            symbols.append(chr(256 + extra))
+            extra += 1
+    return symbols
+
+
 def safetensors(tensors, metadata=None):
     """tensors: list of (name, dtype, shape, raw bytes)."""
     header, offset, blob = {}, 0, b""
@@ -77,14 +91,16 @@ def main():
     put("fuzz_config", "relu", json.dumps(dict(config, activation_function="relu", n_inner=8)))
     put("fuzz_config", "empty", "{}")
 
-    vocab = {"a": 0, "b": 1, "Ġ": 2, "t": 3, "h": 4, "e": 5, "x": 6, "Ċ": 7, "aa": 8, "ab": 9,
-             "th": 10, "the": 11, "Ġthe": 12, "<|endoftext|>": 13}
+    # The loader requires every one of the 256 byte-level symbols (so decode inverts encode).
+    vocab = {symbol: i for i, symbol in enumerate(byte_symbols())}
+    for extra in ["aa", "ab", "th", "the", "Ġthe", "<|endoftext|>"]:
+        vocab[extra] = len(vocab)
     merges = "#version: 0.2\na a\na b\nt h\nth e\nĠ the\n"
     put("fuzz_vocab_merges", "small", json.dumps(vocab, ensure_ascii=False) + "\0" + merges)
     put("fuzz_vocab_merges", "no_merges", json.dumps({"a": 0}) + "\0")
     tokenizer_json = {
         "version": "1.0",
-        "added_tokens": [{"id": 13, "content": "<|endoftext|>", "special": True}],
+        "added_tokens": [{"id": vocab["<|endoftext|>"], "content": "<|endoftext|>", "special": True}],
         "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False},
         "model": {"type": "BPE", "vocab": vocab, "merges": merges.splitlines()[1:]},
     }
