@@ -135,19 +135,21 @@ KnnResult knn_exact(std::span<const float> data, std::size_t n, std::size_t d,
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
     for (std::size_t r = 0; r < rows; ++r) {
       const std::size_t i = start + r;
-      const float* g = gram.data() + r * n;
-      // Max-heap of the `keep` smallest (d2, j).
+      float* g = gram.data() + r * n;
+      // Squared distances in place (vectorised), then a bounded max-heap of the `keep`
+      // smallest (d2, j); most candidates fail the single comparison with the current worst.
+      const float sqi = sq[i];
+#pragma omp simd
+      for (std::size_t j = 0; j < n; ++j) g[j] = sqi + sq[j] - 2.0f * g[j];
       std::priority_queue<std::pair<float, std::int32_t>> heap;
+      float worst = std::numeric_limits<float>::infinity();
       for (std::size_t j = 0; j < n; ++j) {
+        const float d2 = g[j];
+        if (heap.size() == keep && !(d2 < worst)) continue;
         if (j == i) continue;
-        const float d2 = sq[i] + sq[j] - 2.0f * g[j];
-        const auto item = std::make_pair(d2, static_cast<std::int32_t>(j));
-        if (heap.size() < keep) {
-          heap.push(item);
-        } else if (item < heap.top()) {
-          heap.pop();
-          heap.push(item);
-        }
+        if (heap.size() == keep) heap.pop();
+        heap.emplace(d2, static_cast<std::int32_t>(j));
+        if (heap.size() == keep) worst = heap.top().first;
       }
       std::vector<std::int32_t> candidates;
       candidates.reserve(keep);

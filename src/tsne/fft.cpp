@@ -5,8 +5,14 @@
 // with spacing h. Each point's charges are spread onto the p^D nodes of its box with Lagrange
 // weights, the node-to-node kernel sums are a D-dimensional Toeplitz convolution done by
 // zero-padded FFTs (size 2M per dimension), and the node potentials are interpolated back.
-// Two kernels are convolved: K1 = w (charge 1, for Z) and K2 = w g (charges 1 and y), which
-// gives sum_j w_ij g_ij (yi - yj) = yi * (K2 * 1)(yi) - (K2 * y)(yi) for any dof.
+// Two kernels are used: K2 = w g is convolved with the charges 1 and y, which gives
+// sum_j w_ij g_ij (yi - yj) = yi * (K2 * 1)(yi) - (K2 * y)(yi) for any dof; K1 = w only enters
+// Z = sum_ij w_ij = <c, K1 * c> (c = the spread charge 1), evaluated by Parseval in the
+// frequency domain. Per iteration: D + 1 forward and D + 1 inverse FFTs.
+//
+// Once the map is wider than min_boxes boxes, the box width is fixed at 1 / boxes_per_unit
+// (the grid grows instead), so the kernel and its FFT only change when the grid size does and
+// are cached between iterations. Grid sizes are 2^a 3^b (FFTW_ESTIMATE plans are fast there).
 //
 // Determinism: each charge's spread, FFT and product is one task done by one thread in point
 // order; plans are FFTW_ESTIMATE (the same algorithm every run); the gather is per point.
@@ -34,7 +40,7 @@ std::mutex& planner_mutex() {
 }
 
 bool smooth(int v) {
-  for (int f : {2, 3, 5, 7})
+  for (int f : {2, 3})
     while (v % f == 0) v /= f;
   return v == 1;
 }
@@ -44,14 +50,18 @@ bool smooth(int v) {
 struct FftWorkspace::Impl {
   int dims = 0;
   int length = 0;  // padded length per dimension (2M)
-  int charges = 0;
   std::size_t real_size = 0, complex_size = 0;
   std::array<float*, 2> kernel_real{nullptr, nullptr};
   std::array<fftwf_complex*, 2> kernel_hat{nullptr, nullptr};
-  std::vector<float*> charge_real;
-  std::vector<fftwf_complex*> charge_hat;
+  std::vector<float*> in_real;            // charges: 1, y_1 .. y_D
+  std::vector<fftwf_complex*> in_hat;
+  std::vector<float*> out_real;           // potentials: K2*1, K2*y_1 .. K2*y_D
+  std::vector<fftwf_complex*> out_hat;
   fftwf_plan forward = nullptr;
   fftwf_plan backward = nullptr;
+  // The kernel transforms in kernel_hat are valid for this node spacing and dof.
+  bool kernel_valid = false;
+  double kernel_h = 0.0, kernel_dof = 0.0;
 
   void release() {
     std::lock_guard<std::mutex> lock(planner_mutex());
@@ -60,19 +70,23 @@ struct FftWorkspace::Impl {
     forward = backward = nullptr;
     for (auto*& p : kernel_real) fftwf_free(p), p = nullptr;
     for (auto*& p : kernel_hat) fftwf_free(p), p = nullptr;
-    for (auto* p : charge_real) fftwf_free(p);
-    for (auto* p : charge_hat) fftwf_free(p);
-    charge_real.clear();
-    charge_hat.clear();
-    length = dims = charges = 0;
+    for (auto* p : in_real) fftwf_free(p);
+    for (auto* p : in_hat) fftwf_free(p);
+    for (auto* p : out_real) fftwf_free(p);
+    for (auto* p : out_hat) fftwf_free(p);
+    in_real.clear();
+    in_hat.clear();
+    out_real.clear();
+    out_hat.clear();
+    length = dims = 0;
+    kernel_valid = false;
   }
 
-  void ensure(int d, int len, int nch) {
-    if (d == dims && len == length && nch == charges) return;
+  void ensure(int d, int len) {
+    if (d == dims && len == length) return;
     release();
     dims = d;
     length = len;
-    charges = nch;
     real_size = 1;
     for (int a = 0; a < d; ++a) real_size *= static_cast<std::size_t>(len);
     complex_size = real_size / static_cast<std::size_t>(len) * static_cast<std::size_t>(len / 2 + 1);
@@ -90,14 +104,18 @@ struct FftWorkspace::Impl {
       kernel_real[k] = alloc_real();
       kernel_hat[k] = alloc_complex();
     }
-    for (int c = 0; c < nch; ++c) {
-      charge_real.push_back(alloc_real());
-      charge_hat.push_back(alloc_complex());
+    for (int c = 0; c < d + 1; ++c) {
+      in_real.push_back(alloc_real());
+      in_hat.push_back(alloc_complex());
+    }
+    for (int c = 0; c < d + 1; ++c) {
+      out_real.push_back(alloc_real());
+      out_hat.push_back(alloc_complex());
     }
     std::array<int, 3> shape{len, len, len};
     std::lock_guard<std::mutex> lock(planner_mutex());
     forward = fftwf_plan_dft_r2c(d, shape.data(), kernel_real[0], kernel_hat[0], FFTW_ESTIMATE);
-    backward = fftwf_plan_dft_c2r(d, shape.data(), charge_hat[0], charge_real[0], FFTW_ESTIMATE);
+    backward = fftwf_plan_dft_c2r(d, shape.data(), out_hat[0], out_real[0], FFTW_ESTIMATE);
     if (!forward || !backward) throw Error("FFT: could not plan a transform of size " +
                                            std::to_string(len) + "^" + std::to_string(d));
   }
@@ -123,16 +141,27 @@ double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size
     lo = mid - 5e-7;
     range = 1e-6;
   }
-  int nb = std::max(params.min_boxes,
-                    static_cast<int>(std::ceil(range * params.boxes_per_unit)));
-  nb = std::max(nb, 1);
-  while (!smooth(nb)) ++nb;
+  // Small maps: min_boxes boxes over the range. Wider maps: boxes of fixed width
+  // 1 / boxes_per_unit, so the kernel (which depends on the node spacing only) is reused.
+  const double fixed_box = 1.0 / params.boxes_per_unit;
+  int nb = 0;
+  double box = 0.0;
+  if (range <= params.min_boxes * fixed_box) {
+    nb = std::max(params.min_boxes, 1);
+    while (!smooth(nb)) ++nb;
+    box = range / nb;
+  } else {
+    nb = static_cast<int>(std::ceil(range / fixed_box));
+    while (!smooth(nb)) ++nb;
+    box = fixed_box;
+  }
   const int m = nb * p;
   const int len = 2 * m;
-  constexpr int kCharges = D + 2;  // K1: 1; K2: 1, y_1..y_D
-  ws.ensure(D, len, kCharges);
-  const double box = range / nb;
+  constexpr int kIn = D + 1;   // charges 1, y_1 .. y_D
+  constexpr int kOut = D + 1;  // potentials K2*1, K2*y_1 .. K2*y_D
+  ws.ensure(D, len);
   const double h = box / p;
+  const bool kernel_ready = ws.kernel_valid && ws.kernel_h == h && ws.kernel_dof == dof;
 
   std::array<std::size_t, D> stride;
   stride[D - 1] = 1;
@@ -188,9 +217,11 @@ double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size
   const Kernel kernel(dof);
   const double center = 0.5 * (lo + hi);
   const std::size_t real_size = ws.real_size;
-  // Phase 1: kernel tables and their FFTs (tasks 0, 1), charge spreading and FFTs (2..).
+  // Phase 1: kernel tables and their FFTs (tasks 0, 1; only when the spacing changed), charge
+  // spreading and FFTs (tasks 2..).
+  const int first_task = kernel_ready ? 2 : 0;
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
-  for (int task = 0; task < 2 + kCharges; ++task) {
+  for (int task = first_task; task < 2 + kIn; ++task) {
     if (task < 2) {
       float* kr = ws.kernel_real[task];
       // Squared signed offsets per index of one dimension (index m has no partner: value 0).
@@ -226,10 +257,10 @@ double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size
       fftwf_execute_dft_r2c(ws.forward, kr, ws.kernel_hat[task]);
     } else {
       const int c = task - 2;
-      float* grid = ws.charge_real[c];
+      float* grid = ws.in_real[c];
       std::fill(grid, grid + real_size, 0.0f);
       for (std::size_t i = 0; i < n; ++i) {
-        const float charge = c <= 1 ? 1.0f : static_cast<float>(y[i * D + (c - 2)] - center);
+        const float charge = c == 0 ? 1.0f : static_cast<float>(y[i * D + (c - 1)] - center);
         const float* wi = weight.data() + i * D * p;
         float* g = grid + base[i];
         for (std::size_t q = 0; q < box_nodes; ++q) {
@@ -238,45 +269,61 @@ double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size
           g[node_offset[q]] += wq;
         }
       }
-      fftwf_execute_dft_r2c(ws.forward, grid, ws.charge_hat[c]);
+      fftwf_execute_dft_r2c(ws.forward, grid, ws.in_hat[c]);
     }
   }
-  // Phase 2: products with the kernel transforms and inverse FFTs.
+  ws.kernel_valid = true;
+  ws.kernel_h = h;
+  ws.kernel_dof = dof;
+  // Phase 2: products with the kernel transforms and inverse FFTs; the last task is Parseval's
+  // sum for Z: sum_q c(q) (K1 * c)(q) = L^-D sum_k |c^(k)|^2 K1^(k) (K1^ is real: the kernel
+  // table is even), over the half spectrum with weight 2 for the mirrored columns.
   const std::size_t complex_size = ws.complex_size;
+  const std::size_t half = static_cast<std::size_t>(len / 2 + 1);
+  double parseval = 0.0;
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
-  for (int c = 0; c < kCharges; ++c) {
-    fftwf_complex* hat = ws.charge_hat[c];
-    const fftwf_complex* k = ws.kernel_hat[c == 0 ? 0 : 1];
-    for (std::size_t e = 0; e < complex_size; ++e) {
-      const float re = hat[e][0] * k[e][0] - hat[e][1] * k[e][1];
-      const float im = hat[e][0] * k[e][1] + hat[e][1] * k[e][0];
-      hat[e][0] = re;
-      hat[e][1] = im;
+  for (int c = 0; c <= kOut; ++c) {
+    if (c == kOut) {
+      const fftwf_complex* ch = ws.in_hat[0];
+      const fftwf_complex* k1 = ws.kernel_hat[0];
+      double sum = 0.0;
+      for (std::size_t e = 0; e < complex_size; ++e) {
+        const std::size_t col = e % half;
+        const double weight = (col == 0 || col == half - 1) ? 1.0 : 2.0;
+        sum += weight * (static_cast<double>(ch[e][0]) * ch[e][0] +
+                         static_cast<double>(ch[e][1]) * ch[e][1]) * k1[e][0];
+      }
+      parseval = sum;
+      continue;
     }
-    fftwf_execute_dft_c2r(ws.backward, hat, ws.charge_real[c]);
+    const fftwf_complex* in = ws.in_hat[c];
+    const fftwf_complex* k = ws.kernel_hat[1];
+    fftwf_complex* out = ws.out_hat[c];
+    for (std::size_t e = 0; e < complex_size; ++e) {
+      out[e][0] = in[e][0] * k[e][0] - in[e][1] * k[e][1];
+      out[e][1] = in[e][0] * k[e][1] + in[e][1] * k[e][0];
+    }
+    fftwf_execute_dft_c2r(ws.backward, out, ws.out_real[c]);
   }
   // Gather: interpolate the node potentials back to the points.
   const double scale = 1.0 / static_cast<double>(real_size);
-  std::vector<double> z_row(n);
 #pragma omp parallel for num_threads(threads) schedule(static, 1024)
   for (std::size_t i = 0; i < n; ++i) {
-    std::array<double, kCharges> phi{};
+    std::array<double, kOut> phi{};
     const float* wi = weight.data() + i * D * p;
     for (std::size_t q = 0; q < box_nodes; ++q) {
       double wq = 1.0;
       for (int a = 0; a < D; ++a) wq *= wi[a * p + node_digit[q][a]];
       const std::size_t at = base[i] + node_offset[q];
-      for (int c = 0; c < kCharges; ++c) phi[c] += wq * ws.charge_real[c][at];
+      for (int c = 0; c < kOut; ++c) phi[c] += wq * ws.out_real[c][at];
     }
     for (auto& v : phi) v *= scale;
-    z_row[i] = phi[0] - 1.0;  // minus the self term w(0) = 1
     for (int a = 0; a < D; ++a)
       out[i * D + a] =
-          static_cast<float>((y[i * D + a] - center) * phi[1] - phi[2 + a]);
+          static_cast<float>((y[i * D + a] - center) * phi[0] - phi[1 + a]);
   }
-  double z = 0.0;
-  for (double v : z_row) z += v;
-  return z;
+  // Minus the self terms w(0) = 1.
+  return parseval * scale - static_cast<double>(n);
 }
 
 }  // namespace

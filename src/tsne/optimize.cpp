@@ -24,29 +24,40 @@ std::string number(double v) {
   return s.str();
 }
 
-// Exact Z = sum_{i != j} w_ij, O(n^2), per-row sums added in row order.
+// Exact Z = sum_{i != j} w_ij = 2 sum_{i < j} w_ij, O(n^2); per-row sums added in row order.
 double exact_z(std::span<const float> y, std::size_t n, int dims, double dof, int threads) {
   const Kernel kernel(dof);
   std::vector<double> z_row(n);
-#pragma omp parallel for num_threads(threads) schedule(static, 64)
-  for (std::size_t i = 0; i < n; ++i) {
-    double z = 0.0;
-    const float* yi = y.data() + i * static_cast<std::size_t>(dims);
-    if (kernel.standard && dims == 2) {
-      // The hot case, vectorisable: float kernel, double row sum per 256-block.
-      for (std::size_t start = 0; start < n; start += 256) {
-        const std::size_t end = std::min(n, start + 256);
+  if (kernel.standard && dims == 2) {
+    // The hot case: structure-of-arrays copy so the inner loop vectorises; float kernel values,
+    // summed in float per 512-block and in double across blocks.
+    std::vector<float> xs(n), ys(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      xs[i] = y[2 * i];
+      ys[i] = y[2 * i + 1];
+    }
+#pragma omp parallel for num_threads(threads) schedule(static, 16)
+    for (std::size_t i = 0; i < n; ++i) {
+      const float xi = xs[i], yi = ys[i];
+      double z = 0.0;
+      for (std::size_t start = i + 1; start < n; start += 512) {
+        const std::size_t end = std::min(n, start + 512);
         float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
         for (std::size_t j = start; j < end; ++j) {
-          const float dx = yi[0] - y[j * 2], dy = yi[1] - y[j * 2 + 1];
+          const float dx = xi - xs[j], dy = yi - ys[j];
           acc += 1.0f / (1.0f + dx * dx + dy * dy);
         }
         z += acc;
       }
-      z -= 1.0;  // the j == i term
-    } else {
-      for (std::size_t j = 0; j < n; ++j) {
-        if (j == i) continue;
+      z_row[i] = z;
+    }
+  } else {
+#pragma omp parallel for num_threads(threads) schedule(static, 16)
+    for (std::size_t i = 0; i < n; ++i) {
+      double z = 0.0;
+      const float* yi = y.data() + i * static_cast<std::size_t>(dims);
+      for (std::size_t j = i + 1; j < n; ++j) {
         double d2 = 0.0;
         for (int a = 0; a < dims; ++a) {
           const double t = static_cast<double>(yi[a]) - y[j * dims + a];
@@ -56,12 +67,12 @@ double exact_z(std::span<const float> y, std::size_t n, int dims, double dof, in
         kernel.eval(d2, w, wg);
         z += w;
       }
+      z_row[i] = z;
     }
-    z_row[i] = z;
   }
   double z = 0.0;
   for (double v : z_row) z += v;
-  return z;
+  return 2.0 * z;
 }
 
 std::uint64_t splitmix(std::uint64_t& state) {
@@ -103,27 +114,47 @@ Method choose_method(std::size_t n, int dims) {
   return n < 20000 ? Method::barnes_hut : Method::fft;
 }
 
-void attractive_forces(std::span<float> out, const SparseP& p, std::span<const float> y, int dims,
-                       double exaggeration, double dof, int threads) {
+namespace {
+
+template <int D>
+void attractive_d(std::span<float> out, const SparseP& p, std::span<const float> y,
+                  float exaggeration, double dof, int threads) {
   const std::size_t n = p.n;
-  const double inv_dof = 1.0 / dof;
-  const int t = n < 4096 ? 1 : thread_count(threads);
-#pragma omp parallel for num_threads(t) schedule(static, 256)
+  const float inv_dof = static_cast<float>(1.0 / dof);
+#pragma omp parallel for num_threads(threads) schedule(static, 256)
   for (std::size_t i = 0; i < n; ++i) {
-    std::array<double, 3> f{};
-    const float* yi = y.data() + i * dims;
-    for (std::int64_t e = p.row_ptr[i]; e < p.row_ptr[i + 1]; ++e) {
-      const float* yj = y.data() + static_cast<std::size_t>(p.col[e]) * dims;
-      std::array<double, 3> diff{};
-      double d2 = 0.0;
-      for (int a = 0; a < dims; ++a) {
-        diff[a] = static_cast<double>(yi[a]) - yj[a];
+    std::array<float, D> f{};
+    std::array<float, D> yi;
+    for (int a = 0; a < D; ++a) yi[a] = y[i * D + a];
+    const std::int64_t begin = p.row_ptr[i], end = p.row_ptr[i + 1];
+    const std::int32_t* col = p.col.data();
+    const float* val = p.val.data();
+    for (std::int64_t e = begin; e < end; ++e) {
+      const float* yj = y.data() + static_cast<std::size_t>(col[e]) * D;
+      std::array<float, D> diff;
+      float d2 = 0.0f;
+      for (int a = 0; a < D; ++a) {
+        diff[a] = yi[a] - yj[a];
         d2 += diff[a] * diff[a];
       }
-      const double pg = p.val[e] / (1.0 + d2 * inv_dof);
-      for (int a = 0; a < dims; ++a) f[a] += pg * diff[a];
+      const float pg = val[e] / (1.0f + d2 * inv_dof);
+      for (int a = 0; a < D; ++a) f[a] += pg * diff[a];
     }
-    for (int a = 0; a < dims; ++a) out[i * dims + a] = static_cast<float>(exaggeration * f[a]);
+    for (int a = 0; a < D; ++a) out[i * D + a] = exaggeration * f[a];
+  }
+}
+
+}  // namespace
+
+void attractive_forces(std::span<float> out, const SparseP& p, std::span<const float> y, int dims,
+                       double exaggeration, double dof, int threads) {
+  const int t = p.n < 4096 ? 1 : thread_count(threads);
+  const auto ex = static_cast<float>(exaggeration);
+  switch (dims) {
+    case 1: attractive_d<1>(out, p, y, ex, dof, t); break;
+    case 2: attractive_d<2>(out, p, y, ex, dof, t); break;
+    case 3: attractive_d<3>(out, p, y, ex, dof, t); break;
+    default: throw Error("t-SNE supports 1 to 3 dimensions, got " + std::to_string(dims));
   }
 }
 
@@ -296,9 +327,12 @@ TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
   }
 
   // --- optimisation ---
-  const double lr = options.learning_rate > 0
-                        ? options.learning_rate
-                        : std::max(static_cast<double>(n) / options.early_exaggeration, 50.0);
+  // auto (openTSNE's rule): max(n / exaggeration, 50) with the exaggeration of the phase, i.e.
+  // n / early_exaggeration during early exaggeration and n afterwards.
+  const auto learning_rate = [&](double exaggeration) {
+    return options.learning_rate > 0 ? options.learning_rate
+                                     : std::max(static_cast<double>(n) / exaggeration, 50.0);
+  };
   const std::size_t size = y.size();
   std::vector<float> grad(size), update(size, 0.0f), gains(size, 1.0f);
   FftWorkspace workspace;
@@ -342,7 +376,7 @@ TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
     const double exaggeration = ee ? options.early_exaggeration : 1.0;
     const auto momentum = static_cast<float>(ee ? options.momentum : options.final_momentum);
     last_z = gradient(grad, p, y, dims, exaggeration, options.dof, method, options, &workspace);
-    const auto rate = static_cast<float>(lr);
+    const auto rate = static_cast<float>(learning_rate(exaggeration));
     const auto min_gain = static_cast<float>(options.min_gain);
     for (std::size_t e = 0; e < size; ++e) {
       float g = gains[e];

@@ -40,7 +40,7 @@ struct TsneOptions {
   int iterations = 750;               // total, early exaggeration included
   int early_exaggeration_iterations = 250;
   double early_exaggeration = 12.0;
-  double learning_rate = 0.0;         // <= 0: auto = max(n / early_exaggeration, 50)
+  double learning_rate = 0.0;         // <= 0: auto = max(n / exaggeration of the phase, 50)
   double momentum = 0.5;              // during early exaggeration
   double final_momentum = 0.8;        // afterwards
   double min_gain = 0.01;
