@@ -1,0 +1,439 @@
+#include "analysis/analysis.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <unordered_map>
+
+extern "C" void dgesvd_(const char* jobu, const char* jobvt, const int* m, const int* n, double* a,
+                        const int* lda, double* s, double* u, const int* ldu, double* vt,
+                        const int* ldvt, double* work, const int* lwork, int* info, std::size_t,
+                        std::size_t);
+
+namespace tokmap::analysis {
+
+namespace {
+
+void check_rows(const Matrix& a, const Matrix& b, const char* what) {
+  if (a.rows != b.rows) {
+    throw Error(std::string(what) + ": the two matrices have " + std::to_string(a.rows) + " and " +
+                std::to_string(b.rows) + " rows");
+  }
+  if (a.data.size() != a.rows * a.cols || b.data.size() != b.rows * b.cols) {
+    throw Error(std::string(what) + ": matrix size does not match its shape");
+  }
+}
+
+neighbors::KnnResult knn_of(const Matrix& m, std::size_t k, neighbors::Metric metric) {
+  neighbors::KnnOptions options;
+  options.k = k;
+  options.metric = metric;
+  options.algorithm = neighbors::Algorithm::exact;
+  return neighbors::knn_exact(m.data, m.rows, m.cols, options);
+}
+
+// Rows prepared so that squared euclidean distance ranks equal the metric's ranks: cosine
+// rows are scaled to unit length.
+std::vector<float> rank_space(const Matrix& m, neighbors::Metric metric) {
+  std::vector<float> out(m.data.begin(), m.data.end());
+  if (metric == neighbors::Metric::cosine) {
+    for (std::size_t i = 0; i < m.rows; ++i) {
+      float* row = out.data() + i * m.cols;
+      double norm = 0;
+      for (std::size_t c = 0; c < m.cols; ++c) norm += double(row[c]) * row[c];
+      if (norm > 0) {
+        const float scale = static_cast<float>(1.0 / std::sqrt(norm));
+        for (std::size_t c = 0; c < m.cols; ++c) row[c] *= scale;
+      }
+    }
+  }
+  return out;
+}
+
+// For every point i and each j in `queries` row i, the rank of j among i's neighbours in
+// `space` (1 = nearest), computed from blocks of the squared-distance matrix.
+std::vector<std::int64_t> ranks_of(const std::vector<float>& space, std::size_t n, std::size_t d,
+                                   const std::vector<std::vector<std::int32_t>>& queries) {
+  std::vector<double> norms(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    double s = 0;
+    for (std::size_t c = 0; c < d; ++c) s += double(space[i * d + c]) * space[i * d + c];
+    norms[i] = s;
+  }
+  std::vector<std::int64_t> ranks;
+  const std::size_t block = std::max<std::size_t>(1, std::min<std::size_t>(256, (1u << 24) / std::max<std::size_t>(n, 1)));
+  std::vector<float> dots(block * n);
+  for (std::size_t i0 = 0; i0 < n; i0 += block) {
+    const std::size_t rows = std::min(block, n - i0);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(n),
+                static_cast<int>(d), 1.0f, space.data() + i0 * d, static_cast<int>(d), space.data(),
+                static_cast<int>(d), 0.0f, dots.data(), static_cast<int>(n));
+    for (std::size_t r = 0; r < rows; ++r) {
+      const std::size_t i = i0 + r;
+      const float* dot = dots.data() + r * n;
+      auto dist = [&](std::size_t j) { return norms[i] + norms[j] - 2.0 * dot[j]; };
+      for (const auto j : queries[i]) {
+        const double dj = dist(j);
+        std::int64_t rank = 1;
+        for (std::size_t l = 0; l < n; ++l) {
+          if (l == i || l == static_cast<std::size_t>(j)) continue;
+          const double dl = dist(l);
+          // Ties count the lower index first, as a stable argsort does.
+          if (dl < dj || (dl == dj && l < static_cast<std::size_t>(j))) ++rank;
+        }
+        ranks.push_back(rank);
+      }
+    }
+  }
+  return ranks;
+}
+
+// sum over i of sum over j in (row i of `from`) \ (row i of `in`) of (rank of j in `space` - k),
+// normalised as scikit-learn's trustworthiness.
+double rank_penalty(const neighbors::KnnResult& from, const neighbors::KnnResult& in,
+                    const std::vector<float>& space, std::size_t d, std::size_t k) {
+  const std::size_t n = from.n;
+  std::vector<std::vector<std::int32_t>> missing(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto* row_in = in.indices.data() + i * k;
+    for (std::size_t a = 0; a < k; ++a) {
+      const auto j = from.indices[i * k + a];
+      if (std::find(row_in, row_in + k, j) == row_in + k) missing[i].push_back(j);
+    }
+  }
+  const auto ranks = ranks_of(space, n, d, missing);
+  double penalty = 0;
+  for (const auto r : ranks) penalty += static_cast<double>(r) - static_cast<double>(k);
+  const double nn = static_cast<double>(n), kk = static_cast<double>(k);
+  return 1.0 - penalty * 2.0 / (nn * kk * (2.0 * nn - 3.0 * kk - 1.0));
+}
+
+}  // namespace
+
+MapQuality map_quality(const Matrix& original, const Matrix& map, const QualityOptions& options) {
+  check_rows(original, map, "map quality");
+  const std::size_t n = original.rows;
+  if (n < 4) throw Error("map quality needs at least 4 points, got " + std::to_string(n));
+  // scikit-learn requires k < n / 2 for the normalisation to stay positive.
+  const std::size_t k = std::max<std::size_t>(1, std::min(options.k, (n - 1) / 2));
+  const auto original_knn = knn_of(original, k, options.metric);
+  const auto map_knn = knn_of(map, k, neighbors::Metric::euclidean);
+
+  MapQuality quality;
+  quality.k = k;
+  const auto original_space = rank_space(original, options.metric);
+  const auto map_space = rank_space(map, neighbors::Metric::euclidean);
+  quality.trustworthiness = rank_penalty(map_knn, original_knn, original_space, original.cols, k);
+  quality.continuity = rank_penalty(original_knn, map_knn, map_space, map.cols, k);
+  quality.per_point_preservation.resize(n);
+  double sum = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto* a = original_knn.indices.data() + i * k;
+    const auto* b = map_knn.indices.data() + i * k;
+    std::size_t shared = 0;
+    for (std::size_t x = 0; x < k; ++x) shared += std::find(b, b + k, a[x]) != b + k;
+    quality.per_point_preservation[i] = static_cast<float>(shared) / static_cast<float>(k);
+    sum += quality.per_point_preservation[i];
+  }
+  quality.knn_preservation = sum / static_cast<double>(n);
+  return quality;
+}
+
+double procrustes_align(std::span<float> out, const Matrix& target, const Matrix& moving) {
+  check_rows(target, moving, "Procrustes alignment");
+  if (target.cols != moving.cols) throw Error("Procrustes alignment: maps have different dimensions");
+  const std::size_t n = target.rows;
+  const int dims = static_cast<int>(target.cols);
+  std::vector<double> mean_t(dims, 0.0), mean_m(dims, 0.0);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (int c = 0; c < dims; ++c) {
+      mean_t[c] += target.data[i * dims + c];
+      mean_m[c] += moving.data[i * dims + c];
+    }
+  }
+  for (int c = 0; c < dims; ++c) {
+    mean_t[c] /= double(n);
+    mean_m[c] /= double(n);
+  }
+  // M = moving_c^T target_c (dims x dims), column-major for LAPACK.
+  std::vector<double> m(dims * dims, 0.0);
+  double moving_norm = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    for (int a = 0; a < dims; ++a) {
+      const double ma = moving.data[i * dims + a] - mean_m[a];
+      moving_norm += ma * ma;
+      for (int b = 0; b < dims; ++b) m[a + b * dims] += ma * (target.data[i * dims + b] - mean_t[b]);
+    }
+  }
+  std::vector<double> s(dims), u(dims * dims), vt(dims * dims), work(64);
+  const int lwork = 64;
+  int info = 0;
+  dgesvd_("A", "A", &dims, &dims, m.data(), &dims, s.data(), u.data(), &dims, vt.data(), &dims,
+          work.data(), &lwork, &info, 1, 1);
+  if (info != 0) throw Error("Procrustes alignment: SVD did not converge");
+  // R = U V^T (column-major), scale = trace(S) / |moving_c|^2.
+  std::vector<double> r(dims * dims, 0.0);
+  for (int a = 0; a < dims; ++a) {
+    for (int b = 0; b < dims; ++b) {
+      for (int c = 0; c < dims; ++c) r[a + b * dims] += u[a + c * dims] * vt[c + b * dims];
+    }
+  }
+  const double scale = moving_norm > 0 ? std::accumulate(s.begin(), s.end(), 0.0) / moving_norm : 1.0;
+  double residual = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    for (int b = 0; b < dims; ++b) {
+      double value = mean_t[b];
+      for (int a = 0; a < dims; ++a) value += scale * (moving.data[i * dims + a] - mean_m[a]) * r[a + b * dims];
+      out[i * dims + b] = static_cast<float>(value);
+      const double diff = value - target.data[i * dims + b];
+      residual += diff * diff;
+    }
+  }
+  return std::sqrt(residual / double(n));
+}
+
+Stability stability(std::span<const Matrix> maps, std::size_t k) {
+  if (maps.size() < 2) throw Error("stability needs maps from at least 2 seeds");
+  const std::size_t n = maps[0].rows;
+  for (const auto& map : maps) check_rows(maps[0], map, "stability");
+  if (n < 3) throw Error("stability needs at least 3 points");
+  k = std::min(k, n - 1);
+  std::vector<neighbors::KnnResult> knns;
+  for (const auto& map : maps) knns.push_back(knn_of(map, k, neighbors::Metric::euclidean));
+  Stability result;
+  result.per_point.assign(n, 0.0f);
+  const double pairs = static_cast<double>(maps.size() * (maps.size() - 1) / 2);
+  for (std::size_t a = 0; a < maps.size(); ++a) {
+    for (std::size_t b = a + 1; b < maps.size(); ++b) {
+      for (std::size_t i = 0; i < n; ++i) {
+        const auto* x = knns[a].indices.data() + i * k;
+        const auto* y = knns[b].indices.data() + i * k;
+        std::size_t shared = 0;
+        for (std::size_t c = 0; c < k; ++c) shared += std::find(y, y + k, x[c]) != y + k;
+        result.per_point[i] += static_cast<float>(double(shared) / double(2 * k - shared) / pairs);
+      }
+    }
+  }
+  result.overall = std::accumulate(result.per_point.begin(), result.per_point.end(), 0.0) / double(n);
+  for (const auto& map : maps) {
+    result.aligned.emplace_back(map.data.size());
+    procrustes_align(result.aligned.back(), maps[0], map);
+  }
+  return result;
+}
+
+std::vector<float> outlier_scores(const Matrix& original, const OutlierOptions& options) {
+  const std::size_t n = original.rows;
+  if (n < 3) throw Error("outlier scores need at least 3 points");
+  const std::size_t k = std::min(options.k, n - 1);
+  const auto knn = knn_of(original, k, options.metric);
+  std::vector<float> mean_distance(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    double s = 0;
+    for (std::size_t c = 0; c < k; ++c) s += knn.distances[i * k + c];
+    mean_distance[i] = static_cast<float>(s / double(k));
+  }
+  auto median_of = [](std::vector<float> v) {
+    const std::size_t mid = v.size() / 2;
+    std::nth_element(v.begin(), v.begin() + mid, v.end());
+    double m = v[mid];
+    if (v.size() % 2 == 0) m = (m + *std::max_element(v.begin(), v.begin() + mid)) / 2.0;
+    return m;
+  };
+  const double median = median_of(mean_distance);
+  std::vector<float> deviation(n);
+  for (std::size_t i = 0; i < n; ++i) deviation[i] = std::fabs(mean_distance[i] - static_cast<float>(median));
+  double mad = 1.4826 * median_of(deviation);
+  if (mad <= 0) {  // more than half the points equally spaced: fall back to the mean deviation
+    mad = 1.2533 * std::accumulate(deviation.begin(), deviation.end(), 0.0) / double(n);
+  }
+  std::vector<float> scores(n, 0.0f);
+  if (mad > 0) {
+    for (std::size_t i = 0; i < n; ++i) scores[i] = static_cast<float>((mean_distance[i] - median) / mad);
+  }
+  return scores;
+}
+
+namespace {
+
+struct Graph {
+  // Symmetric adjacency with self-loops; degree[i] = sum of row i.
+  std::vector<std::vector<std::pair<std::int32_t, double>>> adj;
+  std::vector<double> degree;
+  double total = 0;  // sum of degrees (2m)
+};
+
+// One level of Louvain: local moves until no node improves. Returns whether anything moved.
+bool local_moves(const Graph& g, std::vector<std::int32_t>& community, double resolution,
+                 std::mt19937_64& rng) {
+  const std::size_t n = g.adj.size();
+  std::vector<double> tot(n, 0.0);
+  for (std::size_t i = 0; i < n; ++i) tot[community[i]] += g.degree[i];
+  std::vector<std::int32_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), rng);
+  std::vector<double> weight_to(n, 0.0);
+  std::vector<std::int32_t> touched;
+  bool any_move = false;
+  for (int sweep = 0; sweep < 100; ++sweep) {
+    bool moved = false;
+    for (const auto i : order) {
+      const std::int32_t own = community[i];
+      touched.clear();
+      for (const auto& [j, w] : g.adj[i]) {
+        if (j == i) continue;
+        if (weight_to[community[j]] == 0.0) touched.push_back(community[j]);
+        weight_to[community[j]] += w;
+      }
+      tot[own] -= g.degree[i];
+      const double ki = g.degree[i];
+      std::int32_t best = own;
+      double best_gain = weight_to[own] - resolution * tot[own] * ki / g.total;
+      for (const auto c : touched) {
+        const double gain = weight_to[c] - resolution * tot[c] * ki / g.total;
+        if (gain > best_gain + 1e-12 || (std::fabs(gain - best_gain) <= 1e-12 && c < best && best != own)) {
+          best_gain = gain;
+          best = c;
+        }
+      }
+      tot[best] += ki;
+      for (const auto c : touched) weight_to[c] = 0.0;
+      weight_to[own] = 0.0;
+      if (best != own) {
+        community[i] = best;
+        moved = true;
+        any_move = true;
+      }
+    }
+    if (!moved) break;
+  }
+  return any_move;
+}
+
+double modularity(const Graph& g, const std::vector<std::int32_t>& community, double resolution) {
+  const std::size_t n = g.adj.size();
+  std::vector<double> in(n, 0.0), tot(n, 0.0);
+  for (std::size_t i = 0; i < n; ++i) {
+    tot[community[i]] += g.degree[i];
+    for (const auto& [j, w] : g.adj[i]) {
+      if (community[j] == community[i]) in[community[i]] += w;
+    }
+  }
+  double q = 0;
+  for (std::size_t c = 0; c < n; ++c) {
+    q += in[c] / g.total - resolution * (tot[c] / g.total) * (tot[c] / g.total);
+  }
+  return q;
+}
+
+}  // namespace
+
+Clustering clusters(const Matrix& original, const ClusterOptions& options) {
+  const std::size_t n = original.rows;
+  if (n < 2) throw Error("clustering needs at least 2 points");
+  const std::size_t k = std::min(options.k, n - 1);
+  const auto knn = knn_of(original, k, options.metric);
+
+  // Symmetrised k-NN graph: weight 1 for a mutual pair, 0.5 for a one-way pair.
+  Graph graph;
+  graph.adj.resize(n);
+  {
+    std::vector<std::unordered_map<std::int32_t, double>> rows(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      for (std::size_t c = 0; c < k; ++c) {
+        const auto j = knn.indices[i * k + c];
+        rows[i][j] += 0.5;
+        rows[j][static_cast<std::int32_t>(i)] += 0.5;
+      }
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      graph.adj[i].assign(rows[i].begin(), rows[i].end());
+      std::sort(graph.adj[i].begin(), graph.adj[i].end());
+    }
+  }
+  auto finish_degrees = [](Graph& g) {
+    g.degree.assign(g.adj.size(), 0.0);
+    g.total = 0;
+    for (std::size_t i = 0; i < g.adj.size(); ++i) {
+      for (const auto& [j, w] : g.adj[i]) g.degree[i] += w;
+      g.total += g.degree[i];
+    }
+  };
+  finish_degrees(graph);
+
+  std::mt19937_64 rng(options.seed);
+  std::vector<std::int32_t> membership(n);  // original point -> node of the current level
+  std::iota(membership.begin(), membership.end(), 0);
+  Graph level = graph;
+  while (true) {
+    std::vector<std::int32_t> community(level.adj.size());
+    std::iota(community.begin(), community.end(), 0);
+    if (!local_moves(level, community, options.resolution, rng)) break;
+    // Renumber communities densely and aggregate.
+    std::vector<std::int32_t> dense(level.adj.size(), -1);
+    std::int32_t count = 0;
+    for (auto& c : community) {
+      if (dense[c] < 0) dense[c] = count++;
+      c = dense[c];
+    }
+    for (auto& m : membership) m = community[m];
+    Graph next;
+    next.adj.resize(count);
+    std::vector<std::unordered_map<std::int32_t, double>> rows(count);
+    for (std::size_t i = 0; i < level.adj.size(); ++i) {
+      for (const auto& [j, w] : level.adj[i]) rows[community[i]][community[j]] += w;
+    }
+    for (std::int32_t c = 0; c < count; ++c) {
+      next.adj[c].assign(rows[c].begin(), rows[c].end());
+      std::sort(next.adj[c].begin(), next.adj[c].end());
+    }
+    finish_degrees(next);
+    if (static_cast<std::size_t>(count) == level.adj.size()) break;
+    level = std::move(next);
+  }
+
+  // Number clusters by decreasing size (ties: smallest first member).
+  Clustering result;
+  std::vector<std::size_t> size(n, 0), first(n, n);
+  for (std::size_t i = 0; i < n; ++i) {
+    ++size[membership[i]];
+    first[membership[i]] = std::min(first[membership[i]], i);
+  }
+  std::vector<std::int32_t> ids;
+  for (std::size_t c = 0; c < n; ++c) {
+    if (size[c] > 0) ids.push_back(static_cast<std::int32_t>(c));
+  }
+  std::sort(ids.begin(), ids.end(), [&](auto a, auto b) {
+    return size[a] != size[b] ? size[a] > size[b] : first[a] < first[b];
+  });
+  std::vector<std::int32_t> rank(n, 0);
+  for (std::size_t r = 0; r < ids.size(); ++r) rank[ids[r]] = static_cast<std::int32_t>(r);
+  result.labels.resize(n);
+  for (std::size_t i = 0; i < n; ++i) result.labels[i] = rank[membership[i]];
+  result.count = ids.size();
+  result.modularity = modularity(graph, result.labels, options.resolution);
+  return result;
+}
+
+std::vector<float> neighborhood_overlap(const Matrix& a, const Matrix& b, std::size_t k,
+                                        neighbors::Metric metric) {
+  check_rows(a, b, "neighbourhood overlap");
+  if (a.rows < 2) throw Error("neighbourhood overlap needs at least 2 points");
+  k = std::min(k, a.rows - 1);
+  const auto knn_a = knn_of(a, k, metric);
+  const auto knn_b = knn_of(b, k, metric);
+  std::vector<float> overlap(a.rows);
+  for (std::size_t i = 0; i < a.rows; ++i) {
+    const auto* x = knn_a.indices.data() + i * k;
+    const auto* y = knn_b.indices.data() + i * k;
+    std::size_t shared = 0;
+    for (std::size_t c = 0; c < k; ++c) shared += std::find(y, y + k, x[c]) != y + k;
+    overlap[i] = static_cast<float>(shared) / static_cast<float>(k);
+  }
+  return overlap;
+}
+
+}  // namespace tokmap::analysis
