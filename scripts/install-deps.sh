@@ -11,12 +11,15 @@ build_and_test=(
   libhnswlib-dev libfftw3-dev libcairo2-dev
   clang libclang-rt-14-dev
 )
-bench=(python3 python3-numpy python3-torch python3-sklearn r-cran-rtsne nodejs npm time)
+bench=(python3 python3-numpy python3-torch python3-sklearn r-cran-rtsne time)
 
 packages=("${build_and_test[@]}")
 if [[ "${1:-}" == "--bench" ]]; then packages+=("${bench[@]}"); fi
 
 missing=()
+# Node.js builds the report page (web/): Debian's nodejs + npm unless a node is already there
+# (e.g. a nodesource build, which ships its own npm and conflicts with Debian's npm package).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then missing+=(nodejs npm); fi
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$package")
