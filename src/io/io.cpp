@@ -1,3 +1,4 @@
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -117,13 +118,57 @@ void unregister_pending(int slot) {
   if (slot >= 0) g_pending[slot].used.store(false);
 }
 
+
+PendingSlot g_pending_folders[4];
+
+// Deletes a folder tree with only async-signal-safe calls and fixed-size buffers.
+void remove_tree(const char* path, int depth) noexcept {
+  if (depth > 8) return;
+  if (DIR* dir = ::opendir(path)) {
+    while (const dirent* entry = ::readdir(dir)) {
+      if (std::strcmp(entry->d_name, ".") == 0 || std::strcmp(entry->d_name, "..") == 0) continue;
+      char child[kMaxTempPath];
+      const std::size_t a = std::strlen(path), b = std::strlen(entry->d_name);
+      if (a + b + 2 > sizeof child) continue;
+      std::memcpy(child, path, a);
+      child[a] = '/';
+      std::memcpy(child + a + 1, entry->d_name, b + 1);
+      if (::unlink(child) != 0) remove_tree(child, depth + 1);
+    }
+    ::closedir(dir);
+  }
+  ::rmdir(path);
+}
+
 }  // namespace
+
+void register_pending_folder(const fs::path& folder) {
+  const std::string path = folder.string();
+  if (path.size() >= kMaxTempPath) return;
+  for (auto& slot : g_pending_folders) {
+    bool expected = false;
+    if (slot.used.compare_exchange_strong(expected, true)) {
+      std::memcpy(slot.path, path.c_str(), path.size() + 1);
+      return;
+    }
+  }
+}
+
+void unregister_pending_folder(const fs::path& folder) {
+  for (auto& slot : g_pending_folders) {
+    if (slot.used.load() && folder.string() == slot.path) slot.used.store(false);
+  }
+}
 
 void remove_pending_temp_files() noexcept {
   for (auto& slot : g_pending) {
     if (slot.used.load()) ::unlink(slot.path);
   }
+  for (auto& slot : g_pending_folders) {
+    if (slot.used.load()) remove_tree(slot.path, 0);
+  }
 }
+
 
 AtomicFile::AtomicFile(fs::path path) : path_(std::move(path)) {
   const fs::path folder = path_.has_parent_path() ? path_.parent_path() : fs::path(".");

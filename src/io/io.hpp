@@ -80,6 +80,11 @@ void write_file_atomically(const fs::path& path, std::string_view contents);
 // SIGINT/SIGTERM handler so an interrupted run leaves no partial output.
 void remove_pending_temp_files() noexcept;
 
+// A temporary folder (e.g. a report being assembled) that remove_pending_temp_files() deletes,
+// with everything in it, when the run is interrupted.
+void register_pending_folder(const fs::path& folder);
+void unregister_pending_folder(const fs::path& folder);
+
 // ---------------------------------------------------------------------------------------------
 // safetensors
 
