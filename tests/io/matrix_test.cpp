@@ -144,6 +144,18 @@ TEST(AtomicFile, RemovePendingTempFilesUnlinksLiveTemporaries) {
   EXPECT_TRUE(fs::is_empty(dir.path()));
 }
 
+TEST(AtomicFile, PendingFoldersAreRemovedWholeOnInterrupt) {
+  TempDir dir;
+  const fs::path staging = dir / ".report.tmp";
+  fs::create_directories(staging / "figures");
+  write_file_atomically(staging / "index.html", "x");
+  write_file_atomically(staging / "figures" / "a.png", "y");
+  register_pending_folder(staging);
+  remove_pending_temp_files();  // what the SIGINT handler does
+  EXPECT_FALSE(fs::exists(staging));
+  unregister_pending_folder(staging);
+}
+
 TEST(AtomicFile, UnwritableDestinationsAreNamed) {
   TempDir dir;
   EXPECT_THAT(error_of([&] { AtomicFile file(dir / "no-such-folder" / "x"); }), HasSubstr("does not exist"));
