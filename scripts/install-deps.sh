@@ -8,8 +8,9 @@ build_and_test=(
   build-essential cmake ninja-build pkg-config git
   libopenblas-dev libpcre2-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libhnswlib-dev libfftw3-dev libcairo2-dev
+  libhnswlib-dev libfftw3-dev libcairo2-dev poppler-utils fonts-dejavu-core libxml2-utils
   clang libclang-rt-14-dev
+  chromium
 )
 bench=(python3 python3-numpy python3-torch python3-sklearn r-cran-rtsne time)
 

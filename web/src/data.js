@@ -1,0 +1,169 @@
+// Reads and indexes the report object of docs/REPORT_FORMAT.md. Nothing else in the page
+// looks at the raw JSON.
+
+const KINDS = ['word', 'continuation', 'punctuation', 'number', 'special'];
+
+export class ReportData {
+  constructor(raw) {
+    if (!raw || typeof raw !== 'object') throw new Error('the report data is not an object');
+    if (raw.version !== 1) throw new Error(`unsupported report format version ${raw.version}`);
+    if (!Array.isArray(raw.tokens) || !Array.isArray(raw.maps)) throw new Error('the report has no tokens or maps');
+    this.raw = raw;
+    this.title = raw.title || 'tokmap report';
+    this.createdWith = raw.created_with || '';
+    this.texts = raw.texts || [];
+    this.models = raw.models && raw.models.length ? raw.models : ['model'];
+    this.tokens = raw.tokens;
+    this.N = raw.tokens.length;
+    this.settings = raw.settings || {};
+    this.comparison = raw.comparison || null;
+
+    const maps = raw.maps.filter((m) => {
+      const ok = Array.isArray(m.coords) && m.coords.length === this.N * m.dims && (m.dims === 2 || m.dims === 3);
+      if (!ok) console.warn('tokmap: skipping a map with inconsistent coordinates', m.model, m.layer, m.dims);
+      return ok;
+    });
+    if (!maps.length) throw new Error('the report has no usable maps');
+    const uniq = (xs) => [...new Set(xs)].sort((a, b) => a - b);
+    this.layers = uniq(raw.layers && raw.layers.length ? raw.layers : maps.map((m) => m.layer)).filter((l) => maps.some((m) => m.layer === l));
+    this.perplexities = uniq(maps.map((m) => m.perplexity));
+    this.dims = uniq(maps.map((m) => m.dims));
+    this.mapIndex = new Map();
+    for (const m of maps) this.mapIndex.set(key(m.model, m.layer, m.perplexity, m.dims), m);
+    this.analysisIndex = new Map();
+    for (const a of raw.analysis || []) this.analysisIndex.set(`${a.model}|${a.layer}`, a);
+    this.maxSeeds = Math.max(1, ...maps.map((m) => 1 + (Array.isArray(m.seed_coords) ? m.seed_coords.length : 0)));
+    this.seedLabels = raw.seeds && raw.seeds.length >= this.maxSeeds ? raw.seeds.slice(0, this.maxSeeds) : [...Array(this.maxSeeds).keys()];
+
+    // Per-token derived values.
+    this.textIndex = new Int32Array(this.N);
+    this.position = new Int32Array(this.N);
+    this.kind = new Int32Array(this.N);
+    this.keys = new Array(this.N);
+    let maxPos = 0;
+    for (let i = 0; i < this.N; i++) {
+      const t = this.tokens[i];
+      this.textIndex[i] = t.text | 0;
+      this.position[i] = t.position | 0;
+      maxPos = Math.max(maxPos, t.position | 0);
+      const k = KINDS.indexOf(t.kind);
+      this.kind[i] = k < 0 ? 4 : k;
+      this.keys[i] = displayKey(t.display);
+    }
+    this.maxPosition = maxPos;
+    this.kinds = KINDS;
+    this._bytes = new Map();
+    this._norm = new Map();
+    this._occurrences = null;
+  }
+
+  map(model, layer, perplexity, dims) {
+    return this.mapIndex.get(key(model, layer, perplexity, dims)) || null;
+  }
+
+  /** The map for this layer or, failing that, for the nearest layer that has one. */
+  mapNear(model, layerIdx, perplexity, dims) {
+    for (let d = 0; d < this.layers.length; d++) {
+      for (const s of [layerIdx - d, layerIdx + d]) {
+        if (s < 0 || s >= this.layers.length) continue;
+        const m = this.map(model, this.layers[s], perplexity, dims);
+        if (m) return m;
+      }
+    }
+    return null;
+  }
+
+  analysis(model, layer) {
+    return this.analysisIndex.get(`${model}|${layer}`) || null;
+  }
+
+  /** Coordinates of one map and seed, centred and scaled to unit RMS radius, as (N, 3). */
+  coords(map, seed = 0) {
+    const k = `${key(map.model, map.layer, map.perplexity, map.dims)}|${seed}`;
+    let out = this._norm.get(k);
+    if (out) return out;
+    const src = seed > 0 && map.seed_coords && map.seed_coords[seed - 1] ? map.seed_coords[seed - 1] : map.coords;
+    const n = this.N, d = map.dims;
+    // Centre on the per-axis median and scale so that 95% of the points lie within radius 1
+    // and every point within radius 1.45 (robust to a few far outliers, nothing off-screen).
+    const mean = [0, 0, 0];
+    const col = new Float64Array(n);
+    for (let j = 0; j < d; j++) {
+      for (let i = 0; i < n; i++) col[i] = +src[i * d + j] || 0;
+      col.sort();
+      mean[j] = n ? col[n >> 1] : 0;
+    }
+    const rad = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      let ss = 0;
+      for (let j = 0; j < d; j++) { const v = (+src[i * d + j] || 0) - mean[j]; ss += v * v; }
+      rad[i] = Math.sqrt(ss);
+    }
+    rad.sort();
+    const r = n ? Math.max(rad[Math.min(n - 1, Math.floor(0.95 * n))], rad[n - 1] / 1.45) : 1;
+    const scale = r > 0 ? 1 / r : 1;
+    out = new Float32Array(n * 3);
+    for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) {
+      const v = ((+src[i * d + j] || 0) - mean[j]) * scale;
+      out[i * 3 + j] = Number.isFinite(v) ? v : 0;
+    }
+    this._norm.set(k, out);
+    return out;
+  }
+
+  seedCount(map) {
+    return 1 + (Array.isArray(map.seed_coords) ? map.seed_coords.length : 0);
+  }
+
+  /** The token's text split around the token (offsets are byte offsets into UTF-8). */
+  context(i, radius = 90) {
+    const t = this.tokens[i];
+    const text = this.texts[t.text] ?? '';
+    let bytes = this._bytes.get(t.text);
+    if (!bytes) { bytes = new TextEncoder().encode(text); this._bytes.set(t.text, bytes); }
+    const [a, b] = Array.isArray(t.offset) ? t.offset : [0, 0];
+    const dec = new TextDecoder('utf-8');
+    const lo = Math.max(0, Math.min(a, bytes.length)), hi = Math.max(lo, Math.min(b, bytes.length));
+    let before = dec.decode(bytes.subarray(0, lo));
+    const token = dec.decode(bytes.subarray(lo, hi));
+    let after = dec.decode(bytes.subarray(hi));
+    if (before.length > radius) before = '…' + before.slice(before.length - radius).replace(/^\S*\s/, '');
+    if (after.length > radius) after = after.slice(0, radius).replace(/\s\S*$/, '') + '…';
+    return { before, token, after };
+  }
+
+  /** Every token index that shares token i's display string (trimmed). */
+  occurrences(i) {
+    if (!this._occurrences) {
+      this._occurrences = new Map();
+      for (let j = 0; j < this.N; j++) {
+        const k = this.keys[j];
+        let list = this._occurrences.get(k);
+        if (!list) this._occurrences.set(k, (list = []));
+        list.push(j);
+      }
+    }
+    return this._occurrences.get(this.keys[i]) || [i];
+  }
+
+  comparisonPair(layer) {
+    if (!this.comparison || !Array.isArray(this.comparison.pairs)) return null;
+    return this.comparison.pairs.find((p) => p.layer_a === layer) || null;
+  }
+}
+
+export function displayKey(display) {
+  const s = String(display ?? '');
+  const t = s.trim();
+  return t.length ? t : s;
+}
+
+/** Human-readable form of a token's display string: a leading space becomes a small marker. */
+export function showToken(display) {
+  const s = String(display ?? '');
+  return s.replace(/^ /, '\u2423').replace(/\n/g, '\u21b5').replace(/\t/g, '\u21e5');
+}
+
+function key(model, layer, perplexity, dims) {
+  return `${model}|${layer}|${perplexity}|${dims}`;
+}

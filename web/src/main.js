@@ -1,0 +1,901 @@
+// tokmap report page: reads the JSON object of docs/REPORT_FORMAT.md from
+// <script id="tokmap-data"> and draws it. All state lives in App.
+
+import { ReportData, showToken } from './data.js';
+import { View } from './view.js';
+import { OKABE_ITO, OTHER, hexToRgb, viridis, cividis, rampCss } from './palette.js';
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+const fmt = (v, d = 3) => (v === null || v === undefined || !Number.isFinite(+v) ? '—' : (+v).toFixed(d));
+
+const COLOR_MODES = [
+  ['text', 'text'], ['model', 'model'], ['position', 'position in text'], ['kind', 'token kind'],
+  ['cluster', 'cluster (original space)'], ['outlier', 'outlier score'], ['stability', 'stability across seeds'],
+];
+const KIND_LABELS = { word: 'word start', continuation: 'continuation', punctuation: 'punctuation', number: 'number', special: 'special' };
+
+class App {
+  constructor(data) {
+    this.data = data;
+    const N = data.N;
+    this.state = {
+      model: 0,
+      sideBySide: false,
+      layerIdx: data.layers.length - 1,
+      layerPos: data.layers.length - 1,
+      perplexity: data.perplexities[Math.floor((data.perplexities.length - 1) / 2)],
+      dims: data.dims.includes(2) ? 2 : data.dims[0],
+      seed: 0,
+      colorBy: data.texts.length > 1 ? 'text' : 'kind',
+      labels: N <= 3000,
+      trajectories: false,
+      selected: -1,
+    };
+    this.cameras = { 2: { cx: 0, cy: 0, zoom: 1 }, 3: { yaw: 0.65, pitch: 0.3, dist: 5.2 } };
+    this.viewVersion = 0;
+    this.hover = -1;
+    this.searchMask = null;
+    this.selMask = null;
+    this.hlMask = new Uint8Array(N);
+    this.hlActive = false;
+    this.hlVersion = 0;
+    this.views = [];
+    this.renderQueued = false;
+    this.frameTimes = [];
+    this.staticOrder = labelOrder(data);
+    this.layerCache = new Map();
+  }
+
+  camera() {
+    return this.cameras[this.state.dims];
+  }
+
+  start() {
+    this.buildChrome();
+    this.buildViews();
+    const hl = this.data.settings.highlight;
+    if (Array.isArray(hl) && hl.length) {
+      const pattern = `^\\s?(${hl.map((w) => String(w).trim().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})$`;
+      $('#search').value = pattern;
+      this.applySearch(pattern);
+    }
+    this.refreshAll();
+    window.addEventListener('resize', () => { this.viewVersion++; this.requestRender(); });
+    document.addEventListener('keydown', (e) => this.onGlobalKey(e));
+  }
+
+  // ---------------------------------------------------------------- chrome (controls, panels)
+  buildChrome() {
+    const d = this.data, s = this.state;
+    document.title = d.title;
+    $('#title').textContent = d.title;
+    $('#created').textContent = d.createdWith;
+    $('#summary').textContent = [
+      `${d.N.toLocaleString('en')} tokens`, `${d.texts.length} text${d.texts.length === 1 ? '' : 's'}`,
+      `${d.models.length} model${d.models.length === 1 ? '' : 's'}`,
+      `layer${d.layers.length === 1 ? '' : 's'} ${d.layers.length > 1 ? `${d.layers[0]}–${d.layers[d.layers.length - 1]}` : d.layers[0]}`,
+      d.settings.metric ? `${d.settings.metric} distance` : '',
+    ].filter(Boolean).join(' · ');
+
+    const bar = $('#controls');
+    bar.innerHTML = '';
+    const group = (label, control, id) => {
+      const g = document.createElement('div');
+      g.className = 'ctl';
+      const l = document.createElement('label');
+      l.textContent = label;
+      l.htmlFor = id;
+      g.append(l, control);
+      bar.append(g);
+      return g;
+    };
+    const select = (id, options, value, onChange) => {
+      const el = document.createElement('select');
+      el.id = id;
+      for (const [v, t] of options) {
+        const o = document.createElement('option');
+        o.value = String(v); o.textContent = t;
+        el.append(o);
+      }
+      el.value = String(value);
+      el.addEventListener('change', () => onChange(el.value));
+      return el;
+    };
+
+    // Layer slider + play
+    const layerBox = document.createElement('div');
+    layerBox.className = 'layer-box';
+    const slider = document.createElement('input');
+    Object.assign(slider, { type: 'range', id: 'layer', min: 0, max: d.layers.length - 1, step: 1, value: s.layerIdx });
+    slider.disabled = d.layers.length < 2;
+    slider.setAttribute('aria-valuetext', `layer ${d.layers[s.layerIdx]}`);
+    slider.addEventListener('input', () => this.goToLayer(+slider.value));
+    const out = document.createElement('output');
+    out.id = 'layer-value';
+    out.htmlFor = 'layer';
+    const play = document.createElement('button');
+    play.id = 'play';
+    play.type = 'button';
+    play.textContent = '▶';
+    play.title = 'Play through the layers';
+    play.setAttribute('aria-label', 'Play through the layers');
+    play.disabled = d.layers.length < 2;
+    play.addEventListener('click', () => this.togglePlay());
+    layerBox.append(slider, out, play);
+    group('Layer', layerBox, 'layer').classList.add('ctl-layer');
+
+    if (d.perplexities.length > 1) {
+      group('Perplexity', select('perplexity', d.perplexities.map((p) => [p, String(p)]), s.perplexity, (v) => { s.perplexity = +v; this.refreshAll(); }), 'perplexity');
+    }
+    if (d.dims.length > 1) {
+      group('View', select('dims', d.dims.map((k) => [k, `${k}D`]), s.dims, (v) => { s.dims = +v; this.hideTooltip(); this.refreshAll(); }), 'dims');
+    }
+    if (d.models.length > 1) {
+      const g = group('Model', select('model', d.models.map((m, i) => [i, m]), s.model, (v) => { s.model = +v; this.buildViews(); this.refreshAll(); }), 'model');
+      const sb = checkbox('side-by-side', 'side by side', s.sideBySide, (on) => { s.sideBySide = on; $('#model').disabled = on; this.buildViews(); this.refreshAll(); });
+      g.append(sb);
+    }
+    if (d.maxSeeds > 1) {
+      group('Seed', select('seed', d.seedLabels.map((v, k) => [k, `seed ${v}${k === 0 ? ' (main)' : ''}`]), 0, (v) => { s.seed = +v; this.refreshAll(); }), 'seed');
+    }
+    group('Colour by', select('color-by', COLOR_MODES.filter(([m]) => m !== 'model' || d.models.length > 1), s.colorBy, (v) => { s.colorBy = v; this.refreshColors(); this.requestRender(); }), 'color-by');
+
+    const searchBox = document.createElement('div');
+    searchBox.className = 'search-box';
+    const search = document.createElement('input');
+    Object.assign(search, { type: 'search', id: 'search', placeholder: 'regular expression, e.g. ^ ?bank$', spellcheck: false, autocomplete: 'off' });
+    search.setAttribute('aria-describedby', 'search-status');
+    let timer = 0;
+    search.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(() => this.applySearch(search.value), 120); });
+    search.addEventListener('keydown', (e) => { if (e.key === 'Escape') { search.value = ''; this.applySearch(''); } });
+    const status = document.createElement('span');
+    status.id = 'search-status';
+    status.className = 'search-status';
+    status.setAttribute('role', 'status');
+    status.setAttribute('aria-live', 'polite');
+    searchBox.append(search, status);
+    group('Search', searchBox, 'search').classList.add('ctl-search');
+
+    const toggles = document.createElement('div');
+    toggles.className = 'toggles';
+    toggles.append(
+      checkbox('labels', 'labels', s.labels, (on) => { s.labels = on; this.requestRender(); }),
+      checkbox('trajectories', 'trajectories', s.trajectories, (on) => { s.trajectories = on; this.requestRender(); }),
+    );
+    const reset = document.createElement('button');
+    reset.type = 'button';
+    reset.id = 'reset-view';
+    reset.textContent = 'Reset view';
+    reset.addEventListener('click', () => this.resetCamera());
+    toggles.append(reset);
+    group('Show', toggles, 'labels');
+  }
+
+  buildViews() {
+    const host = $('#views');
+    for (const v of this.views) v.el.remove();
+    this.views = [];
+    const d = this.data, s = this.state;
+    const models = s.sideBySide ? d.models.map((_, i) => i).slice(0, 4) : [s.model];
+    host.dataset.count = String(models.length);
+    models.forEach((m, k) => {
+      const v = new View(this, host, k);
+      v.model = m;
+      this.attachInput(v);
+      this.views.push(v);
+    });
+    this.viewVersion++;
+  }
+
+  refreshAll() {
+    this.updatePositions();
+    this.refreshColors();
+    this.updateLayerLabel();
+    this.updateTrust();
+    this.updateSelectionPanel();
+    this.requestRender();
+  }
+
+  // ---------------------------------------------------------------- positions and layers
+  mapFor(view, layerIdx) {
+    const s = this.state;
+    return this.data.mapNear(view.model, layerIdx, s.perplexity, s.dims);
+  }
+
+  seedFor(map) {
+    return Math.min(this.state.seed, this.data.seedCount(map) - 1);
+  }
+
+  updatePositions() {
+    const L = this.data.layers.length;
+    const pos = Math.min(L - 1, Math.max(0, this.state.layerPos));
+    const a = Math.floor(pos), b = Math.min(L - 1, a + 1), t = pos - a;
+    for (const v of this.views) {
+      const ma = this.mapFor(v, a), mb = this.mapFor(v, b);
+      if (!ma || !mb) continue;
+      v.setPositions(this.data.coords(ma, this.seedFor(ma)), this.data.coords(mb, this.seedFor(mb)));
+      v.tween.t = t;
+      v.currentMap = this.mapFor(v, Math.round(pos));
+      const s = this.state;
+      v.caption.textContent = [
+        this.data.models[v.model], `layer ${v.currentMap.layer}`, `perplexity ${v.currentMap.perplexity}`,
+        `${s.dims}D`, this.data.maxSeeds > 1 ? `seed ${this.data.seedLabels[this.seedFor(v.currentMap)]}` : '',
+      ].filter(Boolean).join(' · ');
+      v.canvas.setAttribute('aria-label', `${s.dims}D t-SNE map of ${this.data.N} tokens, ${v.caption.textContent}. ` +
+        (s.dims === 2 ? 'Drag to pan, wheel to zoom.' : 'Drag to rotate, wheel to zoom.') + ' Arrow keys move the view, [ and ] change layer.');
+    }
+    this.viewVersion++;
+    this.layerCache.clear();
+  }
+
+  roundedLayerIdx() {
+    return Math.round(this.state.layerPos);
+  }
+
+  goToLayer(idx, animate = true) {
+    const L = this.data.layers.length;
+    idx = Math.max(0, Math.min(L - 1, idx));
+    this.state.layerIdx = idx;
+    $('#layer').value = String(idx);
+    if (!animate) {
+      this.state.layerPos = idx;
+      this.onLayerMoved();
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.layerTarget = idx;
+      this.layerDone = resolve;
+      if (!this.animating) {
+        this.animating = true;
+        this.lastTick = performance.now();
+        requestAnimationFrame((t) => this.tick(t));
+      }
+    });
+  }
+
+  tick(now) {
+    const s = this.state;
+    const dt = Math.min(0.1, (now - this.lastTick) / 1000);
+    this.lastTick = now;
+    const diff = this.layerTarget - s.layerPos;
+    const speed = Math.max(2.2, Math.abs(diff) * 2);
+    if (Math.abs(diff) <= speed * dt) s.layerPos = this.layerTarget;
+    else s.layerPos += Math.sign(diff) * speed * dt;
+    this.onLayerMoved();
+    if (s.layerPos !== this.layerTarget) {
+      requestAnimationFrame((t) => this.tick(t));
+      return;
+    }
+    this.animating = false;
+    const done = this.layerDone;
+    this.layerDone = null;
+    if (this.playing) {
+      if (s.layerIdx < this.data.layers.length - 1) {
+        setTimeout(() => { if (this.playing) this.goToLayer(s.layerIdx + 1); }, 350);
+      } else this.togglePlay(false);
+    }
+    if (done) done();
+  }
+
+  onLayerMoved() {
+    const before = this.colorLayer;
+    this.updatePositions();
+    if (this.roundedLayerIdx() !== before) {
+      this.refreshColors();
+      this.updateTrust();
+      this.updateSelectionPanel();
+    }
+    this.updateLayerLabel();
+    if (this.hover >= 0) this.showTooltip(this.hover, this.tooltipView, null);
+    this.requestRender();
+  }
+
+  togglePlay(force) {
+    this.playing = force === undefined ? !this.playing : force;
+    const btn = $('#play');
+    btn.textContent = this.playing ? '❚❚' : '▶';
+    btn.setAttribute('aria-label', this.playing ? 'Pause' : 'Play through the layers');
+    if (this.playing) {
+      const s = this.state;
+      if (s.layerIdx >= this.data.layers.length - 1) this.goToLayer(0, false);
+      this.goToLayer(this.state.layerIdx + 1);
+    }
+  }
+
+  updateLayerLabel() {
+    const d = this.data, idx = this.roundedLayerIdx();
+    const layer = d.layers[idx];
+    const out = $('#layer-value');
+    out.textContent = `${layer}`;
+    out.title = `hidden state ${layer} of ${d.layers[0]}–${d.layers[d.layers.length - 1]}`;
+    $('#layer').setAttribute('aria-valuetext', `layer ${layer}`);
+  }
+
+  /** All layers' coordinates for one view (for trajectories). */
+  layerCoordsForView(view) {
+    const s = this.state;
+    const k = `${view.model}|${s.perplexity}|${s.dims}|${s.seed}`;
+    let list = this.layerCache.get(k);
+    if (!list) {
+      list = [];
+      this.data.layers.forEach((layer) => {
+        const m = this.data.map(view.model, layer, s.perplexity, s.dims);
+        if (m) list.push({ layer, coords: this.data.coords(m, this.seedFor(m)) });
+      });
+      this.layerCache.set(k, list);
+    }
+    return list;
+  }
+
+  // ---------------------------------------------------------------- colours and highlights
+  refreshColors() {
+    this.colorLayer = this.roundedLayerIdx();
+    for (const v of this.views) v.setColors(this.colorsFor(v));
+    this.updateLegend();
+  }
+
+  colorsFor(view) {
+    const d = this.data, N = d.N, s = this.state;
+    const out = new Uint8Array(N * 4);
+    const layer = d.layers[this.roundedLayerIdx()];
+    const analysis = d.analysis(view.model, layer);
+    const map = view.currentMap;
+    const oi = OKABE_ITO.map(hexToRgb), other = hexToRgb(OTHER);
+    let colorOf;
+    this.legendInfo = null;
+    switch (s.colorBy) {
+      case 'text': colorOf = (i) => (d.textIndex[i] < 8 ? oi[d.textIndex[i]] : other); break;
+      case 'model': colorOf = () => oi[view.model % 8]; break;
+      case 'position': { const mx = Math.max(1, d.maxPosition); colorOf = (i) => viridis(d.position[i] / mx); break; }
+      case 'kind': colorOf = (i) => oi[d.kind[i]]; break;
+      case 'cluster': {
+        const cl = analysis && analysis.cluster;
+        if (!cl) { colorOf = () => other; break; }
+        const rank = clusterRanks(cl);
+        colorOf = (i) => { const r = rank.get(cl[i]); return r !== undefined && r < 7 ? oi[r] : other; };
+        break;
+      }
+      case 'outlier': {
+        const o = analysis && analysis.outlier;
+        if (!o) { colorOf = () => other; break; }
+        const hi = outlierScale(o);
+        colorOf = (i) => viridis(Math.max(0, o[i]) / hi);
+        break;
+      }
+      case 'stability': {
+        const ps = map && map.point_stability;
+        colorOf = ps ? (i) => cividis(ps[i]) : () => other;
+        break;
+      }
+      default: colorOf = () => oi[0];
+    }
+    for (let i = 0; i < N; i++) {
+      const c = colorOf(i);
+      out[i * 4] = c[0]; out[i * 4 + 1] = c[1]; out[i * 4 + 2] = c[2];
+      out[i * 4 + 3] = i === s.selected ? 3 : this.hlActive ? (this.hlMask[i] ? 2 : 1) : 0;
+    }
+    return out;
+  }
+
+  updateHighlight() {
+    const N = this.data.N;
+    const m = this.hlMask;
+    m.fill(0);
+    let active = false;
+    if (this.searchMask) { active = true; for (let i = 0; i < N; i++) m[i] |= this.searchMask[i]; }
+    if (this.selMask) { active = true; for (let i = 0; i < N; i++) m[i] |= this.selMask[i]; }
+    this.hlActive = active;
+    this.hlVersion++;
+    this.labelCache = null;
+    this.trajCache = null;
+    this.refreshColors();
+    this.requestRender();
+  }
+
+  isHighlighted(i) { return this.hlActive && this.hlMask[i] === 1; }
+  isVisibleState(i) { return !this.hlActive || this.hlMask[i] === 1; }
+
+  applySearch(pattern) {
+    const status = $('#search-status');
+    const input = $('#search');
+    if (!pattern) {
+      this.searchMask = null;
+      status.textContent = '';
+      input.removeAttribute('aria-invalid');
+      this.updateHighlight();
+      return;
+    }
+    let re;
+    try {
+      re = new RegExp(pattern, /[A-Z]/.test(pattern.replace(/\\./g, '')) ? '' : 'i');
+    } catch (err) {
+      status.textContent = 'not a valid regular expression';
+      status.className = 'search-status invalid';
+      status.title = String(err.message || err);
+      input.setAttribute('aria-invalid', 'true');
+      return;
+    }
+    input.removeAttribute('aria-invalid');
+    const d = this.data, mask = new Uint8Array(d.N);
+    let count = 0;
+    for (let i = 0; i < d.N; i++) {
+      if (re.test(String(d.tokens[i].display))) { mask[i] = 1; count++; }
+    }
+    this.searchMask = mask;
+    this.searchCount = count;
+    status.className = 'search-status';
+    status.title = '';
+    status.textContent = count === 1 ? '1 match' : `${count.toLocaleString('en')} matches`;
+    this.updateHighlight();
+  }
+
+  select(i) {
+    const d = this.data;
+    if (i < 0) {
+      this.state.selected = -1;
+      this.selMask = null;
+    } else {
+      this.state.selected = i;
+      const mask = new Uint8Array(d.N);
+      for (const j of d.occurrences(i)) mask[j] = 1;
+      this.selMask = mask;
+    }
+    this.updateHighlight();
+    this.updateSelectionPanel();
+    this.announce(i < 0 ? 'Selection cleared' : `Selected ${showToken(d.tokens[i].display)}: ${d.occurrences(i).length} occurrence(s)`);
+  }
+
+  labelCandidates() {
+    if (this.labelCache) return this.labelCache;
+    let list;
+    if (this.hlActive) {
+      list = [];
+      if (this.state.selected >= 0) list.push(this.state.selected);
+      for (const i of this.staticOrder) if (this.hlMask[i] && i !== this.state.selected) list.push(i);
+      list = list.slice(0, 3000);
+    } else list = this.staticOrder.slice(0, 3000);
+    this.labelCache = list;
+    return list;
+  }
+
+  trajectoryTokens() {
+    if (this.state.selected >= 0 || this.searchMask) {
+      const out = [];
+      for (let i = 0; i < this.data.N && out.length < 60; i++) if (this.hlMask[i]) out.push(i);
+      return out;
+    }
+    return this.hover >= 0 ? [this.hover] : [];
+  }
+
+  tokenCss(view, i) {
+    const c = view.colors;
+    return `rgb(${c[i * 4]},${c[i * 4 + 1]},${c[i * 4 + 2]})`;
+  }
+
+  // ---------------------------------------------------------------- legend, trust panel, selection
+  updateLegend() {
+    const d = this.data, s = this.state, box = $('#legend');
+    const view = this.views[0];
+    const layer = d.layers[this.roundedLayerIdx()];
+    const analysis = view ? d.analysis(view.model, layer) : null;
+    const items = [];
+    const sw = (hex, label, title = '') => `<li${title ? ` title="${esc(title)}"` : ''}><span class="sw" style="background:${hex}"></span>${esc(label)}</li>`;
+    const gradient = (fn, lo, hi, note) => `<div class="ramp" style="background:${rampCss(fn)}"></div><div class="ramp-ticks"><span>${esc(lo)}</span><span>${esc(hi)}</span></div>${note ? `<p class="note">${note}</p>` : ''}`;
+    let html = '';
+    switch (s.colorBy) {
+      case 'text':
+        d.texts.slice(0, 8).forEach((t, k) => items.push(sw(OKABE_ITO[k], `${k + 1}. ${t.length > 42 ? t.slice(0, 40) + '…' : t}`, t)));
+        if (d.texts.length > 8) items.push(sw(OTHER, `texts 9–${d.texts.length}`));
+        break;
+      case 'model':
+        d.models.forEach((m, k) => items.push(sw(OKABE_ITO[k % 8], m)));
+        break;
+      case 'kind': {
+        const present = new Set(d.kind);
+        d.kinds.forEach((k, idx) => { if (present.has(idx)) items.push(sw(OKABE_ITO[idx], KIND_LABELS[k])); });
+        break;
+      }
+      case 'cluster': {
+        const cl = analysis && analysis.cluster;
+        if (!cl) { html = '<p class="note">No clusters in this report.</p>'; break; }
+        const ranks = [...clusterRanks(cl).entries()].sort((a, b) => a[1] - b[1]);
+        const sizes = new Map();
+        for (const c of cl) sizes.set(c, (sizes.get(c) || 0) + 1);
+        ranks.slice(0, 7).forEach(([c, r]) => items.push(sw(OKABE_ITO[r], `cluster ${c} · ${sizes.get(c)} tokens`)));
+        if (ranks.length > 7) items.push(sw(OTHER, `${ranks.length - 7} smaller clusters`));
+        html = `<p class="note">Louvain clusters of layer ${layer}'s hidden states (not of the map).</p>`;
+        break;
+      }
+      case 'position':
+        html = gradient(viridis, 'first token', `position ${d.maxPosition}`);
+        break;
+      case 'outlier': {
+        const o = analysis && analysis.outlier;
+        html = o ? gradient(viridis, '≤ 0', `≥ ${outlierScale(o).toFixed(1)}`, 'Robust z-score of the distance to the nearest neighbours in the original space.') : '<p class="note">No outlier scores in this report.</p>';
+        break;
+      }
+      case 'stability': {
+        const ps = view && view.currentMap && view.currentMap.point_stability;
+        html = ps ? gradient(cividis, '0 (moves)', '1 (stable)', 'Agreement of each token’s map neighbourhood across seeds.') : '<p class="note">Per-token stability needs several seeds (<code>--seeds 3</code>).</p>';
+        break;
+      }
+    }
+    if (this.hlActive) html += '<p class="note">Highlighted tokens are drawn larger; the rest are faded.</p>';
+    box.innerHTML = (items.length ? `<ul class="swatches">${items.join('')}</ul>` : '') + html;
+  }
+
+  updateTrust() {
+    const d = this.data, view = this.views[0], box = $('#trust');
+    if (!view || !view.currentMap) { box.innerHTML = ''; return; }
+    const m = view.currentMap;
+    const grade = (v, good, fair) => (v === null || v === undefined ? 'na' : v >= good ? 'good' : v >= fair ? 'fair' : 'poor');
+    const row = (label, v, g, help, bar = true) => `
+      <tr class="${g}"><th scope="row" title="${esc(help)}">${label}</th>
+      <td class="num">${fmt(v)}</td>
+      <td>${bar && v !== null && v !== undefined ? `<span class="meter" aria-hidden="true"><span style="width:${Math.max(0, Math.min(1, v)) * 100}%"></span></span>` : ''}</td>
+      <td class="grade">${g === 'na' ? '' : g}</td></tr>`;
+    const rows = [
+      row('KL divergence', m.kl, 'na', 'Final Kullback–Leibler divergence of the optimisation; lower is better, comparable only between maps of the same tokens and perplexity.', false),
+      row('Trustworthiness', m.trustworthiness, grade(m.trustworthiness, 0.9, 0.8), 'Are neighbours in the map also neighbours in the original space? (1 = yes)'),
+      row('Continuity', m.continuity, grade(m.continuity, 0.9, 0.8), 'Are neighbours in the original space kept together in the map? (1 = yes)'),
+      row('10-NN preserved', m.knn_preservation, grade(m.knn_preservation, 0.5, 0.3), 'Fraction of each token’s 10 nearest neighbours that are also its 10 nearest in the map.'),
+      m.stability === null || m.stability === undefined
+        ? `<tr class="na"><th scope="row">Stability</th><td class="num">—</td><td colspan="2" class="hint">one seed; run with <code>--seeds 3</code></td></tr>`
+        : row('Stability (seeds)', m.stability, grade(m.stability, 0.7, 0.5), 'Agreement of neighbourhoods between maps made with different random seeds.'),
+    ];
+    let html = `<p class="trust-what">${esc(d.models[m.model] ?? '')}, layer ${m.layer}, perplexity ${m.perplexity}, ${m.dims}D</p>
+      <table class="metrics">${rows.join('')}</table>`;
+    const pair = d.comparisonPair(m.layer);
+    if (pair && d.models.length > 1) {
+      html += `<p class="note">Neighbourhood overlap ${esc(d.models[pair.a])} (layer ${pair.layer_a}) vs ${esc(d.models[pair.b])} (layer ${pair.layer_b}): <b>${fmt(pair.mean, 2)}</b></p>`;
+    }
+    const a = d.analysis(m.model, m.layer);
+    if (a && Array.isArray(a.top_outliers) && a.top_outliers.length) {
+      html += `<h3>Top outliers</h3><ol class="outliers">${a.top_outliers.slice(0, 8).map((i) =>
+        `<li><button type="button" data-token="${i}" class="token-link">${esc(showToken(d.tokens[i]?.display))}</button>
+         <span class="where">text ${(d.tokens[i]?.text ?? 0) + 1}, pos ${d.tokens[i]?.position}</span>
+         <span class="num">z ${fmt(a.outlier?.[i], 1)}</span></li>`).join('')}</ol>`;
+    }
+    box.innerHTML = html;
+    for (const b of box.querySelectorAll('button[data-token]')) b.addEventListener('click', () => this.select(+b.dataset.token));
+  }
+
+  updateSelectionPanel() {
+    const d = this.data, i = this.state.selected, box = $('#selection');
+    if (i < 0) {
+      box.innerHTML = '<p class="note">Click a point to highlight every occurrence of its token; hover for details.</p>';
+      return;
+    }
+    const occ = d.occurrences(i);
+    const items = occ.slice(0, 12).map((j) => {
+      const c = d.context(j, 40);
+      return `<li><button type="button" class="occ" data-token="${j}">${esc(c.before)}<mark>${esc(c.token)}</mark>${esc(c.after)}</button></li>`;
+    });
+    box.innerHTML = `<p><span class="tok">${esc(showToken(d.tokens[i].display))}</span> · ${occ.length} occurrence${occ.length === 1 ? '' : 's'}
+      <button type="button" id="clear-selection" class="link">clear</button></p>
+      <ol class="occurrences">${items.join('')}</ol>${occ.length > 12 ? `<p class="note">and ${occ.length - 12} more</p>` : ''}`;
+    $('#clear-selection').addEventListener('click', () => this.select(-1));
+    for (const b of box.querySelectorAll('button.occ')) {
+      b.addEventListener('mouseenter', () => { this.hover = +b.dataset.token; this.requestRender(); });
+      b.addEventListener('focus', () => { this.hover = +b.dataset.token; this.requestRender(); });
+      b.addEventListener('mouseleave', () => { this.hover = -1; this.requestRender(); });
+    }
+  }
+
+  announce(text) {
+    $('#announce').textContent = text;
+  }
+
+  // ---------------------------------------------------------------- tooltip
+  showTooltip(i, view, ev) {
+    const d = this.data, tip = $('#tooltip'), t = d.tokens[i];
+    if (!t || !view) return;
+    const layer = d.layers[this.roundedLayerIdx()];
+    const a = d.analysis(view.model, layer);
+    const c = d.context(i);
+    const map = view.currentMap;
+    const facts = [
+      `text ${t.text + 1}`, `position ${t.position}`, `layer ${layer}`, KIND_LABELS[t.kind] || t.kind,
+      d.models.length > 1 ? d.models[view.model] : '',
+      a && a.cluster ? `cluster ${a.cluster[i]}` : '',
+      a && a.outlier ? `outlier z ${fmt(a.outlier[i], 1)}` : '',
+      map && map.point_stability ? `stability ${fmt(map.point_stability[i], 2)}` : '',
+    ].filter(Boolean);
+    let nn = '';
+    if (a && a.neighbors && a.neighbors[i]) {
+      const dist = a.neighbor_distances && a.neighbor_distances[i];
+      nn = `<div class="tt-h">Nearest in layer ${layer}'s hidden states</div><ol class="tt-nn">${a.neighbors[i].slice(0, 5).map((j, k) =>
+        `<li><span class="tok">${esc(showToken(d.tokens[j]?.display))}</span> <span class="where">t${(d.tokens[j]?.text ?? 0) + 1}:${d.tokens[j]?.position}</span>${dist ? `<span class="num">${fmt(dist[k], 3)}</span>` : ''}</li>`).join('')}</ol>`;
+    }
+    tip.innerHTML = `<div class="tt-token"><span class="tok">${esc(showToken(t.display))}</span></div>
+      <div class="tt-context">${esc(c.before)}<mark>${esc(c.token)}</mark>${esc(c.after)}</div>
+      <div class="tt-facts">${facts.map(esc).join(' · ')}</div>${nn}`;
+    tip.hidden = false;
+    if (ev) this.tooltipAnchor = [ev.clientX, ev.clientY];
+    this.tooltipView = view;
+    const [mx, my] = this.tooltipAnchor || [0, 0];
+    const r = tip.getBoundingClientRect();
+    let x = mx + 16, y = my + 16;
+    if (x + r.width > window.innerWidth - 8) x = mx - r.width - 16;
+    if (y + r.height > window.innerHeight - 8) y = my - r.height - 16;
+    tip.style.left = `${Math.max(4, x)}px`;
+    tip.style.top = `${Math.max(4, y)}px`;
+  }
+
+  hideTooltip() {
+    $('#tooltip').hidden = true;
+    if (this.hover >= 0) { this.hover = -1; this.requestRender(); }
+  }
+
+  // ---------------------------------------------------------------- input
+  attachInput(view) {
+    const c = view.canvas;
+    let drag = null;
+    const local = (e) => { const r = c.getBoundingClientRect(); return [e.clientX - r.left, e.clientY - r.top]; };
+    c.addEventListener('pointerdown', (e) => {
+      c.focus({ preventScroll: true });
+      drag = { x: e.clientX, y: e.clientY, moved: false };
+      c.setPointerCapture?.(e.pointerId);
+    });
+    c.addEventListener('pointermove', (e) => {
+      if (drag) {
+        const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
+        if (!drag.moved && Math.hypot(dx, dy) < 3) return;
+        drag.moved = true;
+        drag.x = e.clientX; drag.y = e.clientY;
+        this.moveCamera(view, dx, dy);
+        $('#tooltip').hidden = true;
+        this.hover = -1;
+        return;
+      }
+      if (this.animating) return;
+      const [x, y] = local(e);
+      const i = view.pick(x, y);
+      if (i !== this.hover) {
+        this.hover = i;
+        this.requestRender();
+      }
+      if (i >= 0) { this.showTooltip(i, view, e); c.style.cursor = 'pointer'; } else { $('#tooltip').hidden = true; c.style.cursor = ''; }
+    });
+    c.addEventListener('pointerup', (e) => {
+      if (drag && !drag.moved) {
+        const [x, y] = local(e);
+        const i = view.pick(x, y);
+        this.select(i === this.state.selected ? -1 : i);
+      }
+      drag = null;
+    });
+    c.addEventListener('pointerleave', () => { if (!drag) this.hideTooltip(); });
+    c.addEventListener('wheel', (e) => {
+      e.preventDefault();
+      const [x, y] = local(e);
+      this.zoomAt(view, x, y, Math.exp(-e.deltaY * (e.deltaMode === 1 ? 0.05 : 0.0015)));
+    }, { passive: false });
+    c.addEventListener('dblclick', () => this.resetCamera());
+    c.addEventListener('keydown', (e) => this.onViewKey(view, e));
+  }
+
+  moveCamera(view, dx, dy) {
+    const cam = this.camera();
+    if (this.state.dims === 2) {
+      const s = view.pixelsPerUnit();
+      cam.cx -= dx / s; cam.cy += dy / s;
+    } else {
+      cam.yaw += dx * 0.008;
+      cam.pitch = Math.max(-1.5, Math.min(1.5, cam.pitch + dy * 0.008));
+    }
+    this.viewVersion++;
+    this.requestRender();
+  }
+
+  zoomAt(view, x, y, factor) {
+    const cam = this.camera();
+    if (this.state.dims === 2) {
+      const s0 = view.pixelsPerUnit();
+      const wx = cam.cx + (x - view.width / 2) / s0, wy = cam.cy - (y - view.height / 2) / s0;
+      cam.zoom = Math.max(0.2, Math.min(200, cam.zoom * factor));
+      const s1 = view.pixelsPerUnit();
+      cam.cx = wx - (x - view.width / 2) / s1; cam.cy = wy + (y - view.height / 2) / s1;
+    } else cam.dist = Math.max(1.5, Math.min(40, cam.dist / factor));
+    this.viewVersion++;
+    this.requestRender();
+  }
+
+  resetCamera() {
+    this.cameras = { 2: { cx: 0, cy: 0, zoom: 1 }, 3: { yaw: 0.65, pitch: 0.3, dist: 5.2 } };
+    this.viewVersion++;
+    this.requestRender();
+  }
+
+  onViewKey(view, e) {
+    const step = 40;
+    const k = e.key;
+    if (k === 'ArrowLeft') this.moveCamera(view, step, 0);
+    else if (k === 'ArrowRight') this.moveCamera(view, -step, 0);
+    else if (k === 'ArrowUp') this.moveCamera(view, 0, step);
+    else if (k === 'ArrowDown') this.moveCamera(view, 0, -step);
+    else if (k === '+' || k === '=') this.zoomAt(view, view.width / 2, view.height / 2, 1.25);
+    else if (k === '-' || k === '_') this.zoomAt(view, view.width / 2, view.height / 2, 0.8);
+    else if (k === '0') this.resetCamera();
+    else return;
+    e.preventDefault();
+  }
+
+  onGlobalKey(e) {
+    const tag = (e.target && e.target.tagName) || '';
+    if (/INPUT|SELECT|TEXTAREA/.test(tag) && e.key !== 'Escape') return;
+    if (e.key === '/') { e.preventDefault(); $('#search').focus(); }
+    else if (e.key === '[') this.goToLayer(this.state.layerIdx - 1);
+    else if (e.key === ']') this.goToLayer(this.state.layerIdx + 1);
+    else if (e.key === 'l' || e.key === 'L') { const c = $('#labels'); c.checked = !c.checked; c.dispatchEvent(new Event('change')); }
+    else if (e.key === 't' || e.key === 'T') { const c = $('#trajectories'); c.checked = !c.checked; c.dispatchEvent(new Event('change')); }
+    else if (e.key === 'Escape') { if (this.state.selected >= 0) this.select(-1); this.hideTooltip(); }
+  }
+
+  // ---------------------------------------------------------------- rendering
+  requestRender() {
+    if (this.renderQueued) return;
+    this.renderQueued = true;
+    requestAnimationFrame(() => { this.renderQueued = false; this.renderNow(); });
+  }
+
+  renderNow() {
+    const t0 = performance.now();
+    for (const v of this.views) v.render();
+    this.lastRenderMs = performance.now() - t0;
+  }
+}
+
+function checkbox(id, label, checked, onChange) {
+  const wrap = document.createElement('label');
+  wrap.className = 'check';
+  const box = document.createElement('input');
+  box.type = 'checkbox';
+  box.id = id;
+  box.checked = checked;
+  box.addEventListener('change', () => onChange(box.checked));
+  wrap.append(box, document.createTextNode(' ' + label));
+  return wrap;
+}
+
+function clusterRanks(cl) {
+  const sizes = new Map();
+  for (const c of cl) sizes.set(c, (sizes.get(c) || 0) + 1);
+  const order = [...sizes.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0]);
+  return new Map(order.map(([c], r) => [c, r]));
+}
+
+function outlierScale(o) {
+  const v = Array.from(o, (x) => +x).filter(Number.isFinite).sort((a, b) => a - b);
+  const p99 = v.length ? v[Math.floor(0.99 * (v.length - 1))] : 3;
+  return Math.max(3, p99);
+}
+
+/** Static label priority: word starts first, then a deterministic shuffle so labels spread out. */
+function labelOrder(d) {
+  const N = d.N, idx = new Int32Array(N), pri = new Float64Array(N);
+  for (let i = 0; i < N; i++) {
+    idx[i] = i;
+    let h = Math.imul(i ^ 0x9e3779b9, 0x85ebca6b);
+    h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35); h ^= h >>> 16;
+    const kind = d.kind[i];
+    pri[i] = (kind === 0 ? 0 : kind === 1 ? 1 : kind === 3 ? 2 : 3) + (h >>> 0) / 4294967296;
+  }
+  return Array.from(idx).sort((a, b) => pri[a] - pri[b]);
+}
+
+// ---------------------------------------------------------------- boot
+function readEmbedded() {
+  const el = document.getElementById('tokmap-data');
+  if (!el) return null;
+  const text = el.textContent.trim();
+  if (!text || text.startsWith('/*')) return null; // the template, not yet filled in
+  return JSON.parse(text);
+}
+
+function showEmpty(message, detail) {
+  $('#title').textContent = 'tokmap report';
+  const box = $('#empty');
+  box.hidden = false;
+  box.innerHTML = `<h2>${esc(message)}</h2><p>${detail}</p>
+    <p><label>Open a report data file (JSON): <input type="file" id="open-json" accept=".json,application/json"></label></p>`;
+  $('#open-json').addEventListener('change', async (e) => {
+    const f = e.target.files && e.target.files[0];
+    if (!f) return;
+    try { boot(JSON.parse(await f.text())); } catch (err) { showEmpty('That file could not be read', esc(err.message)); }
+  });
+  window.__tokmap = { ready: true, empty: true };
+}
+
+function boot(raw) {
+  $('#empty').hidden = true;
+  let data;
+  try {
+    data = new ReportData(raw);
+  } catch (err) {
+    showEmpty('This report’s data could not be read', esc(err.message));
+    return;
+  }
+  const app = new App(data);
+  try {
+    app.start();
+  } catch (err) {
+    showEmpty('The map could not be drawn', esc(err.message));
+    return;
+  }
+  installHook(app);
+}
+
+function installHook(app) {
+  window.__tokmap = {
+    ready: true,
+    app,
+    N: app.data.N,
+    state: () => ({ ...app.state, layer: app.data.layers[app.roundedLayerIdx()], views: app.views.length, hover: app.hover }),
+    /** Client (page) coordinates of point i in view v, after the next frame. */
+    screenPosition(i, v = 0) {
+      const view = app.views[v];
+      app.renderNow();
+      const [x, y, , visible] = view.projectIndex(i);
+      const r = view.canvas.getBoundingClientRect();
+      return { x: r.left + x, y: r.top + y, visible };
+    },
+    position: (i, v = 0) => Array.from(app.views[v].position(i)),
+    setLayer: (idx, animate = false) => app.goToLayer(idx, animate),
+    select: (i) => app.select(i),
+    search: (p) => { $('#search').value = p; app.applySearch(p); return app.searchCount; },
+    highlighted: () => { const out = []; for (let i = 0; i < app.data.N; i++) if (app.isHighlighted(i)) out.push(i); return out; },
+    placedLabels: () => app.views.map((v) => v.placedLabels || 0),
+    render: () => app.renderNow(),
+    /** Rotates (3D) or pans (2D) every frame for ms milliseconds; returns frame intervals and render times. */
+    benchmark(ms = 2000) {
+      return new Promise((resolve) => {
+        const intervals = [], renders = [];
+        const t0 = performance.now();
+        let last = t0;
+        const view = app.views[0];
+        const step = (now) => {
+          intervals.push(now - last);
+          last = now;
+          const r0 = performance.now();
+          app.moveCamera(view, 4, 1);
+          app.renderNow();
+          const px = new Uint8Array(4);
+          view.gl.readPixels(0, 0, 1, 1, view.gl.RGBA, view.gl.UNSIGNED_BYTE, px); // wait for the GPU
+          renders.push(performance.now() - r0);
+          if (now - t0 < ms) requestAnimationFrame(step);
+          else resolve({ intervals: intervals.slice(1), renders });
+        };
+        requestAnimationFrame(step);
+      });
+    },
+  };
+  document.documentElement.dataset.ready = 'true';
+}
+
+async function main() {
+  let raw = null;
+  try {
+    raw = readEmbedded();
+  } catch (err) {
+    showEmpty('This report’s data could not be read', esc(err.message));
+    return;
+  }
+  if (!raw && /^https?:$/.test(location.protocol)) {
+    // Development: the bare template served over HTTP loads web/sample-data.json.
+    for (const url of ['sample-data.json', '../sample-data.json']) {
+      try {
+        const res = await fetch(url);
+        if (res.ok) { raw = await res.json(); break; }
+      } catch { /* try the next one */ }
+    }
+  }
+  if (!raw) {
+    showEmpty('No data in this page', 'This is tokmap’s report template. <code>tokmap viz … --out DIR</code> writes it with the maps filled in.');
+    return;
+  }
+  boot(raw);
+}
+
+main();

@@ -1,0 +1,70 @@
+// Shared helpers for the browser tests: Debian's Chromium through playwright-core, offline.
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fillTemplate } from '../report.mjs';
+
+export const webDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const artifacts = path.join(webDir, 'test-artifacts');
+
+export function chromiumPath() {
+  for (const p of [process.env.TOKMAP_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter(Boolean)) {
+    if (fs.existsSync(p)) return p;
+  }
+  return null;
+}
+
+export async function launch() {
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tokmap-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: chromiumPath(),
+    headless: true,
+    viewport: { width: 1400, height: 900 },
+    deviceScaleFactor: 1,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--enable-unsafe-swiftshader'],
+  });
+  const requests = [];
+  // Only file: URLs may load; everything else is aborted and recorded.
+  await context.route('**/*', (route) => {
+    const url = route.request().url();
+    if (url.startsWith('file:')) return route.continue();
+    requests.push(url);
+    return route.abort();
+  });
+  context.on('request', (req) => { const u = req.url(); if (!u.startsWith('file:') && !u.startsWith('data:') && !u.startsWith('blob:')) requests.push(u); });
+  return {
+    context,
+    requests,
+    async close() {
+      await context.close();
+      fs.rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Writes index.html built from the template and a data file into a fresh temp folder. */
+export function buildReport(dataFile) {
+  const template = fs.readFileSync(path.join(webDir, 'dist', 'report-template.html'), 'utf8');
+  const data = fs.readFileSync(dataFile, 'utf8');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tokmap-report-'));
+  const file = path.join(dir, 'index.html');
+  fs.writeFileSync(file, fillTemplate(template, data));
+  return { dir, file, url: 'file://' + file };
+}
+
+export async function openPage(browser, url) {
+  const page = await browser.context.newPage();
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(url, { waitUntil: 'load' });
+  await page.waitForFunction(() => window.__tokmap && window.__tokmap.ready, null, { timeout: 30000 });
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  return { page, errors };
+}
+
+export const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.floor(s.length / 2)] : NaN; };
