@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numbers>
 
 #include "render/render.hpp"
 
@@ -153,7 +154,7 @@ std::vector<PlacedLabel> place_labels(std::span<const LabelRequest> requests, co
     double m = std::max(q.radius, 0.0);
     if (grid.overlaps({q.x - m, q.y - m, q.x + m, q.y + m}, true)) continue;
     double r = m + options.gap;
-    double d = r * 0.72;
+    double d = r * std::numbers::sqrt2 / 2;  // diagonal corners at distance r
     const Box candidates[] = {
         {q.x + r, q.y - h / 2, q.x + r + w, q.y + h / 2},  // right
         {q.x - r - w, q.y - h / 2, q.x - r, q.y + h / 2},  // left

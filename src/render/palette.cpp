@@ -75,11 +75,14 @@ Rgba categorical_color(std::size_t index) {
   std::size_t round = index / kOkabeIto.size();
   if (round == 0) return base;
   // Rounds 1, 3, 5, ... darken; 2, 4, 6, ... lighten; each pair a step further, never reaching
-  // black or white. Black's "darker" variants are greys instead.
+  // black or white.
   std::size_t step = (round + 1) / 2;
   double amount = 1.0 - std::pow(0.62, static_cast<double>(step));  // 0.38, 0.62, 0.76, ...
   bool darker = round % 2 == 1;
-  if (base.r + base.g + base.b == 0.0) darker = false;
+  if (base.r + base.g + base.b == 0.0) {  // black: ever lighter greys
+    double grey = 0.85 * (1.0 - std::pow(0.7, static_cast<double>(round)));
+    return {grey, grey, grey, 1};
+  }
   if (darker) return mix(base, Rgba{0, 0, 0, 1}, amount * 0.85);
   return mix(base, Rgba{1, 1, 1, 1}, amount * 0.85);
 }

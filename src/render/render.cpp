@@ -6,6 +6,7 @@
 #include <cairo.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -172,10 +173,25 @@ class Canvas {
     cairo_surface_finish(surface_.get());
     check(cairo_surface_status(surface_.get()), out_);
     surface_.reset();
+    if (format_ == Format::svg) renumber_svg_root();
     io::write_file_atomically(out_, bytes_);
   }
 
  private:
+  // cairo names the SVG's root group after a process-wide surface counter; a fixed name makes
+  // the same figure give the same bytes. The root id is never referenced.
+  void renumber_svg_root() {
+    const std::string prefix = "<g id=\"surface";
+    std::size_t at = bytes_.find(prefix);
+    if (at == std::string::npos) return;
+    std::size_t begin = at + prefix.size(), end = begin;
+    while (end < bytes_.size() && std::isdigit(static_cast<unsigned char>(bytes_[end]))) ++end;
+    if (end == begin || bytes_.compare(end, 2, "\">") != 0) return;
+    std::string id = "surface" + bytes_.substr(begin, end - begin);
+    if (bytes_.find("#" + id + "\"") != std::string::npos) return;  // referenced: leave it
+    bytes_.replace(begin, end - begin, "1");
+  }
+
   fs::path out_;
   Format format_;
   std::string bytes_;
