@@ -49,10 +49,13 @@ void layernorm(std::span<float> out, std::span<const float> inp, std::span<const
   }
 }
 
+namespace {
+
 // exp(x) with ~2 ulp error, written without branches or libm calls so loops over it
-// vectorise (glibc's vector expf is only used under -ffast-math).
-float fast_exp(float x) {
-  x = std::clamp(x, -87.3f, 88.7f);
+// vectorise (glibc's vector expf is only used under -ffast-math). Always inlined: a call in
+// the loop body would stop the vectoriser.
+[[gnu::always_inline]] inline float exp_inline(float x) {
+  x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
   const float n = std::floor(x * 1.44269504088896341f + 0.5f);
   // x - n*ln2 in two steps (Cody-Waite) to keep the reduced argument exact.
   float r = x - n * 0.693359375f;
@@ -73,6 +76,10 @@ float fast_exp(float x) {
   return p * scale_a * scale_b;
 }
 
+}  // namespace
+
+float fast_exp(float x) { return exp_inline(x); }
+
 void activation(std::span<float> x, Activation kind) {
   float* v = x.data();
   const std::size_t n = x.size();
@@ -82,7 +89,7 @@ void activation(std::span<float> x, Activation kind) {
       for (std::size_t i = 0; i < n; ++i) {
         const float u = kSqrt2OverPi * (v[i] + 0.044715f * v[i] * v[i] * v[i]);
         // tanh(u) = 1 - 2 / (exp(2u) + 1): exact at both tails, vectorisable.
-        const float tanh_u = 1.0f - 2.0f / (fast_exp(2.0f * u) + 1.0f);
+        const float tanh_u = 1.0f - 2.0f / (exp_inline(2.0f * u) + 1.0f);
         v[i] = 0.5f * v[i] * (1.0f + tanh_u);
       }
       return;
@@ -98,18 +105,17 @@ void activation(std::span<float> x, Activation kind) {
 
 namespace {
 
-// Row i of causal softmax over scores[0..i]; zeroes the masked tail so a full GEMM can follow.
-void causal_softmax_row(float* row, int i, int T) {
+// Row i of causal softmax over scores[0..i]; zeroes the masked tail up to `width` so a GEMM
+// over the whole row block can follow.
+void causal_softmax_row(float* row, int i, int width) {
   float max_score = row[0];
   for (int j = 1; j <= i; ++j) max_score = std::max(max_score, row[j]);
+  for (int j = 0; j <= i; ++j) row[j] = exp_inline(row[j] - max_score);
   float sum = 0.0f;
-  for (int j = 0; j <= i; ++j) {
-    row[j] = fast_exp(row[j] - max_score);
-    sum += row[j];
-  }
+  for (int j = 0; j <= i; ++j) sum += row[j];
   const float inverse = 1.0f / sum;
   for (int j = 0; j <= i; ++j) row[j] *= inverse;
-  for (int j = i + 1; j < T; ++j) row[j] = 0.0f;
+  for (int j = i + 1; j < width; ++j) row[j] = 0.0f;
 }
 
 }  // namespace
@@ -118,18 +124,26 @@ void attention(std::span<float> out, std::span<const float> qkv, std::span<float
                int C, int n_head, float scale) {
   const int hs = C / n_head;
   const int row_stride = 3 * C;
-  float* scores = scratch.data();  // (T, T)
+  float* scores = scratch.data();  // (T, T), only the causal part of each row block is used
+  // Row blocks of queries only need the keys up to their last row: computing the lower
+  // triangle block by block halves the work of the full (T, T) product.
+  constexpr int kBlock = 64;
   for (int h = 0; h < n_head; ++h) {
     const float* q = qkv.data() + h * hs;
     const float* k = qkv.data() + C + h * hs;
     const float* v = qkv.data() + 2 * C + h * hs;
-    // scores = scale * q k^T; the upper triangle is computed and then masked, which costs
-    // less than T separate GEMV calls.
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, row_stride, k,
-                row_stride, 0.0f, scores, T);
-    for (int i = 0; i < T; ++i) causal_softmax_row(scores + std::size_t(i) * T, i, T);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, scores, T, v,
-                row_stride, 0.0f, out.data() + h * hs, C);
+    for (int i0 = 0; i0 < T; i0 += kBlock) {
+      const int rows = std::min(kBlock, T - i0);
+      const int keys = i0 + rows;
+      float* block = scores + std::size_t(i0) * T;
+      // block = scale * q[i0 : i0 + rows] k[0 : keys]^T
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, keys, hs, scale,
+                  q + std::size_t(i0) * row_stride, row_stride, k, row_stride, 0.0f, block, T);
+      for (int r = 0; r < rows; ++r) causal_softmax_row(block + std::size_t(r) * T, i0 + r, keys);
+      // out[i0 : i0 + rows, head] = block v[0 : keys]
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, keys, 1.0f, block, T, v,
+                  row_stride, 0.0f, out.data() + std::size_t(i0) * C + h * hs, C);
+    }
   }
 }
 
