@@ -45,6 +45,30 @@ class App {
     this.frameTimes = [];
     this.staticOrder = labelOrder(data);
     this.layerCache = new Map();
+    this.interacting = false;
+  }
+
+  /** A fixed random permutation of the points (for the level-of-detail sample). */
+  lodOrder() {
+    if (!this._lodOrder) {
+      const n = this.data.N, o = new Uint32Array(n);
+      for (let i = 0; i < n; i++) o[i] = i;
+      let s = 12345;
+      for (let i = n - 1; i > 0; i--) {
+        s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+        const j = s % (i + 1);
+        const t = o[i]; o[i] = o[j]; o[j] = t;
+      }
+      this._lodOrder = o;
+    }
+    return this._lodOrder;
+  }
+
+  /** Marks the view as moving; the full-detail frame follows once it has been still a moment. */
+  touch() {
+    this.interacting = true;
+    clearTimeout(this.settleTimer);
+    this.settleTimer = setTimeout(() => { this.interacting = false; this.requestRender(); }, 160);
   }
 
   camera() {
@@ -262,6 +286,7 @@ class App {
     const speed = Math.max(2.2, Math.abs(diff) * 2);
     if (Math.abs(diff) <= speed * dt) s.layerPos = this.layerTarget;
     else s.layerPos += Math.sign(diff) * speed * dt;
+    if (s.layerPos !== this.layerTarget) this.touch();
     this.onLayerMoved();
     if (s.layerPos !== this.layerTarget) {
       requestAnimationFrame((t) => this.tick(t));
@@ -685,6 +710,7 @@ class App {
       cam.yaw += dx * 0.008;
       cam.pitch = Math.max(-1.5, Math.min(1.5, cam.pitch + dy * 0.008));
     }
+    this.touch();
     this.viewVersion++;
     this.requestRender();
   }
@@ -698,6 +724,7 @@ class App {
       const s1 = view.pixelsPerUnit();
       cam.cx = wx - (x - view.width / 2) / s1; cam.cy = wy + (y - view.height / 2) / s1;
     } else cam.dist = Math.max(1.5, Math.min(40, cam.dist / factor));
+    this.touch();
     this.viewVersion++;
     this.requestRender();
   }
@@ -849,7 +876,7 @@ function installHook(app) {
     placedLabels: () => app.views.map((v) => v.placedLabels || 0),
     render: () => app.renderNow(),
     /** Rotates (3D) or pans (2D) every frame for ms milliseconds; returns frame intervals and render times. */
-    benchmark(ms = 2000) {
+    benchmark(ms = 2000, full = false) {
       return new Promise((resolve) => {
         const intervals = [], renders = [];
         const t0 = performance.now();
@@ -859,13 +886,16 @@ function installHook(app) {
           intervals.push(now - last);
           last = now;
           const r0 = performance.now();
-          app.moveCamera(view, 4, 1);
+          const cam = app.camera();
+          if (app.state.dims === 3) cam.yaw += 0.03; else cam.cx += 4 / view.pixelsPerUnit();
+          app.viewVersion++;
+          app.interacting = !full;
           app.renderNow();
           const px = new Uint8Array(4);
           view.gl.readPixels(0, 0, 1, 1, view.gl.RGBA, view.gl.UNSIGNED_BYTE, px); // wait for the GPU
           renders.push(performance.now() - r0);
           if (now - t0 < ms) requestAnimationFrame(step);
-          else resolve({ intervals: intervals.slice(1), renders });
+          else { app.interacting = false; app.requestRender(); } if (now - t0 >= ms) resolve({ intervals: intervals.slice(1), renders, lod: view.lodActive ? view.lodCount : 0 });
         };
         requestAnimationFrame(step);
       });

@@ -50,6 +50,7 @@ void main() {
 }`;
 
 export const BG = [255, 254, 250];
+export const LOD_POINTS = 30000;
 
 export class View {
   constructor(app, host, index) {
@@ -69,7 +70,8 @@ export class View {
     this.el.append(this.canvas, this.overlay, this.caption);
     host.append(this.el);
     this.ctx = this.overlay.getContext('2d');
-    const opts = { antialias: true, preserveDrawingBuffer: true, premultipliedAlpha: false, alpha: false };
+    // Multisampling doubles the cost of software rendering (SwiftShader); big maps go without.
+    const opts = { antialias: app.data.N <= 20000, preserveDrawingBuffer: true, premultipliedAlpha: false, alpha: false };
     this.gl = this.canvas.getContext('webgl2', opts) || this.canvas.getContext('webgl', opts);
     if (!this.gl) throw new Error('WebGL is not available in this browser');
     this.initGL();
@@ -102,6 +104,9 @@ export class View {
     this.bufA = gl.createBuffer();
     this.bufB = gl.createBuffer();
     this.bufC = gl.createBuffer();
+    this.bufIdx = gl.createBuffer();
+    this.lodCount = 0;
+    this.uintIndex = typeof WebGL2RenderingContext !== 'undefined' && gl instanceof WebGL2RenderingContext ? true : !!gl.getExtension('OES_element_index_uint');
   }
 
   /** Positions of two consecutive layers (Float32Array (N,3)); the shader mixes them. */
@@ -117,6 +122,27 @@ export class View {
     gl.bindBuffer(gl.ARRAY_BUFFER, this.bufC);
     gl.bufferData(gl.ARRAY_BUFFER, rgba, gl.DYNAMIC_DRAW);
     this.colors = rgba;
+    this.buildLod();
+  }
+
+  /**
+   * Level of detail while the view moves: with very many points, frames drawn during a drag
+   * show every highlighted point plus an even random sample of the rest; the full set is drawn
+   * as soon as the motion stops.
+   */
+  buildLod() {
+    const n = this.app.data.N, budget = LOD_POINTS;
+    if (n <= budget || !this.uintIndex) { this.lodCount = 0; return; }
+    const order = this.app.lodOrder();
+    const idx = new Uint32Array(budget);
+    let k = 0;
+    const c = this.colors;
+    for (let i = 0; i < n && k < budget / 2; i++) if (c[i * 4 + 3] >= 2) idx[k++] = i;
+    for (let j = 0; j < n && k < budget; j++) { const i = order[j]; if (c[i * 4 + 3] < 2) idx[k++] = i; }
+    const gl = this.gl;
+    gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, this.bufIdx);
+    gl.bufferData(gl.ELEMENT_ARRAY_BUFFER, idx.subarray(0, k), gl.DYNAMIC_DRAW);
+    this.lodCount = k;
   }
 
   resize() {
@@ -200,7 +226,11 @@ export class View {
     gl.uniform3f(this.loc.u_bg, BG[0] / 255, BG[1] / 255, BG[2] / 255);
     gl.uniform1f(this.loc.u_fade, 0.78);
     gl.uniform1f(this.loc.u_outline, n > 5000 ? 0 : 0.55);
-    gl.drawArrays(gl.POINTS, 0, n);
+    this.lodActive = this.app.interacting && this.lodCount > 0;
+    if (this.lodActive) {
+      gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, this.bufIdx);
+      gl.drawElements(gl.POINTS, this.lodCount, gl.UNSIGNED_INT, 0);
+    } else gl.drawArrays(gl.POINTS, 0, n);
     this.drawOverlay();
   }
 
