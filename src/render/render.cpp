@@ -28,7 +28,7 @@ constexpr double kMaxPngPixels = 32000;  // cairo's image surfaces stop at 32767
 const Rgba kText = rgb(0x1A1A1A);
 const Rgba kCaption = rgb(0x4D4D4D);
 const Rgba kFrame = rgb(0x9A9A9A);
-const Rgba kBox3d = rgb(0xD9D9D9);
+const Rgba kBox3d = rgb(0xCFCFCF);
 const Rgba kOutline = rgb(0x1A1A1A);
 
 std::string lower(std::string s) {
@@ -657,12 +657,23 @@ PanelLayout draw_panel(cairo_t* cr, const PanelInput& in, const Box& cell, const
       corner[k][0] = layout.offset_x + scale * cu;
       corner[k][1] = layout.offset_y - scale * cv;
     }
+    // Only the edges of the three faces turned away from the viewer (an open box, as in most
+    // 3D plots): the full wireframe reads both ways (Necker cube).
+    auto back_face = [&](int axis, bool high) {
+      return high ? cam.toward[axis] < -1e-9 : cam.toward[axis] > 1e-9;
+    };
     set_color(cr, kBox3d);
     cairo_set_line_width(cr, 0.5);
     for (int a = 0; a < 8; ++a) {
-      for (int bit = 1; bit < 8; bit <<= 1) {
+      for (int axis = 0; axis < 3; ++axis) {
+        int bit = 1 << axis;
         if (a & bit) continue;
         int b = a | bit;
+        bool back = false;
+        for (int other = 0; other < 3; ++other) {
+          if (other != axis && back_face(other, (a >> other) & 1)) back = true;
+        }
+        if (!back) continue;
         cairo_move_to(cr, corner[a][0], corner[a][1]);
         cairo_line_to(cr, corner[b][0], corner[b][1]);
       }
@@ -678,7 +689,7 @@ PanelLayout draw_panel(cairo_t* cr, const PanelInput& in, const Box& cell, const
     double d = size;
     double a = alpha * c.a;
     if (emph) {
-      d = size * style.emphasis_scale;
+      d = std::max(size * style.emphasis_scale, 3.5);  // visible even among 100k tiny points
       a = c.a;
     }
     if (p.dims == 3 && cue > 0) {
@@ -767,13 +778,14 @@ PanelLayout draw_panel(cairo_t* cr, const PanelInput& in, const Box& cell, const
         current_bold = emph;
       }
       const LineMetrics& m = emph ? mb : mr;
+      // Halo from the outline; the text itself as glyphs (selectable text in PDF and SVG).
+      double x = pl.box.x0 + kHalo, baseline = pl.box.y0 + kHalo + m.ascent;
       cairo_new_path(cr);
-      cairo_move_to(cr, pl.box.x0 + kHalo, pl.box.y0 + kHalo + m.ascent);
+      cairo_move_to(cr, x, baseline);
       cairo_text_path(cr, texts[pl.request].c_str());
       set_color(cr, Rgba{1, 1, 1, 0.85});
-      cairo_stroke_preserve(cr);
-      set_color(cr, emph ? Rgba{0, 0, 0, 1} : kText);
-      cairo_fill(cr);
+      cairo_stroke(cr);
+      draw_text(cr, x, baseline, texts[pl.request], emph ? Rgba{0, 0, 0, 1} : kText);
       layout.labelled.push_back(i);
       layout.label_boxes.push_back(pl.box);
     }
