@@ -108,6 +108,10 @@ Matrix read_npy(const fs::path& path) {
     throw Error(where + ": expected a 2-D array (rows, columns), found " +
                 std::to_string(dims.size()) + " dimension(s)");
   }
+  if (dims[1] == 0 && dims[0] > 0) {
+    // (n, 0) holds no data whatever n claims; refuse it rather than carry a huge empty shape.
+    throw Error(where + ": the array has " + std::to_string(dims[0]) + " rows but no columns");
+  }
   const std::uint64_t data_bytes = checked_bytes(dims[0], dims[1], item_size, where);
   const std::uint64_t data_start = header_start + header_length;
   if (bytes.size() - data_start < data_bytes) {
@@ -212,14 +216,12 @@ void write_delimited(const fs::path& path, const Matrix& matrix, char delimiter)
 }
 
 void check_finite(const Matrix& matrix, const fs::path& path) {
-  for (std::size_t i = 0; i < matrix.rows; ++i) {
-    for (std::size_t j = 0; j < matrix.cols; ++j) {
-      if (!std::isfinite(matrix.row(i)[j])) {
-        throw Error(path.string() + ": row " + std::to_string(i + 1) + ", column " +
-                    std::to_string(j + 1) + " is " +
-                    (std::isnan(matrix.row(i)[j]) ? "NaN" : "infinite") +
-                    "; t-SNE needs finite values");
-      }
+  // Walks the data, not rows x cols: a claimed shape never drives the loop.
+  for (std::size_t at = 0; at < matrix.data.size(); ++at) {
+    if (!std::isfinite(matrix.data[at])) {
+      throw Error(path.string() + ": row " + std::to_string(at / matrix.cols + 1) + ", column " +
+                  std::to_string(at % matrix.cols + 1) + " is " +
+                  (std::isnan(matrix.data[at]) ? "NaN" : "infinite") + "; t-SNE needs finite values");
     }
   }
 }

@@ -81,6 +81,11 @@ TEST(Npy, RejectsBadFiles) {
               HasSubstr("overflows"));
   EXPECT_THAT(error_of([&] { read_npy(npy(dir, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3", "")); }),
               HasSubstr("malformed"));
+  // Found by fuzz_npy: a huge row count with zero columns used to make check_finite spin.
+  EXPECT_THAT(error_of([&] { read_npy(npy(dir, "{'descr': '<f8', 'fortran_order': False, 'shape': (099999999999LLLL0), }", "")); }),
+              HasSubstr("no columns"));
+  EXPECT_THAT(error_of([&] { read_npy(npy(dir, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 0), }", "")); }),
+              HasSubstr("99999999999 rows but no columns"));
 }
 
 TEST(Delimited, ReadsTsvAndCsv) {
