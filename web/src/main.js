@@ -11,7 +11,7 @@ const fmt = (v, d = 3) => (v === null || v === undefined || !Number.isFinite(+v)
 
 const COLOR_MODES = [
   ['text', 'text'], ['model', 'model'], ['position', 'position in text'], ['kind', 'token kind'],
-  ['cluster', 'cluster (original space)'], ['outlier', 'outlier score'], ['stability', 'stability across seeds'],
+  ['cluster', 'cluster'], ['outlier', 'outlier score'], ['stability', 'stability (seeds)'],
 ];
 const KIND_LABELS = { word: 'word start', continuation: 'continuation', punctuation: 'punctuation', number: 'number', special: 'special' };
 
@@ -27,12 +27,12 @@ class App {
       perplexity: data.perplexities[Math.floor((data.perplexities.length - 1) / 2)],
       dims: data.dims.includes(2) ? 2 : data.dims[0],
       seed: 0,
-      colorBy: data.texts.length > 1 ? 'text' : 'kind',
+      colorBy: data.texts.length > 1 && data.texts.length <= 8 ? 'text' : data.analysisIndex.size ? 'cluster' : 'kind',
       labels: N <= 3000,
       trajectories: false,
       selected: -1,
     };
-    this.cameras = { 2: { cx: 0, cy: 0, zoom: 1 }, 3: { yaw: 0.65, pitch: 0.3, dist: 5.2 } };
+    this.cameras = { 2: { cx: 0, cy: 0, zoom: 1 }, 3: { yaw: 0.65, pitch: 0.3, dist: 5.2, target: [0, 0, 0] } };
     this.viewVersion = 0;
     this.hover = -1;
     this.searchMask = null;
@@ -161,14 +161,14 @@ class App {
       g.append(sb);
     }
     if (d.maxSeeds > 1) {
-      group('Seed', select('seed', d.seedLabels.map((v, k) => [k, `seed ${v}${k === 0 ? ' (main)' : ''}`]), 0, (v) => { s.seed = +v; this.refreshAll(); }), 'seed');
+      group('Seed', select('seed', d.seedLabels.map((v, k) => [k, `seed ${v}${k === 0 ? ' (main)' : ''}`]), 0, (v) => { s.seed = +v; this.refreshAll(false); }), 'seed');
     }
     group('Colour by', select('color-by', COLOR_MODES.filter(([m]) => m !== 'model' || d.models.length > 1), s.colorBy, (v) => { s.colorBy = v; this.refreshColors(); this.requestRender(); }), 'color-by');
 
     const searchBox = document.createElement('div');
     searchBox.className = 'search-box';
     const search = document.createElement('input');
-    Object.assign(search, { type: 'search', id: 'search', placeholder: 'regular expression, e.g. ^ ?bank$', spellcheck: false, autocomplete: 'off' });
+    Object.assign(search, { type: 'search', id: 'search', placeholder: 'regex, e.g. ^ ?bank$', spellcheck: false, autocomplete: 'off' });
     search.setAttribute('aria-describedby', 'search-status');
     let timer = 0;
     search.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(() => this.applySearch(search.value), 120); });
@@ -187,12 +187,6 @@ class App {
       checkbox('labels', 'labels', s.labels, (on) => { s.labels = on; this.requestRender(); }),
       checkbox('trajectories', 'trajectories', s.trajectories, (on) => { s.trajectories = on; this.requestRender(); }),
     );
-    const reset = document.createElement('button');
-    reset.type = 'button';
-    reset.id = 'reset-view';
-    reset.textContent = 'Reset view';
-    reset.addEventListener('click', () => this.resetCamera());
-    toggles.append(reset);
     group('Show', toggles, 'labels');
   }
 
@@ -206,14 +200,22 @@ class App {
     models.forEach((m, k) => {
       const v = new View(this, host, k);
       v.model = m;
+      const reset = document.createElement('button');
+      reset.type = 'button';
+      reset.className = 'reset-view';
+      reset.textContent = 'reset view';
+      reset.title = 'Frame all points again (0 or double-click)';
+      reset.addEventListener('click', () => this.resetCamera());
+      v.el.append(reset);
       this.attachInput(v);
       this.views.push(v);
     });
     this.viewVersion++;
   }
 
-  refreshAll() {
+  refreshAll(refit = true) {
     this.updatePositions();
+    if (refit) this.resetCamera();
     this.refreshColors();
     this.updateLayerLabel();
     this.updateTrust();
@@ -729,8 +731,29 @@ class App {
     this.requestRender();
   }
 
+  /** Frames every layer's points of the shown maps (so the layer animation stays in view). */
   resetCamera() {
-    this.cameras = { 2: { cx: 0, cy: 0, zoom: 1 }, 3: { yaw: 0.65, pitch: 0.3, dist: 5.2 } };
+    const lo = [Infinity, Infinity, Infinity], hi = [-Infinity, -Infinity, -Infinity];
+    let w = Infinity, h = Infinity;
+    for (const v of this.views) {
+      v.resize();
+      w = Math.min(w, v.width); h = Math.min(h, v.height);
+      for (const { coords } of this.layerCoordsForView(v)) {
+        for (let i = 0; i < coords.length; i += 3) for (let k = 0; k < 3; k++) {
+          const x = coords[i + k];
+          if (x < lo[k]) lo[k] = x;
+          if (x > hi[k]) hi[k] = x;
+        }
+      }
+    }
+    if (!Number.isFinite(lo[0]) || !Number.isFinite(w)) { lo.fill(-1); hi.fill(1); w = h = 600; }
+    const c = lo.map((x, k) => (x + hi[k]) / 2);
+    const dx = Math.max(1e-3, hi[0] - lo[0]), dy = Math.max(1e-3, hi[1] - lo[1]);
+    const zoom = (Math.min((0.88 * w) / dx, (0.86 * h - 30) / dy) * 3.1) / Math.max(1, Math.min(w, h));
+    this.cameras[2] = { cx: c[0], cy: c[1] + 12 / Math.max(1e-6, (zoom * Math.min(w, h)) / 3.1), zoom: Math.max(0.2, zoom) };
+    const r = Math.max(1e-3, 0.5 * Math.hypot(hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]));
+    const aspect = w / Math.max(1, h);
+    this.cameras[3] = { yaw: 0.65, pitch: 0.3, dist: (r / Math.sin((19 * Math.PI) / 180)) * (aspect < 1 ? 1 / aspect : 1) * 0.72, target: c };
     this.viewVersion++;
     this.requestRender();
   }

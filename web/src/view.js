@@ -179,6 +179,8 @@ export class View {
         sy, -sp * cy, cp * cy, 0,
         0, 0, -cam.dist, 1,
       ];
+      const t = cam.target || [0, 0, 0];
+      for (let r = 0; r < 3; r++) v[12 + r] -= v[r] * t[0] + v[4 + r] * t[1] + v[8 + r] * t[2];
       const fov = (38 * Math.PI) / 180, f = 1 / Math.tan(fov / 2), aspect = w / h;
       const near = 0.1, far = 100;
       const p = [f / aspect, 0, 0, 0, 0, f, 0, 0, 0, 0, (far + near) / (near - far), -1, 0, 0, (2 * far * near) / (near - far), 0];
@@ -409,7 +411,7 @@ export class View {
     for (const i of candidates) {
       const q = this.projectIndex(i);
       proj.set(i, q);
-      if (q[3] && app.isVisibleState(i)) mark(q[0], q[1], q[0], q[1], false);
+      if (q[3] && app.isVisibleState(i)) mark(q[0] - rad, q[1] - rad, q[0] + rad, q[1] + rad, false);
     }
     for (const i of candidates) {
       if (placed.length >= maxLabels) break;
