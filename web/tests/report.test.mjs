@@ -160,6 +160,13 @@ test('2D map: loads offline, draws, tooltip, search, click, labels, layer slider
   await page.keyboard.press('ArrowRight');
   await page.waitForFunction(() => window.__tokmap.state().layerPos === 1);
   assert.equal(await page.textContent('#layer-value'), '1');
+  // Keyboard: [ and ] step through the layers; the canvas is focusable and labelled.
+  await page.focus('.view canvas.gl');
+  assert.match(await page.getAttribute('.view canvas.gl', 'aria-label'), /t-SNE map of \d+ tokens/);
+  await page.keyboard.press(']');
+  await page.waitForFunction(() => window.__tokmap.state().layerPos === 2);
+  await page.keyboard.press('[');
+  await page.waitForFunction(() => window.__tokmap.state().layerPos === 1);
   // Trajectories draw lines across layers.
   await page.check('#trajectories');
   await page.evaluate(() => window.__tokmap.search('^ bank$'));
@@ -263,5 +270,22 @@ test('100,000 points: interactive (frame time while rotating and hovering)', { s
     await page.close();
   } finally {
     fs.rmSync(big.dir, { recursive: true, force: true });
+  }
+});
+
+test('data holding "</script>" and non-ASCII text stays inside its element', async () => {
+  const data = JSON.parse(fs.readFileSync(samplePath, 'utf8'));
+  data.title = 'tricky </script><script>window.__pwned = 1</script> — ünïcödé';
+  const tmp = path.join(artifacts, 'tricky-data.json');
+  fs.writeFileSync(tmp, JSON.stringify(data));
+  const r = buildReport(tmp);
+  try {
+    const { page, errors } = await openPage(browser, r.url);
+    assert.equal(await page.evaluate(() => window.__pwned), undefined);
+    assert.equal(await page.textContent('#title'), data.title);
+    assert.deepEqual(errors, []);
+    await page.close();
+  } finally {
+    fs.rmSync(r.dir, { recursive: true, force: true });
   }
 });
