@@ -508,6 +508,48 @@ CameraBasis basis(const Camera& cam) {
   return b;
 }
 
+// Without a caller's order, labels go round-robin over a grid of cells (one label per cell,
+// then a second, ...), cells in a fixed shuffled order: every region of the map gets labels
+// before any region gets many. Highlighted points stay first.
+void spread_spatially(std::vector<std::uint32_t>& priority, const Points& p,
+                      const std::vector<double>& fx, const std::vector<double>& fy, double cell) {
+  std::size_t n = p.size();
+  std::size_t first = 0;
+  while (first < priority.size() && p.emphasis.size() == n && p.emphasis[priority[first]] != 0) {
+    ++first;
+  }
+  if (priority.size() - first < 2 || !(cell > 0)) return;
+  std::vector<std::pair<std::int64_t, std::uint32_t>> keyed;  // (cell key, point)
+  keyed.reserve(priority.size() - first);
+  for (std::size_t k = first; k < priority.size(); ++k) {
+    std::uint32_t i = priority[k];
+    auto cx = static_cast<std::int64_t>(std::floor(fx[i] / cell));
+    auto cy = static_cast<std::int64_t>(std::floor(fy[i] / cell));
+    keyed.push_back({cy * 100003 + cx, i});
+  }
+  std::stable_sort(keyed.begin(), keyed.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  // Cells in a fixed shuffled order; within a cell, the points keep their order.
+  std::vector<std::pair<std::size_t, std::size_t>> cells;  // [begin, end) in keyed
+  for (std::size_t k = 0; k < keyed.size();) {
+    std::size_t e = k;
+    while (e < keyed.size() && keyed[e].first == keyed[k].first) ++e;
+    cells.push_back({k, e});
+    k = e;
+  }
+  std::vector<std::uint32_t> cell_order(cells.size());
+  for (std::size_t c = 0; c < cells.size(); ++c) cell_order[c] = static_cast<std::uint32_t>(c);
+  shuffle(cell_order);
+  std::size_t out = first;
+  for (std::size_t round = 0; out < priority.size(); ++round) {
+    for (std::uint32_t c : cell_order) {
+      if (cells[c].first + round < cells[c].second) {
+        priority[out++] = keyed[cells[c].first + round].second;
+      }
+    }
+  }
+}
+
 struct PanelInput {
   const Points* points = nullptr;
   std::string title;
@@ -734,6 +776,7 @@ PanelLayout draw_panel(cairo_t* cr, const PanelInput& in, const Box& cell, const
     lo.max_attempts = max_attempts;
 
     std::vector<std::uint32_t> priority = label_priority(p);
+    if (p.label_order.empty()) spread_spatially(priority, p, fx, fy, 4 * mr.height);
     std::vector<LabelRequest> requests;
     std::vector<std::uint32_t> request_point;
     std::vector<std::string> texts;

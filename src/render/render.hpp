@@ -59,7 +59,8 @@ struct Points {
   std::span<const std::string> labels;         // n or empty; drawn trimmed; "" = no label
   std::span<const std::uint8_t> emphasis;      // n or empty; nonzero = highlighted (larger,
                                                // outlined, drawn on top, labelled first)
-  std::span<const std::uint32_t> label_order;  // label priority, best first; empty = 0..n-1.
+  std::span<const std::uint32_t> label_order;  // label priority, best first; empty = spread
+                                               // over the map (round-robin over regions).
                                                // Highlighted points always go first.
   std::size_t size() const { return dims > 0 ? coords.size() / static_cast<std::size_t>(dims) : 0; }
 };
@@ -146,7 +147,8 @@ std::vector<PlacedLabel> place_labels(std::span<const LabelRequest> requests, co
                                       const LabelOptions& options = {},
                                       std::span<const float> obstacles = {});
 
-// Label priority of a point set: highlighted points first (in label_order), then the others.
+// Label priority of a point set: highlighted points first, then the others, each group in
+// label_order (empty: index order; figures then spread the others over the map).
 std::vector<std::uint32_t> label_priority(const Points& points);
 
 // ---------------------------------------------------------------------------------------------

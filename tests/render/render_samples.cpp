@@ -110,6 +110,31 @@ int main(int argc, char** argv) {
     rd::render_views(dir / "views.png", cloud3.points(3), {}, v);
     rd::render_scatter(dir / "one3d.png", cloud3.points(3), o, rd::Camera{45, 25});
 
+    // Twelve categories (the palette past Okabe-Ito's eight), a wrapping legend and a title.
+    Cloud twelve = make_cloud(1200, 2, 12, 0.0, 5);
+    rd::FigureOptions t;
+    t.title = "Twelve texts";
+    for (std::size_t k = 0; k < 12; ++k) {
+      t.legend.push_back({rd::categorical_color(k), "text " + std::to_string(k + 1)});
+    }
+    t.caption = "1200 points \xC2\xB7 palette beyond eight colours";
+    t.style.max_labels = 60;
+    rd::render_scatter(dir / "twelve.png", twelve.points(2), t);
+
+    // A continuous colour (position in the text) with viridis.
+    Cloud ramp = make_cloud(2000, 2, 3, 0.0, 6);
+    for (std::size_t i = 0; i < ramp.colors.size(); ++i) {
+      ramp.colors[i] = rd::colormap_color(rd::ColorMap::viridis, static_cast<double>(i) / 1999.0);
+    }
+    rd::FigureOptions vr;
+    vr.legend = {{rd::colormap_color(rd::ColorMap::viridis, 0), "first token"},
+                 {rd::colormap_color(rd::ColorMap::viridis, 0.5), "middle"},
+                 {rd::colormap_color(rd::ColorMap::viridis, 1), "last token"}};
+    vr.style.labels = false;
+    vr.width = 360;
+    vr.height = 340;
+    rd::render_scatter(dir / "viridis.png", ramp.points(2), vr);
+
     Cloud many = make_cloud(big, 2, 8, 0.0, 4);
     rd::FigureOptions b;
     b.caption = std::to_string(big) + " points";

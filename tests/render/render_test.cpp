@@ -543,3 +543,43 @@ TEST_F(RenderTest, HundredThousandPointsAreFast) {
 #endif
   RecordProperty("seconds", std::to_string(seconds));
 }
+
+TEST_F(RenderTest, DefaultLabelOrderReachesEveryRegion) {
+  // 900 points in one cluster first, then 10 in each of two far clusters; 12 labels at most.
+  std::vector<float> coords;
+  std::vector<std::string> labels;
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> jitter(-1.0f, 1.0f);
+  auto add = [&](float cx, float cy, int count) {
+    for (int k = 0; k < count; ++k) {
+      coords.push_back(cx + jitter(rng));
+      coords.push_back(cy + jitter(rng));
+      labels.push_back("t" + std::to_string(labels.size()));
+    }
+  };
+  add(0, 0, 900);
+  add(30, 0, 10);
+  add(0, 30, 10);
+  rd::Points p;
+  p.coords = coords;
+  p.labels = labels;
+  rd::FigureOptions o;
+  o.style.max_labels = 12;
+  rd::RenderResult r = rd::render_scatter(dir_ / "spread.png", p, o);
+  int far_a = 0, far_b = 0;
+  for (std::uint32_t i : r.panels[0].labelled) {
+    far_a += i >= 900 && i < 910;
+    far_b += i >= 910;
+  }
+  EXPECT_GE(far_a, 1);
+  EXPECT_GE(far_b, 1);
+  // With the caller's order (index order), labels follow it: the crowded first cluster first.
+  std::vector<std::uint32_t> order(labels.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<std::uint32_t>(i);
+  p.label_order = order;
+  r = rd::render_scatter(dir_ / "ordered.png", p, o);
+  const auto& labelled = r.panels[0].labelled;
+  ASSERT_FALSE(labelled.empty());
+  EXPECT_LT(labelled.front(), 900u);
+  EXPECT_TRUE(std::is_sorted(labelled.begin(), labelled.end()));
+}
