@@ -80,6 +80,7 @@ int run(int argc, char** argv) {
   add_tokenize_command(app);
   add_embed_command(app);
   add_tsne_command(app);
+  add_viz_command(app);
 
   try {
     app.parse(argc, argv);

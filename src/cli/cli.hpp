@@ -42,6 +42,7 @@ void add_common_flags(CLI::App& command, CommonOptions& common);
 void add_tokenize_command(CLI::App& app);
 void add_embed_command(CLI::App& app);
 void add_tsne_command(CLI::App& app);
+void add_viz_command(CLI::App& app);
 
 int run(int argc, char** argv);
 

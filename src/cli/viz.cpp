@@ -1,0 +1,531 @@
+#include "cli/viz.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <cerrno>
+#include <cstring>
+#include <numeric>
+#include <optional>
+
+#include "analysis/analysis.hpp"
+#include "io/io.hpp"
+#include "model/model.hpp"
+#include "render/render.hpp"
+#include "report/report.hpp"
+#include "tsne/tsne.hpp"
+
+namespace tokmap::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// One model's hidden states of the kept tokens.
+struct ModelStates {
+  std::string name;
+  int n_layer = 0;
+  std::size_t width = 0;
+  std::vector<int> layers;                 // hidden-state indices, ascending
+  std::vector<std::vector<float>> hidden;  // per layer: (N, width), normalised
+};
+
+neighbors::Metric parse_metric(const std::string& name) {
+  if (name == "cosine") return neighbors::Metric::cosine;
+  if (name == "euclidean") return neighbors::Metric::euclidean;
+  throw Error("--metric must be cosine or euclidean, not '" + name + "'", ErrorKind::usage);
+}
+
+void normalize_rows(std::vector<float>& x, std::size_t n, std::size_t d, const std::string& how) {
+  if (how == "none") return;
+  if (how != "center" && how != "spherize") {
+    throw Error("--normalize must be none, center or spherize, not '" + how + "'", ErrorKind::usage);
+  }
+  std::vector<double> mean(d, 0.0);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t c = 0; c < d; ++c) mean[c] += x[i * d + c];
+  }
+  for (auto& m : mean) m /= double(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    double norm = 0;
+    for (std::size_t c = 0; c < d; ++c) {
+      x[i * d + c] = static_cast<float>(x[i * d + c] - mean[c]);
+      norm += double(x[i * d + c]) * x[i * d + c];
+    }
+    if (how == "spherize" && norm > 0) {
+      const float scale = static_cast<float>(1.0 / std::sqrt(norm));
+      for (std::size_t c = 0; c < d; ++c) x[i * d + c] *= scale;
+    }
+  }
+}
+
+std::string lowercase_trimmed(std::string_view text) {
+  while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+  while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
+  std::string out(text);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string short_text(const std::string& text, std::size_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
+  std::size_t cut = max_bytes;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // UTF-8 boundary
+  return text.substr(0, cut) + "…";
+}
+
+std::string format(const char* pattern, double value) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, pattern, value);
+  return buffer;
+}
+
+std::string safe_name(const std::string& name) {
+  std::string out;
+  for (const char c : name) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '_';
+  return out;
+}
+
+// The report is built in a temporary sibling folder and moved into place at the end, so a
+// failed or interrupted run never leaves a half-written report.
+class StagingFolder {
+ public:
+  explicit StagingFolder(fs::path target) : target_(std::move(target)) {
+    const fs::path parent = target_.has_parent_path() ? target_.parent_path() : fs::path(".");
+    std::error_code ec;
+    if (!fs::is_directory(parent, ec)) {
+      throw Error(target_.string() + ": cannot write: folder " + parent.string() + " does not exist");
+    }
+    if (fs::exists(target_, ec) && !fs::is_directory(target_, ec)) {
+      throw Error(target_.string() + ": exists and is not a folder");
+    }
+    std::string pattern = (parent / ("." + target_.filename().string() + ".tmp-XXXXXX")).string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      throw Error(target_.string() + ": cannot create a folder next to it: " + std::strerror(errno));
+    }
+    staging_ = pattern;
+    io::register_pending_folder(staging_);
+  }
+  ~StagingFolder() {
+    if (!committed_) {
+      std::error_code ec;
+      fs::remove_all(staging_, ec);
+    }
+    io::unregister_pending_folder(staging_);
+  }
+  const fs::path& path() const { return staging_; }
+  void commit() {
+    std::error_code ec;
+    fs::path old;
+    if (fs::exists(target_, ec)) {
+      old = staging_.string() + ".old";
+      fs::rename(target_, old, ec);
+      if (ec) throw Error(target_.string() + ": cannot replace the existing folder: " + ec.message());
+    }
+    // mkdtemp made the folder private; a report is meant to be shared like any output.
+    fs::permissions(staging_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                  fs::perms::others_read | fs::perms::others_exec, ec);
+    fs::rename(staging_, target_, ec);
+    if (ec) throw Error(target_.string() + ": cannot move the report into place: " + ec.message());
+    committed_ = true;
+    if (!old.empty()) fs::remove_all(old, ec);
+  }
+
+ private:
+  fs::path target_;
+  fs::path staging_;
+  bool committed_ = false;
+};
+
+}  // namespace
+
+double default_perplexity(std::size_t n_points) {
+  return std::clamp(std::round(double(n_points - 1) / 4.0 * 10.0) / 10.0, 2.0, 30.0);
+}
+
+void run_viz(const VizOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  const neighbors::Metric metric = parse_metric(options.metric);
+  for (const int d : options.dims) {
+    if (d != 2 && d != 3) throw Error("--dims takes 2, 3 or 2,3", ErrorKind::usage);
+  }
+  if (options.seeds < 1) throw Error("--seeds must be at least 1", ErrorKind::usage);
+  for (const double p : options.perplexities) {
+    if (!(p > 0)) throw Error("--perplexity values must be positive", ErrorKind::usage);
+  }
+  if (options.out.empty()) throw Error("--out is required", ErrorKind::usage);
+  StagingFolder staging(options.out);  // fails early when the destination is not writable
+
+  const auto texts = read_texts(options.input);
+  const std::vector<std::string> model_specs =
+      options.models.empty() ? std::vector<std::string>{""} : options.models;
+
+  // --- Tokens and hidden states ---------------------------------------------------------------
+  std::vector<EncodedText> encoded;
+  std::vector<ModelStates> states;
+  std::vector<std::size_t> kept_text, kept_position;  // per kept row
+  std::vector<std::vector<std::int64_t>> row_of;      // [text][position] -> kept row or -1
+  std::optional<tokenizer::Tokenizer> first_tokenizer;
+  for (std::size_t m = 0; m < model_specs.size(); ++m) {
+    const auto location = model::resolve_model(model_specs[m], resolve_options());
+    auto tokenizer = tokenizer::Tokenizer::from_folder(location.folder);
+    const model::Model model = model::Model::load(location.folder);
+    auto this_encoding = encode_texts(tokenizer, texts, options.input.lossy, options.common);
+    if (m == 0) {
+      encoded = std::move(this_encoding);
+      first_tokenizer = tokenizer;
+      row_of.resize(encoded.size());
+      for (std::size_t t = 0; t < encoded.size(); ++t) {
+        row_of[t].assign(encoded[t].encoding.ids.size(), -1);
+        for (std::size_t p = 0; p < encoded[t].encoding.ids.size(); ++p) {
+          if (options.exclude_first && p == 0) continue;
+          row_of[t][p] = static_cast<std::int64_t>(kept_text.size());
+          kept_text.push_back(t);
+          kept_position.push_back(p);
+        }
+      }
+      if (kept_text.size() < 4) {
+        throw Error("viz needs at least 4 tokens to map, got " + std::to_string(kept_text.size()) +
+                    (options.exclude_first ? " (first tokens excluded; --include-first keeps them)" : ""));
+      }
+    } else {
+      for (std::size_t t = 0; t < encoded.size(); ++t) {
+        if (this_encoding[t].encoding.ids != encoded[t].encoding.ids) {
+          throw Error("models '" + states[0].name + "' and '" + location.name + "' tokenize " +
+                      texts[t].origin + " differently; comparing models needs the same tokenizer");
+        }
+      }
+    }
+    ModelStates s;
+    s.name = location.name;
+    s.n_layer = model.config().n_layer;
+    s.width = model.config().n_embd;
+    s.layers = model::parse_layers(options.layers, s.n_layer);
+    const std::size_t n = kept_text.size();
+    s.hidden.assign(s.layers.size(), std::vector<float>(n * s.width));
+    std::vector<std::vector<std::int32_t>> ids;
+    for (const auto& e : encoded) ids.push_back(e.encoding.ids);
+    model::ForwardOptions forward_options;
+    forward_options.layers = s.layers;
+    forward_options.threads = options.threads;
+    model::forward(model, ids, forward_options, [&](const model::HiddenStates& h) {
+      for (std::size_t i = 0; i < h.token_count; ++i) {
+        const auto row = row_of[h.text_index][h.first_token + i];
+        if (row < 0) continue;
+        for (std::size_t l = 0; l < h.layers.size(); ++l) {
+          std::copy_n(h.layers[l].data() + i * h.width, h.width, s.hidden[l].data() + row * h.width);
+        }
+      }
+    });
+    for (auto& layer : s.hidden) normalize_rows(layer, n, s.width, options.normalize);
+    states.push_back(std::move(s));
+  }
+  const std::size_t n = kept_text.size();
+
+  // --- Report data: tokens ----------------------------------------------------------------------
+  report::ReportData data;
+  std::vector<std::string> highlight;
+  for (const auto& word : options.highlight) highlight.push_back(lowercase_trimmed(word));
+  std::vector<std::uint8_t> emphasis(n, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& encoding = encoded[kept_text[i]].encoding;
+    const std::size_t p = kept_position[i];
+    const auto id = encoding.ids[p];
+    report::Token token;
+    token.text = static_cast<int>(kept_text[i]);
+    token.position = static_cast<int>(p);
+    token.id = id;
+    token.display = first_tokenizer->display(id);
+    token.offset = encoding.offsets[p];
+    token.kind = report::token_kind(token.display, token.position,
+                                    id == first_tokenizer->special_token_id("<|endoftext|>"));
+    if (std::find(highlight.begin(), highlight.end(), lowercase_trimmed(token.display)) != highlight.end()) {
+      emphasis[i] = 1;
+    }
+    data.tokens.push_back(std::move(token));
+  }
+  for (const auto& t : texts) data.texts.push_back(t.text);
+  for (const auto& s : states) data.models.push_back(s.name);
+  {
+    std::vector<int> all_layers;
+    for (const auto& s : states) all_layers.insert(all_layers.end(), s.layers.begin(), s.layers.end());
+    std::sort(all_layers.begin(), all_layers.end());
+    all_layers.erase(std::unique(all_layers.begin(), all_layers.end()), all_layers.end());
+    data.layers = all_layers;
+  }
+  std::vector<double> perplexities = options.perplexities;
+  if (perplexities.empty()) {
+    perplexities.push_back(default_perplexity(n));
+    info(options.common, "perplexity " + format("%g", perplexities[0]) + " for " + std::to_string(n) +
+                             " tokens (set --perplexity to change)");
+  }
+  data.perplexities = perplexities;
+  for (int s = 0; s < options.seeds; ++s) data.seeds.push_back(options.seed + static_cast<std::uint64_t>(s));
+  data.dims = options.dims;
+  data.settings = {options.metric, options.normalize, options.exclude_first, options.highlight};
+  data.title = "tokmap — " + data.models[0] + (data.models.size() > 1 ? " vs " + data.models[1] : "") +
+               ", " + std::to_string(texts.size()) + " text(s), " + std::to_string(n) + " tokens";
+  data.created_with = "tokmap 0.1.0 viz";
+
+  // --- Analyses of the original space -----------------------------------------------------------
+  for (std::size_t m = 0; m < states.size(); ++m) {
+    const auto& s = states[m];
+    for (std::size_t l = 0; l < s.layers.size(); ++l) {
+      const analysis::Matrix x{s.hidden[l], n, s.width};
+      report::Analysis a;
+      a.model = static_cast<int>(m);
+      a.layer = s.layers[l];
+      neighbors::KnnOptions knn_options;
+      knn_options.k = std::min<std::size_t>(5, n - 1);
+      knn_options.metric = metric;
+      knn_options.algorithm = neighbors::Algorithm::exact;
+      const auto knn = neighbors::knn(x.data, n, s.width, knn_options);
+      a.neighbor_count = knn.k;
+      a.neighbors = knn.indices;
+      a.neighbor_distances = knn.distances;
+      analysis::ClusterOptions cluster_options;
+      cluster_options.metric = metric;
+      cluster_options.seed = options.seed;
+      a.cluster = analysis::clusters(x, cluster_options).labels;
+      analysis::OutlierOptions outlier_options;
+      outlier_options.metric = metric;
+      a.outlier = analysis::outlier_scores(x, outlier_options);
+      std::vector<std::int32_t> order(n);
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](auto i, auto j) { return a.outlier[i] > a.outlier[j]; });
+      for (std::size_t i = 0; i < std::min<std::size_t>(10, n); ++i) {
+        if (a.outlier[order[i]] < 3.0f && i >= 3) break;
+        a.top_outliers.push_back(order[i]);
+      }
+      data.analysis.push_back(std::move(a));
+    }
+  }
+
+  // --- Maps ----------------------------------------------------------------------------------
+  std::size_t runs_total = 0, runs_done = 0;
+  for (const auto& s : states) runs_total += s.layers.size() * perplexities.size() * options.dims.size() * options.seeds;
+  Progress progress(options.common, "t-SNE", runs_total);
+  std::vector<std::string> warnings_seen;
+  for (std::size_t m = 0; m < states.size(); ++m) {
+    const auto& s = states[m];
+    for (const double perplexity : perplexities) {
+      for (const int dims : options.dims) {
+        std::optional<std::size_t> previous;  // index in data.maps of the previous layer's map
+        for (std::size_t l = 0; l < s.layers.size(); ++l) {
+          const analysis::Matrix x{s.hidden[l], n, s.width};
+          report::Map map;
+          map.model = static_cast<int>(m);
+          map.layer = s.layers[l];
+          map.perplexity = perplexity;
+          map.dims = dims;
+          std::vector<std::vector<float>> seed_maps;
+          for (int k = 0; k < options.seeds; ++k) {
+            tsne::TsneOptions t;
+            t.dims = dims;
+            t.perplexity = perplexity;
+            t.seed = options.seed + static_cast<std::uint64_t>(k);
+            t.iterations = options.iterations;
+            t.metric = metric;
+            t.threads = options.threads;
+            if (k == 0 && previous) {
+              // Start from the previous layer's map so consecutive layers line up.
+              t.init = tsne::Init::given;
+              t.initial_embedding = data.maps[*previous].coords;
+            } else if (k > 0) {
+              t.init = tsne::Init::random;  // PCA init would make every seed identical
+            }
+            auto result = tsne::run_tsne(x.data, n, s.width, t);
+            for (const auto& w : result.warnings) {
+              if (std::find(warnings_seen.begin(), warnings_seen.end(), w) == warnings_seen.end()) {
+                warn(options.common, w);
+                warnings_seen.push_back(w);
+              }
+            }
+            if (k == 0) map.kl = result.kl;
+            seed_maps.push_back(std::move(result.embedding));
+            progress.update(++runs_done);
+          }
+          // Align to the previous layer (rotation/reflection/scale) so the slider moves points
+          // only as much as the layers differ.
+          map.coords = seed_maps[0];
+          if (previous) {
+            analysis::procrustes_align(map.coords, {data.maps[*previous].coords, n, std::size_t(dims)},
+                                       {seed_maps[0], n, std::size_t(dims)});
+          }
+          analysis::QualityOptions quality_options;
+          quality_options.metric = metric;
+          const auto quality = analysis::map_quality(x, {map.coords, n, std::size_t(dims)}, quality_options);
+          map.trustworthiness = quality.trustworthiness;
+          map.continuity = quality.continuity;
+          map.knn_preservation = quality.knn_preservation;
+          if (options.seeds > 1) {
+            std::vector<analysis::Matrix> maps;
+            maps.push_back({map.coords, n, std::size_t(dims)});
+            for (std::size_t k = 1; k < seed_maps.size(); ++k) maps.push_back({seed_maps[k], n, std::size_t(dims)});
+            auto stable = analysis::stability(maps);
+            map.stability = stable.overall;
+            map.point_stability = stable.per_point;
+            for (std::size_t k = 1; k < stable.aligned.size(); ++k) map.seed_coords.push_back(std::move(stable.aligned[k]));
+          }
+          data.maps.push_back(std::move(map));
+          previous = data.maps.size() - 1;
+        }
+      }
+    }
+  }
+  progress.finish();
+
+  // --- Comparison across models: the same tokens' neighbourhoods at matching depth -------------
+  for (std::size_t m = 1; m < states.size(); ++m) {
+    for (std::size_t l = 0; l < states[0].layers.size(); ++l) {
+      const int layer_a = states[0].layers[l];
+      // Matching relative depth: layer 6 of 6 pairs with layer 4 of 4.
+      const int wanted = static_cast<int>(std::lround(double(layer_a) * states[m].n_layer / states[0].n_layer));
+      const auto it = std::find(states[m].layers.begin(), states[m].layers.end(), wanted);
+      if (it == states[m].layers.end()) continue;
+      const std::size_t lb = static_cast<std::size_t>(it - states[m].layers.begin());
+      report::ComparisonPair pair;
+      pair.a = 0;
+      pair.b = static_cast<int>(m);
+      pair.layer_a = layer_a;
+      pair.layer_b = wanted;
+      pair.overlap = analysis::neighborhood_overlap({states[0].hidden[l], n, states[0].width},
+                                                    {states[m].hidden[lb], n, states[m].width},
+                                                    10, metric);
+      pair.mean = std::accumulate(pair.overlap.begin(), pair.overlap.end(), 0.0) / double(n);
+      data.comparison.push_back(std::move(pair));
+    }
+  }
+
+  // --- Outputs -----------------------------------------------------------------------------------
+  const fs::path dir = staging.path();
+  report::write_html(dir / "index.html", data);
+  report::write_points_tsv(dir / "points.tsv", data);
+  std::vector<report::ProjectorTensor> projector;
+  for (std::size_t m = 0; m < states.size(); ++m) {
+    for (std::size_t l = states[m].layers.size(); l-- > 0;) {
+      projector.push_back({static_cast<int>(m), states[m].layers[l], states[m].width, &states[m].hidden[l]});
+    }
+  }
+  report::write_projector(dir, data, projector);
+
+  if (options.figures) {
+    fs::create_directory(dir / "figures");
+    std::vector<render::Rgba> colors(n);
+    for (std::size_t i = 0; i < n; ++i) colors[i] = render::categorical_color(data.tokens[i].text);
+    std::vector<render::LegendEntry> legend;
+    for (std::size_t t = 0; t < texts.size() && t < 12; ++t) {
+      legend.push_back({render::categorical_color(t), "text " + std::to_string(t + 1) + ": " + short_text(texts[t].text, 48)});
+    }
+    std::vector<std::string> labels(n);
+    for (std::size_t i = 0; i < n; ++i) labels[i] = data.tokens[i].display;
+    auto find_analysis = [&](int model, int layer) -> const report::Analysis& {
+      for (const auto& a : data.analysis) {
+        if (a.model == model && a.layer == layer) return a;
+      }
+      throw Error("internal: analysis missing");
+    };
+    auto label_order = [&](const report::Analysis& a) {
+      std::vector<std::uint32_t> order;
+      for (const auto i : a.top_outliers) order.push_back(static_cast<std::uint32_t>(i));
+      for (std::size_t i = 0; i < n; ++i) {
+        if (std::find(order.begin(), order.end(), i) == order.end()) order.push_back(static_cast<std::uint32_t>(i));
+      }
+      return order;
+    };
+    auto caption = [&](const report::Map& map) {
+      return data.models[map.model] + " · layer " + std::to_string(map.layer) + " · perplexity " +
+             format("%g", map.perplexity) + " · seed " + std::to_string(options.seed) + " · KL " +
+             format("%.3f", map.kl) + " · trustworthiness " + format("%.3f", map.trustworthiness) +
+             " · " + options.metric + ", " + options.normalize +
+             (options.exclude_first ? ", first tokens excluded" : "");
+    };
+    const std::vector<std::string> formats{".png", ".svg", ".pdf"};
+    for (std::size_t m = 0; m < states.size(); ++m) {
+      const std::string model_name = safe_name(data.models[m]);
+      for (const double perplexity : perplexities) {
+        const std::string ptag = "perplexity" + format("%g", perplexity);
+        std::vector<std::vector<std::uint32_t>> orders;
+        std::vector<render::Panel> layer_panels;
+        orders.reserve(data.maps.size());
+        for (const auto& map : data.maps) {
+          if (map.model != int(m) || map.perplexity != perplexity) continue;
+          const auto& a = find_analysis(map.model, map.layer);
+          orders.push_back(label_order(a));
+          render::Points points;
+          points.dims = map.dims;
+          points.coords = map.coords;
+          points.colors = colors;
+          points.labels = labels;
+          points.emphasis = emphasis;
+          points.label_order = orders.back();
+          render::FigureOptions figure;
+          figure.legend = legend;
+          figure.caption = caption(map);
+          const std::string base = model_name + "-layer" + std::to_string(map.layer) + "-" + ptag;
+          if (map.dims == 2) {
+            for (const auto& ext : formats) render::render_scatter(dir / "figures" / (base + ext), points, figure);
+            render::Panel panel;
+            panel.title = "layer " + std::to_string(map.layer);
+            panel.points = points;
+            layer_panels.push_back(panel);
+          } else if (map.layer == states[m].layers.back()) {
+            for (const auto& ext : formats) render::render_views(dir / "figures" / (base + "-3d" + ext), points, {}, figure);
+          }
+        }
+        if (layer_panels.size() > 1) {
+          render::FigureOptions grid;
+          grid.width = 720;
+          grid.height = 200.0 * std::ceil(layer_panels.size() / 3.0) + 90;
+          grid.legend = legend;
+          grid.caption = data.models[m] + " · all layers · perplexity " + format("%g", perplexity) +
+                         " · maps of consecutive layers initialised from each other and aligned";
+          grid.style.max_labels = 25;
+          for (const auto& ext : formats) render::render_grid(dir / "figures" / (model_name + "-layers-" + ptag + ext), layer_panels, grid);
+        }
+      }
+      if (perplexities.size() > 1 && std::find(options.dims.begin(), options.dims.end(), 2) != options.dims.end()) {
+        std::vector<render::Panel> panels;
+        std::vector<std::vector<std::uint32_t>> orders;
+        orders.reserve(perplexities.size());
+        const int last = states[m].layers.back();
+        for (const auto& map : data.maps) {
+          if (map.model != int(m) || map.layer != last || map.dims != 2) continue;
+          orders.push_back(label_order(find_analysis(map.model, map.layer)));
+          render::Panel panel;
+          panel.title = "perplexity " + format("%g", map.perplexity) + " · KL " + format("%.2f", map.kl);
+          panel.points.dims = 2;
+          panel.points.coords = map.coords;
+          panel.points.colors = colors;
+          panel.points.labels = labels;
+          panel.points.emphasis = emphasis;
+          panel.points.label_order = orders.back();
+          panels.push_back(panel);
+        }
+        render::FigureOptions grid;
+        grid.width = 720;
+        grid.height = 200.0 * std::ceil(panels.size() / 3.0) + 90;
+        grid.legend = legend;
+        grid.caption = data.models[m] + " · layer " + std::to_string(last) + " across perplexities";
+        grid.style.max_labels = 25;
+        for (const auto& ext : formats) render::render_grid(dir / "figures" / (model_name + "-layer" + std::to_string(last) + "-perplexities" + ext), panels, grid);
+      }
+    }
+  }
+  staging.commit();
+
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::string summary = "wrote " + options.out + "/index.html: " + std::to_string(n) + " tokens, " +
+                        std::to_string(data.maps.size()) + " maps in " + format("%.2f", seconds) + " s";
+  for (const auto& map : data.maps) {
+    if (map.model == 0 && map.dims == 2 && map.layer == data.layers.back() && map.perplexity == perplexities[0]) {
+      summary += "; layer " + std::to_string(map.layer) + ": KL " + format("%.3f", map.kl) +
+                 ", trustworthiness " + format("%.3f", map.trustworthiness);
+    }
+  }
+  info(options.common, summary);
+}
+
+}  // namespace tokmap::cli

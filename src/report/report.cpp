@@ -1,0 +1,280 @@
+#include "report/report.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "io/io.hpp"
+
+namespace tokmap::report {
+
+namespace {
+
+using json = nlohmann::json;
+
+// JSON numbers: NaN/Inf have no JSON form; they become null.
+json number(double value) { return std::isfinite(value) ? json(value) : json(nullptr); }
+
+json float_array(const std::vector<float>& values) {
+  json array = json::array();
+  for (const float v : values) {
+    // Six significant digits are plenty on screen and keep the page small.
+    if (!std::isfinite(v)) {
+      array.push_back(nullptr);
+      continue;
+    }
+    char buffer[32];
+    const auto result = std::to_chars(buffer, buffer + sizeof buffer, v, std::chars_format::general, 6);
+    double rounded = 0;
+    std::from_chars(buffer, result.ptr, rounded);
+    array.push_back(rounded);
+  }
+  return array;
+}
+
+json rows(const std::vector<std::int32_t>& flat, std::size_t width) {
+  json out = json::array();
+  for (std::size_t i = 0; i + width <= flat.size(); i += width) {
+    out.push_back(std::vector<std::int32_t>(flat.begin() + i, flat.begin() + i + width));
+  }
+  return out;
+}
+
+json float_rows(const std::vector<float>& flat, std::size_t width) {
+  json out = json::array();
+  for (std::size_t i = 0; i + width <= flat.size(); i += width) {
+    out.push_back(float_array(std::vector<float>(flat.begin() + i, flat.begin() + i + width)));
+  }
+  return out;
+}
+
+std::string tsv_field(std::string_view text) {
+  // TSV has no quoting: tabs and newlines would break rows.
+  std::string out;
+  for (const char c : text) {
+    if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string format_float(float value) {
+  char buffer[32];
+  const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
+  return std::string(buffer, result.ptr);
+}
+
+std::string format_number(double value) {
+  char buffer[32];
+  const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
+  return std::string(buffer, result.ptr);
+}
+
+}  // namespace
+
+std::string token_kind(std::string_view display, int position, bool special) {
+  if (special) return "special";
+  const bool leading_space = !display.empty() && display.front() == ' ';
+  std::string_view core = display;
+  while (!core.empty() && core.front() == ' ') core.remove_prefix(1);
+  bool any_alpha = false, any_digit = false, any_other = false;
+  for (const unsigned char c : core) {
+    if (c >= 0x80 || std::isalpha(c)) {
+      any_alpha = true;  // non-ASCII letters (é, 日) count as letters
+    } else if (std::isdigit(c)) {
+      any_digit = true;
+    } else {
+      any_other = true;
+    }
+  }
+  if (any_digit && !any_alpha) return "number";
+  if (!any_alpha) return "punctuation";
+  (void)any_other;
+  return leading_space || position == 0 ? "word" : "continuation";
+}
+
+std::string to_json(const ReportData& data) {
+  json root;
+  root["version"] = 1;
+  root["title"] = data.title;
+  root["created_with"] = data.created_with;
+  root["texts"] = data.texts;
+  root["models"] = data.models;
+  root["layers"] = data.layers;
+  root["perplexities"] = data.perplexities;
+  root["seeds"] = data.seeds;
+  root["dims"] = data.dims;
+  json& tokens = root["tokens"] = json::array();
+  for (const auto& t : data.tokens) {
+    tokens.push_back({{"text", t.text},
+                      {"position", t.position},
+                      {"id", t.id},
+                      {"display", t.display},
+                      {"offset", {t.offset.first, t.offset.second}},
+                      {"kind", t.kind}});
+  }
+  json& maps = root["maps"] = json::array();
+  for (const auto& m : data.maps) {
+    json entry = {{"model", m.model},
+                  {"layer", m.layer},
+                  {"perplexity", m.perplexity},
+                  {"dims", m.dims},
+                  {"coords", float_array(m.coords)},
+                  {"kl", number(m.kl)},
+                  {"trustworthiness", number(m.trustworthiness)},
+                  {"continuity", number(m.continuity)},
+                  {"knn_preservation", number(m.knn_preservation)},
+                  {"stability", m.stability ? number(*m.stability) : json(nullptr)},
+                  {"point_stability", m.point_stability.empty() ? json(nullptr) : float_array(m.point_stability)}};
+    if (!m.seed_coords.empty()) {
+      json& seeds = entry["seed_coords"] = json::array();
+      for (const auto& coords : m.seed_coords) seeds.push_back(float_array(coords));
+    }
+    maps.push_back(std::move(entry));
+  }
+  json& analysis = root["analysis"] = json::array();
+  for (const auto& a : data.analysis) {
+    analysis.push_back({{"model", a.model},
+                        {"layer", a.layer},
+                        {"neighbors", rows(a.neighbors, a.neighbor_count)},
+                        {"neighbor_distances", float_rows(a.neighbor_distances, a.neighbor_count)},
+                        {"cluster", a.cluster},
+                        {"outlier", float_array(a.outlier)},
+                        {"top_outliers", a.top_outliers}});
+  }
+  if (!data.comparison.empty()) {
+    json& pairs = root["comparison"]["pairs"] = json::array();
+    for (const auto& p : data.comparison) {
+      pairs.push_back({{"a", p.a},
+                       {"b", p.b},
+                       {"layer_a", p.layer_a},
+                       {"layer_b", p.layer_b},
+                       {"overlap", float_array(p.overlap)},
+                       {"mean", number(p.mean)}});
+    }
+  }
+  root["settings"] = {{"metric", data.settings.metric},
+                      {"normalize", data.settings.normalize},
+                      {"exclude_first", data.settings.exclude_first},
+                      {"highlight", data.settings.highlight}};
+  std::string text = root.dump(-1, ' ', false, json::error_handler_t::replace);
+  // Inside <script>, "</" could close the element early; "<\/" means the same in JSON.
+  std::string safe;
+  safe.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    safe += text[i];
+    if (text[i] == '<' && i + 1 < text.size() && text[i + 1] == '/') safe += '\\';
+  }
+  return safe;
+}
+
+void write_html(const fs::path& path, const ReportData& data) {
+  constexpr std::string_view kPlaceholder = "/*TOKMAP_DATA*/null";
+  const std::string_view page = page_template();
+  const std::size_t at = page.find(kPlaceholder);
+  if (at == std::string_view::npos) {
+    throw Error("the bundled report page has no data placeholder (build problem in web/)");
+  }
+  std::string html;
+  const std::string json_text = to_json(data);
+  html.reserve(page.size() + json_text.size());
+  html.append(page.substr(0, at));
+  html.append(json_text);
+  html.append(page.substr(at + kPlaceholder.size()));
+  io::write_file_atomically(path, html);
+}
+
+void write_points_tsv(const fs::path& path, const ReportData& data) {
+  std::string out =
+      "model\tlayer\tperplexity\ttoken\ttext\tposition\tx\ty\tx3\ty3\tz3\tcluster\toutlier\tstability\n";
+  const std::size_t n = data.tokens.size();
+  for (std::size_t model = 0; model < data.models.size(); ++model) {
+    for (const int layer : data.layers) {
+      for (const double perplexity : data.perplexities) {
+        const Map* map2 = nullptr;
+        const Map* map3 = nullptr;
+        for (const auto& m : data.maps) {
+          if (m.model != int(model) || m.layer != layer || m.perplexity != perplexity) continue;
+          (m.dims == 3 ? map3 : map2) = &m;
+        }
+        if (map2 == nullptr && map3 == nullptr) continue;
+        const Analysis* analysis = nullptr;
+        for (const auto& a : data.analysis) {
+          if (a.model == int(model) && a.layer == layer) analysis = &a;
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+          const Token& t = data.tokens[i];
+          out += tsv_field(data.models[model]) + '\t' + std::to_string(layer) + '\t' +
+                 format_number(perplexity) + '\t' + tsv_field(t.display) + '\t' +
+                 std::to_string(t.text) + '\t' + std::to_string(t.position) + '\t';
+          if (map2 != nullptr) {
+            out += format_float(map2->coords[2 * i]) + '\t' + format_float(map2->coords[2 * i + 1]) + '\t';
+          } else {
+            out += "\t\t";
+          }
+          if (map3 != nullptr) {
+            out += format_float(map3->coords[3 * i]) + '\t' + format_float(map3->coords[3 * i + 1]) +
+                   '\t' + format_float(map3->coords[3 * i + 2]) + '\t';
+          } else {
+            out += "\t\t\t";
+          }
+          out += (analysis ? std::to_string(analysis->cluster[i]) : "") + '\t' +
+                 (analysis ? format_float(analysis->outlier[i]) : "") + '\t';
+          const Map* stable = map2 != nullptr ? map2 : map3;
+          if (!stable->point_stability.empty()) out += format_float(stable->point_stability[i]);
+          out += '\n';
+        }
+      }
+    }
+  }
+  io::write_file_atomically(path, out);
+}
+
+void write_projector(const fs::path& folder, const ReportData& data,
+                     const std::vector<ProjectorTensor>& tensors) {
+  const std::size_t n = data.tokens.size();
+  std::string metadata = "token\ttext\tposition\tkind\tcluster\n";
+  const Analysis* first_analysis = data.analysis.empty() ? nullptr : &data.analysis.back();
+  for (std::size_t i = 0; i < n; ++i) {
+    const Token& t = data.tokens[i];
+    metadata += tsv_field(t.display.empty() ? std::string("(empty)") : t.display) + '\t' +
+                std::to_string(t.text) + '\t' + std::to_string(t.position) + '\t' + t.kind + '\t' +
+                (first_analysis ? std::to_string(first_analysis->cluster[i]) : "") + '\n';
+  }
+  json config;
+  json& embeddings = config["embeddings"] = json::array();
+  for (std::size_t e = 0; e < tensors.size(); ++e) {
+    const auto& tensor = tensors[e];
+    if (tensor.values == nullptr || tensor.values->size() != n * tensor.width) {
+      throw Error("Projector export: tensor for layer " + std::to_string(tensor.layer) + " has the wrong size");
+    }
+    const std::string name = e == 0 ? "tensors.tsv"
+                                    : "tensors-" + data.models[tensor.model] + "-layer" +
+                                          std::to_string(tensor.layer) + ".tsv";
+    std::string values;
+    values.reserve(n * tensor.width * 10);
+    for (std::size_t i = 0; i < n; ++i) {
+      for (std::size_t c = 0; c < tensor.width; ++c) {
+        if (c > 0) values += '\t';
+        values += format_float((*tensor.values)[i * tensor.width + c]);
+      }
+      values += '\n';
+    }
+    io::write_file_atomically(folder / name, values);
+    embeddings.push_back({{"tensorName", data.models[tensor.model] + " layer " + std::to_string(tensor.layer)},
+                          {"tensorShape", {n, tensor.width}},
+                          {"tensorPath", name},
+                          {"metadataPath", "metadata.tsv"}});
+  }
+  io::write_file_atomically(folder / "metadata.tsv", metadata);
+  io::write_file_atomically(folder / "projector_config.json", config.dump(2) + "\n");
+}
+
+}  // namespace tokmap::report

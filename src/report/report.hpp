@@ -1,0 +1,109 @@
+#pragma once
+// Assembling a report folder: the self-contained index.html (the page from web/, bundled at
+// build time, with the data of docs/REPORT_FORMAT.md inlined), points.tsv and an Embedding
+// Projector export. Static figures come from src/render.
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/error.hpp"
+
+namespace tokmap::report {
+
+namespace fs = std::filesystem;
+
+struct Token {
+  int text = 0;
+  int position = 0;
+  int id = 0;
+  std::string display;
+  std::pair<std::size_t, std::size_t> offset;
+  std::string kind;  // word, continuation, punctuation, number, special
+};
+
+// The kind of a token from its display form (see docs/REPORT_FORMAT.md).
+std::string token_kind(std::string_view display, int position, bool special);
+
+struct Map {
+  int model = 0;
+  int layer = 0;
+  double perplexity = 0;
+  int dims = 2;
+  std::vector<float> coords;                    // (N, dims)
+  std::vector<std::vector<float>> seed_coords;  // other seeds, aligned to coords
+  double kl = 0;
+  double trustworthiness = 0, continuity = 0, knn_preservation = 0;
+  std::optional<double> stability;
+  std::vector<float> point_stability;  // (N) or empty
+};
+
+struct Analysis {
+  int model = 0;
+  int layer = 0;
+  std::vector<std::int32_t> neighbors;  // (N, neighbor_count)
+  std::vector<float> neighbor_distances;
+  std::size_t neighbor_count = 5;
+  std::vector<std::int32_t> cluster;  // (N)
+  std::vector<float> outlier;         // (N)
+  std::vector<std::int32_t> top_outliers;
+};
+
+struct ComparisonPair {
+  int a = 0, b = 1;
+  int layer_a = 0, layer_b = 0;
+  std::vector<float> overlap;  // (N)
+  double mean = 0;
+};
+
+struct Settings {
+  std::string metric;
+  std::string normalize;
+  bool exclude_first = true;
+  std::vector<std::string> highlight;
+};
+
+struct ReportData {
+  std::string title;
+  std::string created_with;
+  std::vector<std::string> texts;
+  std::vector<std::string> models;
+  std::vector<int> layers;
+  std::vector<double> perplexities;
+  std::vector<std::uint64_t> seeds;
+  std::vector<int> dims;
+  std::vector<Token> tokens;
+  std::vector<Map> maps;
+  std::vector<Analysis> analysis;
+  std::vector<ComparisonPair> comparison;
+  Settings settings;
+};
+
+// The data object of docs/REPORT_FORMAT.md as JSON text (safe to embed in a <script>).
+std::string to_json(const ReportData& data);
+
+// The page template bundled at build time (web/), with the placeholder `/*TOKMAP_DATA*/null`.
+std::string_view page_template();
+// index.html: the template with the data inlined; written atomically.
+void write_html(const fs::path& path, const ReportData& data);
+
+// points.tsv: one row per (model, layer, perplexity, token) with the 2D and 3D coordinates of
+// the first seed, cluster, outlier score and stability.
+void write_points_tsv(const fs::path& path, const ReportData& data);
+
+// Embedding Projector export (projector.tensorflow.org): tensors.tsv for the first model's last
+// layer, tensors-<model>-layer<l>.tsv for the others, metadata.tsv (token, text, position, kind,
+// cluster) and projector_config.json listing them. `hidden(model, layer)` gives (N, d).
+struct ProjectorTensor {
+  int model = 0;
+  int layer = 0;
+  std::size_t width = 0;
+  const std::vector<float>* values = nullptr;  // (N, width)
+};
+void write_projector(const fs::path& folder, const ReportData& data,
+                     const std::vector<ProjectorTensor>& tensors);
+
+}  // namespace tokmap::report
