@@ -14,83 +14,14 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "cli_support.hpp"
 #include "io/io.hpp"
 
 namespace {
 
-namespace fs = std::filesystem;
+using namespace tokmap::cli_test;
 using ::testing::HasSubstr;
 using json = nlohmann::json;
-
-const fs::path kData = TOKMAP_TEST_DATA;
-const fs::path kModels = TOKMAP_MODELS_DIR;
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "tokmap-cli-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-  const fs::path& path() const { return path_; }
-  std::size_t file_count() const {
-    return std::distance(fs::directory_iterator(path_), fs::directory_iterator{});
-  }
-
- private:
-  fs::path path_;
-};
-
-struct Result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string quote(const std::string& arg) {
-  std::string quoted = "'";
-  for (const char c : arg) {
-    if (c == '\'') {
-      quoted += "'\\''";
-    } else {
-      quoted += c;
-    }
-  }
-  return quoted + "'";
-}
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-Result tokmap(const std::vector<std::string>& args, const std::string& environment = "") {
-  static TempDir io_dir;
-  std::string command = environment + " " + quote(TOKMAP_BINARY);
-  for (const auto& arg : args) command += " " + quote(arg);
-  command += " >" + quote((io_dir / "out").string()) + " 2>" + quote((io_dir / "err").string()) + " </dev/null";
-  const int status = std::system(command.c_str());
-  Result result;
-  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  result.out = slurp(io_dir / "out");
-  result.err = slurp(io_dir / "err");
-  return result;
-}
-
-void write(const fs::path& path, std::string_view text) {
-  std::ofstream(path, std::ios::binary) << text;
-}
-
-// One line on stderr starting with "tokmap: error:", containing `what`.
-void expect_error(const Result& r, int code, const std::string& what) {
-  EXPECT_EQ(r.code, code) << r.err;
-  EXPECT_THAT(r.err, HasSubstr("tokmap: error: "));
-  EXPECT_THAT(r.err, HasSubstr(what));
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-}
 
 // --- tokenize --------------------------------------------------------------------------------
 
@@ -112,7 +43,7 @@ TEST(Tokenize, JsonMatchesTheGoldenCasesOnePerLine) {
   }
   ASSERT_GT(cases.size(), 50u);
   write(dir / "texts.txt", lines);
-  const Result r = tokmap({"tokenize", "--json", "--file", (dir / "texts.txt").string()});
+  const Result r = run_tokmap({"tokenize", "--json", "--file", (dir / "texts.txt").string()});
   ASSERT_EQ(r.code, 0) << r.err;
   std::istringstream out(r.out);
   std::size_t i = 0;
@@ -136,17 +67,17 @@ TEST(Tokenize, JsonMatchesTheGoldenCasesOnePerLine) {
 TEST(Tokenize, WholeFileIsOneTextByteForByte) {
   TempDir dir;
   write(dir / "t.txt", "Line one.\n\nLine two.\n");
-  const Result r = tokmap({"tokenize", "--json", "--whole-file", "--file", (dir / "t.txt").string()});
+  const Result r = run_tokmap({"tokenize", "--json", "--whole-file", "--file", (dir / "t.txt").string()});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1);
   const json got = json::parse(r.out);
   EXPECT_EQ(got["offsets"].back()[1], 21);
-  const Result lines = tokmap({"tokenize", "--json", "--file", (dir / "t.txt").string()});
+  const Result lines = run_tokmap({"tokenize", "--json", "--file", (dir / "t.txt").string()});
   EXPECT_EQ(std::count(lines.out.begin(), lines.out.end(), '\n'), 2);  // blank line skipped
 }
 
 TEST(Tokenize, HumanReadableOutputShowsDisplayForms) {
-  const Result r = tokmap({"tokenize", "--text", "Hello world"});
+  const Result r = run_tokmap({"tokenize", "--text", "Hello world"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("[ world]"));
 }
@@ -154,10 +85,10 @@ TEST(Tokenize, HumanReadableOutputShowsDisplayForms) {
 TEST(Tokenize, InvalidUtf8FailsWithTheOffsetOrIsReplacedWithLossy) {
   TempDir dir;
   write(dir / "bad.txt", "fine line\nabc\xff" "def\n");
-  const Result r = tokmap({"tokenize", "--file", (dir / "bad.txt").string()});
+  const Result r = run_tokmap({"tokenize", "--file", (dir / "bad.txt").string()});
   expect_error(r, 1, "bad.txt line 2");
   EXPECT_THAT(r.err, HasSubstr("byte 3"));
-  const Result lossy = tokmap({"tokenize", "--json", "--lossy", "--file", (dir / "bad.txt").string()});
+  const Result lossy = run_tokmap({"tokenize", "--json", "--lossy", "--file", (dir / "bad.txt").string()});
   EXPECT_EQ(lossy.code, 0) << lossy.err;
   EXPECT_THAT(lossy.err, HasSubstr("warning"));
 }
@@ -167,7 +98,7 @@ TEST(Tokenize, InvalidUtf8FailsWithTheOffsetOrIsReplacedWithLossy) {
 TEST(Embed, WritesTheContractTensorsAndMatchesHuggingFace) {
   TempDir dir;
   const std::string text = "The bank of the river was muddy.";  // reference case 1
-  const Result r = tokmap({"embed", "--text", text, "--text", "Hello", "--layers", "0,3,6",
+  const Result r = run_tokmap({"embed", "--text", text, "--text", "Hello", "--layers", "0,3,6",
                            "--out", (dir / "e.safetensors").string()});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("9 tokens"));
@@ -201,7 +132,7 @@ TEST(Embed, WritesTheContractTensorsAndMatchesHuggingFace) {
 
 TEST(Embed, FindsTheSmallBundledModelByName) {
   TempDir dir;
-  const Result r = tokmap({"embed", "--model", "demo-brown-gpt2-small", "--text", "Hi there",
+  const Result r = run_tokmap({"embed", "--model", "demo-brown-gpt2-small", "--text", "Hi there",
                            "--layers", "last", "--out", (dir / "e.safetensors").string(), "--quiet"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.err, "");
@@ -213,16 +144,16 @@ TEST(Embed, FindsTheSmallBundledModelByName) {
 
 TEST(Commands, HelpAndUsageErrors) {
   for (const char* command : {"tokenize", "embed"}) {
-    const Result help = tokmap({command, "--help"});
+    const Result help = run_tokmap({command, "--help"});
     EXPECT_EQ(help.code, 0);
     EXPECT_THAT(help.out, HasSubstr("--model"));
     EXPECT_THAT(help.out, HasSubstr("--quiet"));
   }
-  EXPECT_EQ(tokmap({"--help"}).code, 0);
-  EXPECT_EQ(tokmap({}).code, 2);
-  EXPECT_EQ(tokmap({"tokenize", "--no-such-flag"}).code, 2);
-  EXPECT_EQ(tokmap({"embed", "--text", "x"}).code, 2);  // --out is required
-  EXPECT_EQ(tokmap({"tokenize"}).code, 2);              // no input
+  EXPECT_EQ(run_tokmap({"--help"}).code, 0);
+  EXPECT_EQ(run_tokmap({}).code, 2);
+  EXPECT_EQ(run_tokmap({"tokenize", "--no-such-flag"}).code, 2);
+  EXPECT_EQ(run_tokmap({"embed", "--text", "x"}).code, 2);  // --out is required
+  EXPECT_EQ(run_tokmap({"tokenize"}).code, 2);              // no input
 }
 
 // A model folder in `dir` made of the tiny model and the GPT-2 tokenizer files.
@@ -276,7 +207,7 @@ TEST(Embed, EveryBadModelFileGivesOneLineAndNoOutput) {
     bad.corrupt(model);
     const fs::path out = dir / "out";
     fs::create_directory(out);
-    const Result r = tokmap({"embed", "--model", model.string(), "--text", "The bank.", "--out", (out / "e.safetensors").string()});
+    const Result r = run_tokmap({"embed", "--model", model.string(), "--text", "The bank.", "--out", (out / "e.safetensors").string()});
     SCOPED_TRACE(bad.name);
     expect_error(r, bad.code, bad.message);
     EXPECT_TRUE(fs::is_empty(out)) << "output left behind";
@@ -286,21 +217,21 @@ TEST(Embed, EveryBadModelFileGivesOneLineAndNoOutput) {
 TEST(Embed, BadArgumentsGiveOneLineAndNoOutput) {
   TempDir dir;
   const fs::path out = dir / "e.safetensors";
-  expect_error(tokmap({"embed", "--model", (dir / "nope").string(), "--text", "x", "--out", out.string()}), 1, "does not exist");
-  expect_error(tokmap({"embed", "--text", "", "--out", out.string()}), 2, "--text 1 is empty");
+  expect_error(run_tokmap({"embed", "--model", (dir / "nope").string(), "--text", "x", "--out", out.string()}), 1, "does not exist");
+  expect_error(run_tokmap({"embed", "--text", "", "--out", out.string()}), 2, "--text 1 is empty");
   write(dir / "blank.txt", "\n  \n");
-  expect_error(tokmap({"embed", "--file", (dir / "blank.txt").string(), "--out", out.string()}), 1, "no text");
-  expect_error(tokmap({"embed", "--file", (dir / "missing.txt").string(), "--out", out.string()}), 1, "missing.txt: cannot open");
-  expect_error(tokmap({"embed", "--text", "caf\xc3", "--out", out.string()}), 1, "invalid UTF-8 at byte 3");
-  expect_error(tokmap({"embed", "--text", "x", "--layers", "7", "--out", out.string()}), 2, "layer 7 is out of range");
-  expect_error(tokmap({"embed", "--text", "x", "--layers", "2,zz", "--out", out.string()}), 2, "'zz' is not a layer number");
-  expect_error(tokmap({"embed", "--text", "x", "--out", (dir / "no-folder" / "e.safetensors").string()}), 1, "does not exist");
+  expect_error(run_tokmap({"embed", "--file", (dir / "blank.txt").string(), "--out", out.string()}), 1, "no text");
+  expect_error(run_tokmap({"embed", "--file", (dir / "missing.txt").string(), "--out", out.string()}), 1, "missing.txt: cannot open");
+  expect_error(run_tokmap({"embed", "--text", "caf\xc3", "--out", out.string()}), 1, "invalid UTF-8 at byte 3");
+  expect_error(run_tokmap({"embed", "--text", "x", "--layers", "7", "--out", out.string()}), 2, "layer 7 is out of range");
+  expect_error(run_tokmap({"embed", "--text", "x", "--layers", "2,zz", "--out", out.string()}), 2, "'zz' is not a layer number");
+  expect_error(run_tokmap({"embed", "--text", "x", "--out", (dir / "no-folder" / "e.safetensors").string()}), 1, "does not exist");
   fs::create_directory(dir / "readonly");
   fs::permissions(dir / "readonly", fs::perms::owner_read | fs::perms::owner_exec);
   if (::geteuid() != 0) {  // root ignores permissions
-    expect_error(tokmap({"embed", "--text", "x", "--out", (dir / "readonly" / "e.safetensors").string()}), 1, "cannot write");
+    expect_error(run_tokmap({"embed", "--text", "x", "--out", (dir / "readonly" / "e.safetensors").string()}), 1, "cannot write");
   }
-  expect_error(tokmap({"embed", "--text", "x", "--out", dir.path().string()}), 1, "is a folder");
+  expect_error(run_tokmap({"embed", "--text", "x", "--out", dir.path().string()}), 1, "is a folder");
   EXPECT_FALSE(fs::exists(out));
   EXPECT_EQ(dir.file_count(), 2u);  // blank.txt, readonly/, nothing else
 }
@@ -309,15 +240,15 @@ TEST(Embed, ExistingOutputIsReplacedWholeOrLeftAlone) {
   TempDir dir;
   const fs::path out = dir / "e.safetensors";
   write(out, "precious");
-  expect_error(tokmap({"embed", "--text", "x", "--layers", "99", "--out", out.string()}), 2, "out of range");
+  expect_error(run_tokmap({"embed", "--text", "x", "--layers", "99", "--out", out.string()}), 2, "out of range");
   EXPECT_EQ(slurp(out), "precious");
-  ASSERT_EQ(tokmap({"embed", "--text", "x", "--out", out.string(), "--quiet"}).code, 0);
+  ASSERT_EQ(run_tokmap({"embed", "--text", "x", "--out", out.string(), "--quiet"}).code, 0);
   EXPECT_NO_THROW(tokmap::io::SafetensorsFile{out});
   EXPECT_EQ(dir.file_count(), 1u);
 }
 
 TEST(Embed, ModelNotFoundListsPlacesAndHowToGetGpt2) {
-  const Result r = tokmap({"tokenize", "--model", "gpt2-xl", "--text", "x"});
+  const Result r = run_tokmap({"tokenize", "--model", "gpt2-xl", "--text", "x"});
   expect_error(r, 1, "huggingface-cli download gpt2-xl");
   EXPECT_THAT(r.err, HasSubstr("models--openai-community--gpt2-xl"));
 }
@@ -355,7 +286,7 @@ TEST(Embed, InterruptedRunLeavesNoPartialOutput) {
 TEST(Embed, AllocationLimitIsNamedWithHowToRaiseIt) {
   TempDir dir;
   // The bundled model's float16 token embedding needs 25.7 MB as float32.
-  const Result r = tokmap({"embed", "--text", "x", "--out", (dir / "e.safetensors").string()},
+  const Result r = run_tokmap({"embed", "--text", "x", "--out", (dir / "e.safetensors").string()},
                           "TOKMAP_MAX_BYTES=1000000");
   expect_error(r, 1, "above the limit of 1000000 (set TOKMAP_MAX_BYTES to raise it)");
   EXPECT_TRUE(fs::is_empty(dir.path()));

@@ -1,0 +1,152 @@
+// tokmap viz end to end: the report folder's contents, its data contract, the figures, and bad
+// input (one-line error, nothing left behind, an existing report replaced whole or untouched).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_support.hpp"
+
+namespace {
+
+using namespace tokmap::cli_test;
+using ::testing::HasSubstr;
+using json = nlohmann::json;
+
+const std::vector<std::string> kTexts = {
+    "--text", "The bank of the river was muddy.",
+    "--text", "I deposited money at the bank, then walked along the river bank."};
+
+json report_data(const fs::path& index_html) {
+  const std::string html = slurp(index_html);
+  const std::string open = "<script type=\"application/json\" id=\"tokmap-data\">";
+  const auto begin = html.find(open);
+  EXPECT_NE(begin, std::string::npos);
+  const auto end = html.find("</script>", begin);
+  EXPECT_EQ(html.find("/*TOKMAP_DATA*/null"), std::string::npos);  // placeholder replaced
+  return json::parse(html.substr(begin + open.size(), end - begin - open.size()));
+}
+
+TEST(Viz, WritesTheWholeReportFolder) {
+  TempDir dir;
+  const fs::path out = dir / "report";
+  std::vector<std::string> args{"viz", "--highlight", "bank", "--out", out.string()};
+  args.insert(args.end(), kTexts.begin(), kTexts.end());
+  const Result r = run_tokmap(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("perplexity"));  // the automatic choice is printed
+
+  for (const char* name : {"index.html", "points.tsv", "tensors.tsv", "metadata.tsv", "projector_config.json"}) {
+    EXPECT_TRUE(fs::is_regular_file(out / name)) << name;
+  }
+  const json data = report_data(out / "index.html");
+  EXPECT_EQ(data["version"], 1);
+  EXPECT_EQ(data["models"], json::array({"demo-brown-gpt2"}));
+  EXPECT_EQ(data["layers"], json::array({0, 1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(data["dims"], json::array({2, 3}));
+  const std::size_t n = data["tokens"].size();
+  EXPECT_EQ(n, 8u + 14u - 2u);  // first tokens excluded by default
+  EXPECT_EQ(data["maps"].size(), 7u * 2u);
+  for (const auto& map : data["maps"]) {
+    EXPECT_EQ(map["coords"].size(), n * map["dims"].get<std::size_t>());
+    EXPECT_GT(map["trustworthiness"].get<double>(), 0.5);
+    EXPECT_GT(map["kl"].get<double>(), 0.0);
+  }
+  EXPECT_EQ(data["analysis"].size(), 7u);
+  EXPECT_EQ(data["analysis"][0]["neighbors"][0].size(), 5u);
+  EXPECT_EQ(data["settings"]["highlight"], json::array({"bank"}));
+  // Tokens carry byte offsets into their text.
+  const auto& token = data["tokens"][0];
+  const std::string text = data["texts"][token["text"].get<int>()];
+  const auto offset = token["offset"];
+  std::string shown = token["display"];
+  EXPECT_EQ(text.substr(offset[0].get<std::size_t>(), offset[1].get<std::size_t>() - offset[0].get<std::size_t>()), shown);
+
+  // points.tsv: header + one row per (layer, token).
+  const std::string points = slurp(out / "points.tsv");
+  EXPECT_EQ(points.substr(0, points.find('\n')),
+            "model\tlayer\tperplexity\ttoken\ttext\tposition\tx\ty\tx3\ty3\tz3\tcluster\toutlier\tstability");
+  EXPECT_EQ(std::count(points.begin(), points.end(), '\n'), static_cast<long>(1 + 7 * n));
+  // Projector: the tensors have n rows of 128 values, the metadata a header and n rows.
+  const std::string tensors = slurp(out / "tensors.tsv");
+  EXPECT_EQ(std::count(tensors.begin(), tensors.end(), '\n'), static_cast<long>(n));
+  EXPECT_EQ(std::count(tensors.begin(), tensors.begin() + tensors.find('\n'), '\t'), 127);
+  const json projector = json::parse(slurp(out / "projector_config.json"));
+  EXPECT_EQ(projector["embeddings"][0]["tensorPath"], "tensors.tsv");
+  EXPECT_EQ(projector["embeddings"].size(), 7u);
+
+  // Figures: every layer as PNG/SVG/PDF, the layer grid, the 3D views.
+  for (const char* name : {"demo-brown-gpt2-layer0-perplexity4.8.png", "demo-brown-gpt2-layer6-perplexity4.8.svg",
+                           "demo-brown-gpt2-layer6-perplexity4.8.pdf", "demo-brown-gpt2-layers-perplexity4.8.png",
+                           "demo-brown-gpt2-layer6-perplexity4.8-3d.png"}) {
+    EXPECT_TRUE(fs::is_regular_file(out / "figures" / name)) << name;
+  }
+  const std::string png = slurp(out / "figures" / "demo-brown-gpt2-layer6-perplexity4.8.png");
+  EXPECT_EQ(png.substr(1, 3), "PNG");
+  const std::string pdf = slurp(out / "figures" / "demo-brown-gpt2-layer6-perplexity4.8.pdf");
+  EXPECT_EQ(pdf.substr(0, 5), "%PDF-");
+  EXPECT_EQ(dir.file_count(), 1u);  // no staging folder left behind
+}
+
+TEST(Viz, ComparesModelsAcrossPerplexitiesAndSeeds) {
+  TempDir dir;
+  const fs::path out = dir / "report";
+  std::vector<std::string> args{"viz", "--model", "demo-brown-gpt2", "--model", "demo-brown-gpt2-small",
+                                "--layers", "last", "--dims", "2", "--perplexity", "3,5",
+                                "--seeds", "2", "--no-figures", "--quiet", "--out", out.string()};
+  args.insert(args.end(), kTexts.begin(), kTexts.end());
+  const Result r = run_tokmap(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  const json data = report_data(out / "index.html");
+  EXPECT_EQ(data["models"], json::array({"demo-brown-gpt2", "demo-brown-gpt2-small"}));
+  EXPECT_EQ(data["perplexities"], json::array({3.0, 5.0}));
+  EXPECT_EQ(data["maps"].size(), 2u * 2u);  // 2 models x 2 perplexities, last layer, 2D
+  for (const auto& map : data["maps"]) {
+    ASSERT_FALSE(map["stability"].is_null());
+    EXPECT_GT(map["stability"].get<double>(), 0.0);
+    EXPECT_EQ(map["seed_coords"].size(), 1u);
+  }
+  ASSERT_EQ(data["comparison"]["pairs"].size(), 1u);
+  EXPECT_EQ(data["comparison"]["pairs"][0]["layer_a"], 6);
+  EXPECT_EQ(data["comparison"]["pairs"][0]["layer_b"], 4);
+  EXPECT_FALSE(fs::exists(out / "figures"));
+}
+
+TEST(Viz, SameInputSameReport) {
+  TempDir dir;
+  std::vector<std::string> args{"viz", "--layers", "last", "--dims", "2", "--no-figures", "--quiet"};
+  args.insert(args.end(), kTexts.begin(), kTexts.end());
+  auto first = args, second = args;
+  first.insert(first.end(), {"--out", (dir / "a").string()});
+  second.insert(second.end(), {"--out", (dir / "b").string()});
+  ASSERT_EQ(run_tokmap(first).code, 0);
+  ASSERT_EQ(run_tokmap(second).code, 0);
+  EXPECT_EQ(slurp(dir / "a" / "points.tsv"), slurp(dir / "b" / "points.tsv"));
+  EXPECT_EQ(slurp(dir / "a" / "index.html"), slurp(dir / "b" / "index.html"));
+}
+
+TEST(Viz, BadInputLeavesNothingAndExistingReportsAlone) {
+  TempDir dir;
+  const fs::path out = dir / "report";
+  fs::create_directory(out);
+  write(out / "keep.txt", "old report");
+  expect_error(run_tokmap({"viz", "--text", "Hi there", "--out", out.string()}), 1, "at least 4 tokens");
+  expect_error(run_tokmap({"viz", "--text", "The bank of the river.", "--dims", "4", "--out", out.string()}), 2, "--dims");
+  expect_error(run_tokmap({"viz", "--text", "The bank of the river.", "--layers", "9", "--out", out.string()}), 2, "out of range");
+  expect_error(run_tokmap({"viz", "--text", "The bank of the river.", "--out", (dir / "missing" / "r").string()}), 1, "does not exist");
+  write(dir / "file", "x");
+  expect_error(run_tokmap({"viz", "--text", "The bank of the river.", "--out", (dir / "file").string()}), 1, "not a folder");
+  EXPECT_EQ(slurp(out / "keep.txt"), "old report");
+  EXPECT_EQ(dir.file_count(), 2u);  // report/ and file: no staging folders
+
+  // A successful run replaces the old folder whole.
+  std::vector<std::string> args{"viz", "--layers", "last", "--dims", "2", "--no-figures", "--quiet", "--out", out.string()};
+  args.insert(args.end(), kTexts.begin(), kTexts.end());
+  ASSERT_EQ(run_tokmap(args).code, 0);
+  EXPECT_FALSE(fs::exists(out / "keep.txt"));
+  EXPECT_TRUE(fs::exists(out / "index.html"));
+  EXPECT_EQ(dir.file_count(), 2u);
+}
+
+}  // namespace
