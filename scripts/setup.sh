@@ -1,16 +1,14 @@
 #!/usr/bin/env bash
 # Quick start, step 1: install what tokmap needs (Debian 12), build it, and run the main job on
-# the bundled model.
+# the bundled model: tokmap viz on samples/sentences.txt, written to out/report/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh --bench
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build --target tokmap
 
 mkdir -p out
-./build/tokmap embed \
-  --text "The bank of the river was muddy." \
-  --text "I deposited money at the bank, then walked along the river bank." \
-  --out out/embeddings.safetensors
-./build/tokmap tokenize --text "I deposited money at the bank, then walked along the river bank."
+# The main job: every layer of the bundled model mapped with t-SNE, as an interactive report.
+./build/tokmap viz --file samples/sentences.txt --highlight bank --highlight play --out out/report
+echo "Open out/report/index.html in a browser; figures are in out/report/figures/."

@@ -13,6 +13,9 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DTOKMAP_BENCH=OFF >/dev
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure -j "$jobs"
 
+echo "== Report page in headless Chromium (file://, network blocked)"
+TOKMAP_BINARY="$PWD/build/tokmap" web/run-tests.sh
+
 echo "== ASan + UBSan build and tests"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Sanitize -DTOKMAP_SANITIZE=ON \
   -DTOKMAP_BENCH=OFF >/dev/null
