@@ -9,10 +9,11 @@ namespace tokmap::render {
 
 namespace {
 
-// Okabe & Ito (2008), "Color Universal Design"; black moved last so the first hues are the
-// ones that read best as filled markers on white.
+// Okabe & Ito (2008), "Color Universal Design", ordered so the first hues read best as filled
+// markers on white (yellow, the faintest, late; black last). web/src/palette.js uses the same
+// order so the report page and the figures agree.
 constexpr std::array<std::uint32_t, 8> kOkabeIto = {
-    0xE69F00, 0x56B4E9, 0x009E73, 0xF0E442, 0x0072B2, 0xD55E00, 0xCC79A7, 0x000000,
+    0x0072B2, 0xE69F00, 0x009E73, 0xD55E00, 0xCC79A7, 0x56B4E9, 0xF0E442, 0x000000,
 };
 
 // matplotlib's _cm_listed.py, rounded to 8 bits.

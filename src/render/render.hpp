@@ -35,9 +35,9 @@ Rgba rgb(std::uint32_t hex, double alpha = 1.0);  // rgb(0xE69F00)
 Rgba parse_hex(std::string_view text);            // "#RRGGBB" or "#RRGGBBAA"; throws on bad text
 std::string to_hex(const Rgba& color);            // "#rrggbb" (alpha dropped)
 
-// Colour-blind-safe categorical palette: Okabe-Ito in the order orange, sky blue, bluish green,
-// yellow, blue, vermillion, reddish purple, black; index >= 8 repeats the 8 hues with
-// alternately darker and lighter variants (deterministic, unbounded).
+// Colour-blind-safe categorical palette: Okabe-Ito in the order blue, orange, bluish green,
+// vermillion, reddish purple, sky blue, yellow, black (the report page's order); index >= 8
+// repeats the 8 hues with alternately darker and lighter variants (deterministic, unbounded).
 Rgba categorical_color(std::size_t index);
 std::string palette_hex(std::size_t index);  // to_hex(categorical_color(index))
 std::vector<Rgba> categorical_palette(std::size_t count);

@@ -145,8 +145,9 @@ std::size_t files_in(const fs::path& dir) {
 // Palettes
 
 TEST(Palette, OkabeItoFirstEight) {
-  const char* expected[] = {"#e69f00", "#56b4e9", "#009e73", "#f0e442",
-                            "#0072b2", "#d55e00", "#cc79a7", "#000000"};
+  // The report page (web/src/palette.js) uses the same order.
+  const char* expected[] = {"#0072b2", "#e69f00", "#009e73", "#d55e00",
+                            "#cc79a7", "#56b4e9", "#f0e442", "#000000"};
   for (std::size_t i = 0; i < 8; ++i) EXPECT_EQ(rd::palette_hex(i), expected[i]) << i;
 }
 
