@@ -18,7 +18,9 @@ if [ -z "${DATA:-}" ]; then
   DATA=$WORK/brown-20k.npy
 fi
 export DATA
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTOKMAP_TESTS=OFF >/dev/null
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTOKMAP_TESTS=OFF >/dev/null
+fi
 cmake --build "$build" --target tokmap >/dev/null
 export TOKMAP_BIN="$build/tokmap"
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(git -C "$root" rev-parse --short HEAD)"

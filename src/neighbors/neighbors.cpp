@@ -5,6 +5,11 @@
 
 #include <algorithm>
 #include <cmath>
+#if defined(__SANITIZE_ADDRESS__)
+// hnswlib 0.6.2's SSE prefetches read one link past the end of a neighbour list (harmless, but
+// AddressSanitizer stops on it); sanitizer builds use its plain loops.
+#define NO_MANUAL_VECTORIZATION
+#endif
 #include <hnswlib/hnswlib.h>
 #include <limits>
 #include <memory>

@@ -99,6 +99,7 @@ class SpaceTree {
     node.begin = begin;
     node.end = end;
     node.count = end - begin;
+    if (node.count == 0) return;
     std::array<double, D> com{};
     bool identical = true;
     const float* first = y_.data() + static_cast<std::size_t>(perm_[begin]) * D;

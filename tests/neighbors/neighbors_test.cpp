@@ -80,7 +80,7 @@ TEST(Neighbors, DuplicatesAreNeighboursButNotSelf) {
 }
 
 TEST(Neighbors, HnswRecallAtLeast098) {
-  const std::size_t n = 4000, d = 20, k = 30;
+  const std::size_t n = 2500, d = 20, k = 30;
   const auto x = blobs(n, d, 12, 2);
   for (auto metric : {nb::Metric::euclidean, nb::Metric::cosine}) {
     nb::KnnOptions options;
@@ -95,7 +95,7 @@ TEST(Neighbors, HnswRecallAtLeast098) {
 }
 
 TEST(Neighbors, DeterministicAcrossThreadCounts) {
-  const std::size_t n = 2000, d = 16, k = 15;
+  const std::size_t n = 1200, d = 16, k = 15;
   const auto x = blobs(n, d, 8, 3);
   for (auto algorithm : {nb::Algorithm::exact, nb::Algorithm::hnsw}) {
     nb::KnnOptions options;
