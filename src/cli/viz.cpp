@@ -1,6 +1,10 @@
 #include "cli/viz.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -82,11 +86,6 @@ std::string format(const char* pattern, double value) {
   return buffer;
 }
 
-std::string safe_name(const std::string& name) {
-  std::string out;
-  for (const char c : name) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '_';
-  return out;
-}
 
 // The report is built in a temporary sibling folder and moved into place at the end, so a
 // failed or interrupted run never leaves a half-written report.
@@ -138,6 +137,34 @@ class StagingFolder {
   fs::path staging_;
   bool committed_ = false;
 };
+
+// Runs job(0..count-1) on up to `threads` threads (the calling thread is one of them) and calls
+// `tick` on the calling thread after each of its jobs. The first exception is rethrown.
+void run_parallel(std::size_t count, int threads, const std::function<void(std::size_t)>& job,
+                  const std::function<void()>& tick = {}) {
+  std::atomic<std::size_t> next{0};
+  std::exception_ptr failure;
+  std::mutex failure_mutex;
+  auto work = [&](bool main_thread) {
+    for (std::size_t i; (i = next++) < count;) {
+      try {
+        job(i);
+      } catch (...) {
+        std::lock_guard lock(failure_mutex);
+        if (!failure) failure = std::current_exception();
+        next = count;  // stop handing out work
+      }
+      if (main_thread && tick) tick();
+    }
+  };
+  {
+    std::vector<std::jthread> workers;
+    const std::size_t extra = std::min<std::size_t>(count, std::max(1, threads)) - (count > 0 ? 1 : 0);
+    for (std::size_t w = 0; w < extra; ++w) workers.emplace_back([&] { work(false); });
+    work(true);
+  }
+  if (failure) std::rethrow_exception(failure);
+}
 
 }  // namespace
 
@@ -304,78 +331,106 @@ void run_viz(const VizOptions& options) {
   }
 
   // --- Maps ----------------------------------------------------------------------------------
-  std::size_t runs_total = 0, runs_done = 0;
-  for (const auto& s : states) runs_total += s.layers.size() * perplexities.size() * options.dims.size() * options.seeds;
-  Progress progress(options.common, "t-SNE", runs_total);
-  std::vector<std::string> warnings_seen;
+  // A chain is one (model, perplexity, dims): its layers run in order, each map starting from
+  // the previous layer's. Chains are independent, so small inputs run several chains at once,
+  // each t-SNE on one thread (at a few hundred points, threads inside one t-SNE mostly wait);
+  // large inputs run one chain at a time with every thread. The output does not depend on it.
+  struct Chain {
+    std::size_t model = 0;
+    double perplexity = 0;
+    int dims = 2;
+    std::vector<report::Map> maps;  // one per layer of the model
+    std::vector<std::string> warnings;
+  };
+  std::vector<Chain> chains;
   for (std::size_t m = 0; m < states.size(); ++m) {
-    const auto& s = states[m];
     for (const double perplexity : perplexities) {
-      for (const int dims : options.dims) {
-        std::optional<std::size_t> previous;  // index in data.maps of the previous layer's map
-        for (std::size_t l = 0; l < s.layers.size(); ++l) {
-          const analysis::Matrix x{s.hidden[l], n, s.width};
-          report::Map map;
-          map.model = static_cast<int>(m);
-          map.layer = s.layers[l];
-          map.perplexity = perplexity;
-          map.dims = dims;
-          std::vector<std::vector<float>> seed_maps;
-          for (int k = 0; k < options.seeds; ++k) {
-            tsne::TsneOptions t;
-            t.dims = dims;
-            t.perplexity = perplexity;
-            t.seed = options.seed + static_cast<std::uint64_t>(k);
-            t.iterations = options.iterations;
-            t.metric = metric;
-            t.threads = options.threads;
-            if (k == 0 && previous) {
-              // Start from the previous layer's map so consecutive layers line up.
-              t.init = tsne::Init::given;
-              t.initial_embedding = data.maps[*previous].coords;
-            } else if (k > 0) {
-              t.init = tsne::Init::random;  // PCA init would make every seed identical
-            }
-            auto result = tsne::run_tsne(x.data, n, s.width, t);
-            for (const auto& w : result.warnings) {
-              if (std::find(warnings_seen.begin(), warnings_seen.end(), w) == warnings_seen.end()) {
-                warn(options.common, w);
-                warnings_seen.push_back(w);
-              }
-            }
-            if (k == 0) map.kl = result.kl;
-            seed_maps.push_back(std::move(result.embedding));
-            progress.update(++runs_done);
-          }
-          // Align to the previous layer (rotation/reflection/scale) so the slider moves points
-          // only as much as the layers differ.
-          map.coords = seed_maps[0];
-          if (previous) {
-            analysis::procrustes_align(map.coords, {data.maps[*previous].coords, n, std::size_t(dims)},
-                                       {seed_maps[0], n, std::size_t(dims)});
-          }
-          analysis::QualityOptions quality_options;
-          quality_options.metric = metric;
-          const auto quality = analysis::map_quality(x, {map.coords, n, std::size_t(dims)}, quality_options);
-          map.trustworthiness = quality.trustworthiness;
-          map.continuity = quality.continuity;
-          map.knn_preservation = quality.knn_preservation;
-          if (options.seeds > 1) {
-            std::vector<analysis::Matrix> maps;
-            maps.push_back({map.coords, n, std::size_t(dims)});
-            for (std::size_t k = 1; k < seed_maps.size(); ++k) maps.push_back({seed_maps[k], n, std::size_t(dims)});
-            auto stable = analysis::stability(maps);
-            map.stability = stable.overall;
-            map.point_stability = stable.per_point;
-            for (std::size_t k = 1; k < stable.aligned.size(); ++k) map.seed_coords.push_back(std::move(stable.aligned[k]));
-          }
-          data.maps.push_back(std::move(map));
-          previous = data.maps.size() - 1;
-        }
-      }
+      for (const int dims : options.dims) chains.push_back({m, perplexity, dims, {}, {}});
     }
   }
-  progress.finish();
+  const int cores = options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const bool small = n < 2000;
+  const int tsne_threads = small ? 1 : cores;
+  std::atomic<std::size_t> runs_done{0};
+  std::size_t runs_total = 0;
+  for (const auto& chain : chains) runs_total += states[chain.model].layers.size() * static_cast<std::size_t>(options.seeds);
+
+  auto run_chain = [&](Chain& chain) {
+    const auto& s = states[chain.model];
+    const int dims = chain.dims;
+    for (std::size_t l = 0; l < s.layers.size(); ++l) {
+      const analysis::Matrix x{s.hidden[l], n, s.width};
+      report::Map map;
+      map.model = static_cast<int>(chain.model);
+      map.layer = s.layers[l];
+      map.perplexity = chain.perplexity;
+      map.dims = dims;
+      std::vector<std::vector<float>> seed_maps;
+      for (int k = 0; k < options.seeds; ++k) {
+        tsne::TsneOptions t;
+        t.dims = dims;
+        t.perplexity = chain.perplexity;
+        t.seed = options.seed + static_cast<std::uint64_t>(k);
+        t.iterations = options.iterations;
+        t.metric = metric;
+        t.threads = tsne_threads;
+        if (k == 0 && !chain.maps.empty()) {
+          // Start from the previous layer's map so consecutive layers line up.
+          t.init = tsne::Init::given;
+          t.initial_embedding = chain.maps.back().coords;
+        } else if (k > 0) {
+          t.init = tsne::Init::random;  // PCA init would make every seed identical
+        }
+        auto result = tsne::run_tsne(x.data, n, s.width, t);
+        for (auto& w : result.warnings) {
+          if (std::find(chain.warnings.begin(), chain.warnings.end(), w) == chain.warnings.end()) {
+            chain.warnings.push_back(std::move(w));
+          }
+        }
+        if (k == 0) map.kl = result.kl;
+        seed_maps.push_back(std::move(result.embedding));
+        ++runs_done;
+      }
+      // Align to the previous layer (rotation/reflection/scale) so the slider moves points
+      // only as much as the layers differ.
+      map.coords = seed_maps[0];
+      if (!chain.maps.empty()) {
+        analysis::procrustes_align(map.coords, {chain.maps.back().coords, n, std::size_t(dims)},
+                                   {seed_maps[0], n, std::size_t(dims)});
+      }
+      analysis::QualityOptions quality_options;
+      quality_options.metric = metric;
+      const auto quality = analysis::map_quality(x, {map.coords, n, std::size_t(dims)}, quality_options);
+      map.trustworthiness = quality.trustworthiness;
+      map.continuity = quality.continuity;
+      map.knn_preservation = quality.knn_preservation;
+      if (options.seeds > 1) {
+        std::vector<analysis::Matrix> maps;
+        maps.push_back({map.coords, n, std::size_t(dims)});
+        for (std::size_t k = 1; k < seed_maps.size(); ++k) maps.push_back({seed_maps[k], n, std::size_t(dims)});
+        auto stable = analysis::stability(maps);
+        map.stability = stable.overall;
+        map.point_stability = stable.per_point;
+        for (std::size_t k = 1; k < stable.aligned.size(); ++k) map.seed_coords.push_back(std::move(stable.aligned[k]));
+      }
+      chain.maps.push_back(std::move(map));
+    }
+  };
+  {
+    Progress progress(options.common, "t-SNE", runs_total);
+    run_parallel(chains.size(), small ? cores : 1, [&](std::size_t i) { run_chain(chains[i]); },
+                 [&] { progress.update(runs_done.load()); });
+  }
+  std::vector<std::string> warnings_seen;
+  for (auto& chain : chains) {
+    for (const auto& w : chain.warnings) {
+      if (std::find(warnings_seen.begin(), warnings_seen.end(), w) == warnings_seen.end()) {
+        warn(options.common, w);
+        warnings_seen.push_back(w);
+      }
+    }
+    for (auto& map : chain.maps) data.maps.push_back(std::move(map));
+  }
 
   // --- Comparison across models: the same tokens' neighbourhoods at matching depth -------------
   for (std::size_t m = 1; m < states.size(); ++m) {
@@ -421,20 +476,20 @@ void run_viz(const VizOptions& options) {
     }
     std::vector<std::string> labels(n);
     for (std::size_t i = 0; i < n; ++i) labels[i] = data.tokens[i].display;
-    auto find_analysis = [&](int model, int layer) -> const report::Analysis& {
-      for (const auto& a : data.analysis) {
-        if (a.model == model && a.layer == layer) return a;
-      }
-      throw Error("internal: analysis missing");
-    };
-    auto label_order = [&](const report::Analysis& a) {
-      std::vector<std::uint32_t> order;
+    // Label priority per (model, layer): outliers first (highlighted tokens always lead).
+    std::map<std::pair<int, int>, std::vector<std::uint32_t>> label_orders;
+    for (const auto& a : data.analysis) {
+      auto& order = label_orders[{a.model, a.layer}];
       for (const auto i : a.top_outliers) order.push_back(static_cast<std::uint32_t>(i));
       for (std::size_t i = 0; i < n; ++i) {
         if (std::find(order.begin(), order.end(), i) == order.end()) order.push_back(static_cast<std::uint32_t>(i));
       }
-      return order;
+    }
+    auto label_order = [&](const report::Map& map) -> const std::vector<std::uint32_t>& {
+      return label_orders.at({map.model, map.layer});
     };
+    // Figures are independent files: render them in parallel.
+    std::vector<std::function<void()>> jobs;
     auto caption = [&](const report::Map& map) {
       return data.models[map.model] + " · layer " + std::to_string(map.layer) + " · perplexity " +
              format("%g", map.perplexity) + " · seed " + std::to_string(options.seed) + " · KL " +
@@ -444,35 +499,35 @@ void run_viz(const VizOptions& options) {
     };
     const std::vector<std::string> formats{".png", ".svg", ".pdf"};
     for (std::size_t m = 0; m < states.size(); ++m) {
-      const std::string model_name = safe_name(data.models[m]);
+      const std::string model_name = report::file_stem(data.models[m]);
       for (const double perplexity : perplexities) {
         const std::string ptag = "perplexity" + format("%g", perplexity);
-        std::vector<std::vector<std::uint32_t>> orders;
         std::vector<render::Panel> layer_panels;
-        orders.reserve(data.maps.size());
         for (const auto& map : data.maps) {
           if (map.model != int(m) || map.perplexity != perplexity) continue;
-          const auto& a = find_analysis(map.model, map.layer);
-          orders.push_back(label_order(a));
           render::Points points;
           points.dims = map.dims;
           points.coords = map.coords;
           points.colors = colors;
           points.labels = labels;
           points.emphasis = emphasis;
-          points.label_order = orders.back();
+          points.label_order = label_order(map);
           render::FigureOptions figure;
           figure.legend = legend;
           figure.caption = caption(map);
           const std::string base = model_name + "-layer" + std::to_string(map.layer) + "-" + ptag;
           if (map.dims == 2) {
-            for (const auto& ext : formats) render::render_scatter(dir / "figures" / (base + ext), points, figure);
+            for (const auto& ext : formats) {
+              jobs.push_back([=, &dir] { render::render_scatter(dir / "figures" / (base + ext), points, figure); });
+            }
             render::Panel panel;
             panel.title = "layer " + std::to_string(map.layer);
             panel.points = points;
             layer_panels.push_back(panel);
           } else if (map.layer == states[m].layers.back()) {
-            for (const auto& ext : formats) render::render_views(dir / "figures" / (base + "-3d" + ext), points, {}, figure);
+            for (const auto& ext : formats) {
+              jobs.push_back([=, &dir] { render::render_views(dir / "figures" / (base + "-3d" + ext), points, {}, figure); });
+            }
           }
         }
         if (layer_panels.size() > 1) {
@@ -483,17 +538,17 @@ void run_viz(const VizOptions& options) {
           grid.caption = data.models[m] + " · all layers · perplexity " + format("%g", perplexity) +
                          " · maps of consecutive layers initialised from each other and aligned";
           grid.style.max_labels = 25;
-          for (const auto& ext : formats) render::render_grid(dir / "figures" / (model_name + "-layers-" + ptag + ext), layer_panels, grid);
+          for (const auto& ext : formats) {
+            const fs::path out = dir / "figures" / (model_name + "-layers-" + ptag + ext);
+            jobs.push_back([=] { render::render_grid(out, layer_panels, grid); });
+          }
         }
       }
       if (perplexities.size() > 1 && std::find(options.dims.begin(), options.dims.end(), 2) != options.dims.end()) {
         std::vector<render::Panel> panels;
-        std::vector<std::vector<std::uint32_t>> orders;
-        orders.reserve(perplexities.size());
         const int last = states[m].layers.back();
         for (const auto& map : data.maps) {
           if (map.model != int(m) || map.layer != last || map.dims != 2) continue;
-          orders.push_back(label_order(find_analysis(map.model, map.layer)));
           render::Panel panel;
           panel.title = "perplexity " + format("%g", map.perplexity) + " · KL " + format("%.2f", map.kl);
           panel.points.dims = 2;
@@ -501,7 +556,7 @@ void run_viz(const VizOptions& options) {
           panel.points.colors = colors;
           panel.points.labels = labels;
           panel.points.emphasis = emphasis;
-          panel.points.label_order = orders.back();
+          panel.points.label_order = label_order(map);
           panels.push_back(panel);
         }
         render::FigureOptions grid;
@@ -510,9 +565,13 @@ void run_viz(const VizOptions& options) {
         grid.legend = legend;
         grid.caption = data.models[m] + " · layer " + std::to_string(last) + " across perplexities";
         grid.style.max_labels = 25;
-        for (const auto& ext : formats) render::render_grid(dir / "figures" / (model_name + "-layer" + std::to_string(last) + "-perplexities" + ext), panels, grid);
+        for (const auto& ext : formats) {
+          const fs::path out = dir / "figures" / (model_name + "-layer" + std::to_string(last) + "-perplexities" + ext);
+          jobs.push_back([=] { render::render_grid(out, panels, grid); });
+        }
       }
     }
+    run_parallel(jobs.size(), cores, [&](std::size_t i) { jobs[i](); });
   }
   staging.commit();
 

@@ -79,6 +79,16 @@ std::string format_number(double value) {
 
 }  // namespace
 
+std::string file_stem(std::string_view name) {
+  std::string out;
+  for (const char c : name) {
+    const bool keep = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+    out += keep ? c : '_';
+  }
+  while (!out.empty() && out.front() == '.') out.front() = '_';  // no hidden files, no ".."
+  return out.empty() ? "model" : out;
+}
+
 std::string token_kind(std::string_view display, int position, bool special) {
   if (special) return "special";
   const bool leading_space = !display.empty() && display.front() == ' ';
@@ -256,7 +266,7 @@ void write_projector(const fs::path& folder, const ReportData& data,
       throw Error("Projector export: tensor for layer " + std::to_string(tensor.layer) + " has the wrong size");
     }
     const std::string name = e == 0 ? "tensors.tsv"
-                                    : "tensors-" + data.models[tensor.model] + "-layer" +
+                                    : "tensors-" + file_stem(data.models[tensor.model]) + "-layer" +
                                           std::to_string(tensor.layer) + ".tsv";
     std::string values;
     values.reserve(n * tensor.width * 10);

@@ -25,6 +25,9 @@ struct Token {
   std::string kind;  // word, continuation, punctuation, number, special
 };
 
+// A model name as a file-name part: "openai-community/gpt2" -> "openai-community_gpt2".
+std::string file_stem(std::string_view name);
+
 // The kind of a token from its display form (see docs/REPORT_FORMAT.md).
 std::string token_kind(std::string_view display, int position, bool special);
 
