@@ -11,6 +11,7 @@
 #include <sstream>
 #include <string>
 #include <vector>
+#include "support/temp_dir.hpp"
 
 namespace tokmap::cli_test {
 
@@ -19,22 +20,7 @@ namespace fs = std::filesystem;
 inline const fs::path kData = TOKMAP_TEST_DATA;
 inline const fs::path kModels = TOKMAP_MODELS_DIR;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "tokmap-cli-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-  const fs::path& path() const { return path_; }
-  std::size_t file_count() const {
-    return std::distance(fs::directory_iterator(path_), fs::directory_iterator{});
-  }
-
- private:
-  fs::path path_;
-};
+using tokmap::test_support::TempDir;
 
 struct Result {
   int code = -1;

@@ -6,25 +6,14 @@
 #include <fstream>
 
 #include "io/io.hpp"
+#include "support/temp_dir.hpp"
 
 namespace tokmap::io {
 namespace {
 
 using ::testing::HasSubstr;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "tokmap-io-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using tokmap::test_support::TempDir;
 
 std::string error_of(auto&& fn) {
   try {

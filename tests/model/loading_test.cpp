@@ -7,6 +7,7 @@
 
 #include "io/io.hpp"
 #include "model/model.hpp"
+#include "support/temp_dir.hpp"
 
 namespace tokmap::model {
 namespace {
@@ -15,18 +16,7 @@ using ::testing::HasSubstr;
 const fs::path kData = TOKMAP_TEST_DATA;
 const fs::path kModels = TOKMAP_MODELS_DIR;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "tokmap-test-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using tokmap::test_support::TempDir;
 
 void write(const fs::path& path, std::string_view text) {
   fs::create_directories(path.parent_path());
