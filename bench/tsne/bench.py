@@ -8,7 +8,9 @@ Run through bench/tsne/run.sh (which builds tokmap and sets the paths). Environm
   DIMS         2 or 3 (default 2)
   WORK         scratch folder outside git (default /tmp/tokmap-bench-tsne)
   FITSNE_BIN   FIt-SNE 1.2.1 binary (bin/fast_tsne built outside the repo); skipped if unset
-  PEERS        comma-separated subset of tokmap,sklearn,rtsne,fitsne (default all)
+  PEERS        comma-separated subset of tokmap,sklearn,rtsne,fitsne (default all); also
+               tokmap-bh, tokmap-fft, tokmap-exact for a fixed repulsion method, tokmap-nopca
+               for --pca 0 (kNN on the raw input, like scikit-learn and FIt-SNE)
   THREADS      threads for every tool (default: all cores)
 
 Every tool gets perplexity 30, PCA initialisation and its own default iteration count (tokmap
@@ -55,9 +57,9 @@ def exact_kl(x, y):
     return float(np.sum(p * np.log(np.maximum(p, 1e-300) / q)))
 
 
-def run_tokmap(x_path, out, dims, threads):
+def run_tokmap(x_path, out, dims, threads, extra=()):
     cmd = [os.environ["TOKMAP_BIN"], "tsne", "-i", x_path, "-o", out, "--dims", str(dims),
-           "--perplexity", str(PERPLEXITY), "--seed", "0"]
+           "--perplexity", str(PERPLEXITY), "--seed", "0", *extra]
     if threads:
         cmd += ["--threads", str(threads)]
     start = time.perf_counter()
@@ -147,7 +149,7 @@ def main():
     threads = int(os.environ.get("THREADS", "0"))
     work = os.environ.get("WORK", "/tmp/tokmap-bench-tsne")
     os.makedirs(work, exist_ok=True)
-    peers = os.environ.get("PEERS", "tokmap,sklearn,rtsne,fitsne").split(",")
+    peers = os.environ.get("PEERS", "tokmap,tokmap-nopca,fitsne,sklearn,rtsne").split(",")
     if "fitsne" in peers and not os.environ.get("FITSNE_BIN"):
         print("FITSNE_BIN not set: skipping FIt-SNE", file=sys.stderr)
         peers.remove("fitsne")
@@ -160,6 +162,12 @@ def main():
         for peer in peers:
             if peer == "tokmap":
                 y, wall, own = run_tokmap(x_path, os.path.join(work, "tokmap-out.npy"), dims, threads)
+            elif peer == "tokmap-nopca":
+                y, wall, own = run_tokmap(x_path, os.path.join(work, "tokmap-out.npy"), dims,
+                                          threads, ["--pca", "0"])
+            elif peer.startswith("tokmap-"):  # tokmap-bh, tokmap-fft, tokmap-exact
+                y, wall, own = run_tokmap(x_path, os.path.join(work, "tokmap-out.npy"), dims,
+                                          threads, ["--method", peer.split("-", 1)[1]])
             elif peer == "sklearn":
                 y, wall, own = run_sklearn(x, dims, threads)
             elif peer == "rtsne":

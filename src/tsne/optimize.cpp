@@ -108,10 +108,15 @@ const char* method_name(Method method) {
   return "?";
 }
 
+// Measured on the Brown embeddings, 1 thread, 750 iterations (docs/BENCHMARKS.md):
+//   n = 1000: exact 1.95 s, Barnes-Hut 1.34 s, FFT 3.4 s; n = 2000: 7.3 / 3.3 / 4.1 s;
+//   n = 5000: Barnes-Hut 10.6 s (KL 1.23), FFT 9.4 s (KL 1.29); n = 10000: 26 s / 15 s.
+//   3-D: the FFT grid grows with the cube of the map's width, and was slower than Barnes-Hut
+//   at every size tried (n = 2000: Barnes-Hut 6.7 s, FFT > 10 min), so auto never picks it.
 Method choose_method(std::size_t n, int dims) {
-  if (n <= 1000 || dims < 2) return Method::exact;
+  if (n <= 500 || dims < 2) return Method::exact;
   if (dims == 2) return n < 5000 ? Method::barnes_hut : Method::fft;
-  return n < 20000 ? Method::barnes_hut : Method::fft;
+  return Method::barnes_hut;
 }
 
 namespace {
