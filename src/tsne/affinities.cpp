@@ -57,6 +57,73 @@ bool prepare_input(std::span<float> out, std::span<const float> in, std::size_t 
   return !all_same;
 }
 
+namespace {
+
+// Top-k eigenpairs of a symmetric (dim, dim) matrix in double: values descending, vectors as
+// columns of a column-major (dim, k) matrix in the same order.
+void top_eigenpairs(std::vector<double>& matrix, std::size_t dim, std::size_t k,
+                    std::vector<double>& values, std::vector<double>& vectors) {
+  const int dn = static_cast<int>(dim);
+  const int il = dn - static_cast<int>(k) + 1, iu = dn;
+  const double vl = 0, vu = 0, abstol = 0;
+  int m = 0, info = 0;
+  std::vector<double> w(dim), z(dim * k);
+  std::vector<int> isuppz(2 * dim);
+  int lwork = -1, liwork = -1, iwork_query = 0;
+  double work_query = 0;
+  dsyevr_("V", "I", "U", &dn, matrix.data(), &dn, &vl, &vu, &il, &iu, &abstol, &m, w.data(),
+          z.data(), &dn, isuppz.data(), &work_query, &lwork, &iwork_query, &liwork, &info, 1, 1, 1);
+  lwork = static_cast<int>(work_query);
+  liwork = iwork_query;
+  std::vector<double> work(static_cast<std::size_t>(std::max(lwork, 1)));
+  std::vector<int> iwork(static_cast<std::size_t>(std::max(liwork, 1)));
+  dsyevr_("V", "I", "U", &dn, matrix.data(), &dn, &vl, &vu, &il, &iu, &abstol, &m, w.data(),
+          z.data(), &dn, isuppz.data(), work.data(), &lwork, iwork.data(), &liwork, &info, 1, 1, 1);
+  if (info != 0 || m != static_cast<int>(k))
+    throw Error("PCA: eigen-decomposition failed (LAPACK dsyevr info " + std::to_string(info) + ")");
+  values.resize(k);
+  vectors.resize(dim * k);
+  for (std::size_t c = 0; c < k; ++c) {  // dsyevr returns ascending order
+    values[c] = w[k - 1 - c];
+    std::copy_n(z.data() + (k - 1 - c) * dim, dim, vectors.data() + c * dim);
+  }
+}
+
+// PCA through the Gram matrix G = Xc Xc^T (n < d): with G u = lambda u, the principal axis is
+// v = Xc^T u / sqrt(lambda) and the projection Xc v = sqrt(lambda) u. Signs follow the same rule
+// as the covariance path (largest-magnitude loading of v positive).
+void pca_gram(std::span<float> out, const std::vector<float>& centered, std::size_t n,
+              std::size_t d, std::size_t k) {
+  std::vector<double> x(centered.begin(), centered.end());
+  std::vector<double> gram(n * n, 0.0);
+  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, static_cast<int>(n), static_cast<int>(d),
+              1.0, x.data(), static_cast<int>(d), 0.0, gram.data(), static_cast<int>(n));
+  for (std::size_t a = 0; a < n; ++a)
+    for (std::size_t b = a + 1; b < n; ++b) gram[b * n + a] = gram[a * n + b];
+  std::vector<double> values, vectors;
+  top_eigenpairs(gram, n, k, values, vectors);
+  const double largest = std::max(values[0], 0.0);
+  std::vector<double> axis(d);
+  for (std::size_t c = 0; c < k; ++c) {
+    const double* u = vectors.data() + c * n;
+    // Directions with no variance (rank below k) project to 0, as the covariance path's would.
+    if (!(values[c] > 1e-12 * largest) || largest == 0.0) {
+      for (std::size_t i = 0; i < n; ++i) out[i * k + c] = 0.0f;
+      continue;
+    }
+    std::fill(axis.begin(), axis.end(), 0.0);
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < d; ++j) axis[j] += x[i * d + j] * u[i];
+    std::size_t arg = 0;
+    for (std::size_t j = 1; j < d; ++j)
+      if (std::abs(axis[j]) > std::abs(axis[arg])) arg = j;
+    const double scale = (axis[arg] < 0 ? -1.0 : 1.0) * std::sqrt(values[c]);
+    for (std::size_t i = 0; i < n; ++i) out[i * k + c] = static_cast<float>(scale * u[i]);
+  }
+}
+
+}  // namespace
+
 void pca(std::span<float> out, std::span<const float> in, std::size_t n, std::size_t d,
          std::size_t k) {
   if (k == 0 || k > d) throw Error("PCA: cannot keep " + std::to_string(k) + " of " +
@@ -70,6 +137,12 @@ void pca(std::span<float> out, std::span<const float> in, std::size_t n, std::si
     for (std::size_t j = 0; j < d; ++j)
       centered[i * d + j] = static_cast<float>(in[i * d + j] - mean[j]);
 
+  // Fewer points than dimensions (a sentence's tokens in a 768-wide model): decompose the
+  // (n, n) Gram matrix instead of the (d, d) covariance; same axes, far less work.
+  if (n < d && k <= n) {
+    pca_gram(out, centered, n, d, k);
+    return;
+  }
   // Covariance (upper triangle, row-major) accumulated in double over row blocks.
   std::vector<double> cov(d * d, 0.0);
   std::vector<float> block_cov(d * d);
@@ -86,31 +159,11 @@ void pca(std::span<float> out, std::span<const float> in, std::size_t n, std::si
     for (std::size_t b = a; b < d; ++b) cov[b * d + a] = cov[a * d + b];
 
   // Top-k eigenvectors (LAPACK dsyevr; symmetric, so row/column major agree).
-  const int dn = static_cast<int>(d);
-  const int il = dn - static_cast<int>(k) + 1, iu = dn;
-  const double vl = 0, vu = 0, abstol = 0;
-  int m = 0, info = 0;
-  std::vector<double> w(d), z(d * k);
-  std::vector<int> isuppz(2 * d);
-  int lwork = -1, liwork = -1, iwork_query = 0;
-  double work_query = 0;
-  dsyevr_("V", "I", "U", &dn, cov.data(), &dn, &vl, &vu, &il, &iu, &abstol, &m, w.data(),
-          z.data(), &dn, isuppz.data(), &work_query, &lwork, &iwork_query, &liwork, &info, 1, 1,
-          1);
-  lwork = static_cast<int>(work_query);
-  liwork = iwork_query;
-  std::vector<double> work(static_cast<std::size_t>(std::max(lwork, 1)));
-  std::vector<int> iwork(static_cast<std::size_t>(std::max(liwork, 1)));
-  dsyevr_("V", "I", "U", &dn, cov.data(), &dn, &vl, &vu, &il, &iu, &abstol, &m, w.data(),
-          z.data(), &dn, isuppz.data(), work.data(), &lwork, iwork.data(), &liwork, &info, 1, 1,
-          1);
-  if (info != 0 || m != static_cast<int>(k))
-    throw Error("PCA: eigen-decomposition failed (LAPACK dsyevr info " + std::to_string(info) +
-                ")");
-  // z is column-major d x m, ascending eigenvalues: component c = column (m - 1 - c).
+  std::vector<double> values, vectors;
+  top_eigenpairs(cov, d, k, values, vectors);
   std::vector<float> axes(d * k);  // (d, k) row-major
   for (std::size_t c = 0; c < k; ++c) {
-    const double* v = z.data() + (k - 1 - c) * d;
+    const double* v = vectors.data() + c * d;
     std::size_t arg = 0;
     for (std::size_t j = 1; j < d; ++j)
       if (std::abs(v[j]) > std::abs(v[arg])) arg = j;
