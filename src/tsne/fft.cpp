@@ -59,15 +59,23 @@ struct FftWorkspace::Impl {
   std::vector<fftwf_complex*> out_hat;
   fftwf_plan forward = nullptr;
   fftwf_plan backward = nullptr;
+  // 2-D: the transforms split into 1-D row and column passes, run in parallel by our own loop
+  // (each 1-D transform is the same plan whichever thread runs it), skipping the zero-padded
+  // rows on the way in and the unused rows on the way out.
+  static constexpr int kColumnBlock = 8;
+  fftwf_plan row_r2c = nullptr, row_c2r = nullptr;
+  fftwf_plan col_fwd = nullptr, col_bwd = nullptr, col_fwd_rest = nullptr, col_bwd_rest = nullptr;
   // The kernel transforms in kernel_hat are valid for this node spacing and dof.
   bool kernel_valid = false;
   double kernel_h = 0.0, kernel_dof = 0.0;
 
   void release() {
     std::lock_guard<std::mutex> lock(planner_mutex());
-    if (forward) fftwf_destroy_plan(forward);
-    if (backward) fftwf_destroy_plan(backward);
-    forward = backward = nullptr;
+    for (auto* plan : {&forward, &backward, &row_r2c, &row_c2r, &col_fwd, &col_bwd, &col_fwd_rest,
+                       &col_bwd_rest}) {
+      if (*plan) fftwf_destroy_plan(*plan);
+      *plan = nullptr;
+    }
     for (auto*& p : kernel_real) fftwf_free(p), p = nullptr;
     for (auto*& p : kernel_hat) fftwf_free(p), p = nullptr;
     for (auto* p : in_real) fftwf_free(p);
@@ -116,6 +124,28 @@ struct FftWorkspace::Impl {
     std::lock_guard<std::mutex> lock(planner_mutex());
     forward = fftwf_plan_dft_r2c(d, shape.data(), kernel_real[0], kernel_hat[0], FFTW_ESTIMATE);
     backward = fftwf_plan_dft_c2r(d, shape.data(), out_hat[0], out_real[0], FFTW_ESTIMATE);
+    if (d == 2) {
+      const int h = len / 2 + 1;
+      const unsigned flags = FFTW_ESTIMATE | FFTW_UNALIGNED;
+      row_r2c = fftwf_plan_many_dft_r2c(1, &len, 1, kernel_real[0], nullptr, 1, len, kernel_hat[0],
+                                        nullptr, 1, h, flags);
+      row_c2r = fftwf_plan_many_dft_c2r(1, &len, 1, out_hat[0], nullptr, 1, h, out_real[0],
+                                        nullptr, 1, len, flags);
+      const int rest = h % kColumnBlock;
+      const int block = kColumnBlock;
+      col_fwd = fftwf_plan_many_dft(1, &len, block, kernel_hat[0], nullptr, h, 1, kernel_hat[0],
+                                    nullptr, h, 1, FFTW_FORWARD, flags);
+      col_bwd = fftwf_plan_many_dft(1, &len, block, kernel_hat[0], nullptr, h, 1, kernel_hat[0],
+                                    nullptr, h, 1, FFTW_BACKWARD, flags);
+      if (rest > 0) {
+        col_fwd_rest = fftwf_plan_many_dft(1, &len, rest, kernel_hat[0], nullptr, h, 1,
+                                           kernel_hat[0], nullptr, h, 1, FFTW_FORWARD, flags);
+        col_bwd_rest = fftwf_plan_many_dft(1, &len, rest, kernel_hat[0], nullptr, h, 1,
+                                           kernel_hat[0], nullptr, h, 1, FFTW_BACKWARD, flags);
+      }
+      if (!row_r2c || !row_c2r || !col_fwd || !col_bwd || (rest > 0 && (!col_fwd_rest || !col_bwd_rest)))
+        throw Error("FFT: could not plan 1-D transforms of size " + std::to_string(len));
+    }
     if (!forward || !backward) throw Error("FFT: could not plan a transform of size " +
                                            std::to_string(len) + "^" + std::to_string(d));
   }
@@ -254,7 +284,7 @@ double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size
           out_row[o] = static_cast<float>(task == 0 ? w : wg);
         }
       }
-      fftwf_execute_dft_r2c(ws.forward, kr, ws.kernel_hat[task]);
+      if constexpr (D != 2) fftwf_execute_dft_r2c(ws.forward, kr, ws.kernel_hat[task]);
     } else {
       const int c = task - 2;
       float* grid = ws.in_real[c];
@@ -269,42 +299,118 @@ double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size
           g[node_offset[q]] += wq;
         }
       }
-      fftwf_execute_dft_r2c(ws.forward, grid, ws.in_hat[c]);
+      if constexpr (D != 2) fftwf_execute_dft_r2c(ws.forward, grid, ws.in_hat[c]);
     }
+  }
+  const int hcols = len / 2 + 1;
+  const int column_blocks = (hcols + FftWorkspace::Impl::kColumnBlock - 1) / FftWorkspace::Impl::kColumnBlock;
+  // One 1-D column pass over `count` arrays, in place.
+  const auto column_pass = [&](fftwf_complex* const* arrays, int count, bool forward_dir) {
+    const int items = count * column_blocks;
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (int item = 0; item < items; ++item) {
+      const int a = item / column_blocks, b = item % column_blocks;
+      const int first = b * FftWorkspace::Impl::kColumnBlock;
+      const bool rest = first + FftWorkspace::Impl::kColumnBlock > hcols;
+      fftwf_plan plan = forward_dir ? (rest ? ws.col_fwd_rest : ws.col_fwd)
+                                    : (rest ? ws.col_bwd_rest : ws.col_bwd);
+      fftwf_complex* at = arrays[a] + first;
+      fftwf_execute_dft(plan, at, at);
+    }
+  };
+  if constexpr (D == 2) {
+    // Forward row pass: every row of the kernel tables, the first m rows of the charges (the
+    // rest are zero padding: their transforms are zero).
+    std::vector<float*> re;
+    std::vector<fftwf_complex*> co;
+    std::vector<int> nonzero_rows;
+    if (!kernel_ready)
+      for (int k = 0; k < 2; ++k) {
+        re.push_back(ws.kernel_real[k]);
+        co.push_back(ws.kernel_hat[k]);
+        nonzero_rows.push_back(len);
+      }
+    for (int c = 0; c < kIn; ++c) {
+      re.push_back(ws.in_real[c]);
+      co.push_back(ws.in_hat[c]);
+      nonzero_rows.push_back(m);
+    }
+    const int arrays = static_cast<int>(re.size());
+    const int items = arrays * len;
+#pragma omp parallel for num_threads(threads) schedule(static, 16)
+    for (int item = 0; item < items; ++item) {
+      const int a = item / len, r = item % len;
+      fftwf_complex* out_row = co[a] + static_cast<std::size_t>(r) * hcols;
+      if (r < nonzero_rows[a])
+        fftwf_execute_dft_r2c(ws.row_r2c, re[a] + static_cast<std::size_t>(r) * len, out_row);
+      else
+        std::fill(&out_row[0][0], &out_row[0][0] + 2 * hcols, 0.0f);
+    }
+    column_pass(co.data(), arrays, true);
   }
   ws.kernel_valid = true;
   ws.kernel_h = h;
   ws.kernel_dof = dof;
-  // Phase 2: products with the kernel transforms and inverse FFTs; the last task is Parseval's
-  // sum for Z: sum_q c(q) (K1 * c)(q) = L^-D sum_k |c^(k)|^2 K1^(k) (K1^ is real: the kernel
-  // table is even), over the half spectrum with weight 2 for the mirrored columns.
+  // Phase 2: products with the kernel transforms and inverse FFTs, and Parseval's sum for Z:
+  // sum_q c(q) (K1 * c)(q) = L^-D sum_k |c^(k)|^2 K1^(k) (K1^ is real: the kernel table is
+  // even), over the half spectrum with weight 2 for the mirrored columns (per row, summed in
+  // row order).
   const std::size_t complex_size = ws.complex_size;
   const std::size_t half = static_cast<std::size_t>(len / 2 + 1);
-  double parseval = 0.0;
-#pragma omp parallel for num_threads(threads) schedule(static, 1)
-  for (int c = 0; c <= kOut; ++c) {
-    if (c == kOut) {
-      const fftwf_complex* ch = ws.in_hat[0];
-      const fftwf_complex* k1 = ws.kernel_hat[0];
-      double sum = 0.0;
-      for (std::size_t e = 0; e < complex_size; ++e) {
-        const std::size_t col = e % half;
-        const double weight = (col == 0 || col == half - 1) ? 1.0 : 2.0;
-        sum += weight * (static_cast<double>(ch[e][0]) * ch[e][0] +
-                         static_cast<double>(ch[e][1]) * ch[e][1]) * k1[e][0];
-      }
-      parseval = sum;
-      continue;
-    }
-    const fftwf_complex* in = ws.in_hat[c];
-    const fftwf_complex* k = ws.kernel_hat[1];
-    fftwf_complex* out = ws.out_hat[c];
-    for (std::size_t e = 0; e < complex_size; ++e) {
+  const std::size_t spectrum_rows = complex_size / half;
+  std::vector<double> parseval_row(spectrum_rows);
+  const auto multiply_rows = [&](int c, std::size_t row) {
+    const fftwf_complex* in = ws.in_hat[c] + row * half;
+    const fftwf_complex* k = ws.kernel_hat[1] + row * half;
+    fftwf_complex* out = ws.out_hat[c] + row * half;
+    for (std::size_t e = 0; e < half; ++e) {
       out[e][0] = in[e][0] * k[e][0] - in[e][1] * k[e][1];
       out[e][1] = in[e][0] * k[e][1] + in[e][1] * k[e][0];
     }
-    fftwf_execute_dft_c2r(ws.backward, out, ws.out_real[c]);
+  };
+  const auto parseval_of_row = [&](std::size_t row) {
+    const fftwf_complex* ch = ws.in_hat[0] + row * half;
+    const fftwf_complex* k1 = ws.kernel_hat[0] + row * half;
+    double sum = 0.0;
+    for (std::size_t col = 0; col < half; ++col) {
+      const double weight = (col == 0 || col == half - 1) ? 1.0 : 2.0;
+      sum += weight * (static_cast<double>(ch[col][0]) * ch[col][0] +
+                       static_cast<double>(ch[col][1]) * ch[col][1]) * k1[col][0];
+    }
+    parseval_row[row] = sum;
+  };
+  if constexpr (D == 2) {
+    const auto rows_total = static_cast<std::int64_t>(spectrum_rows);
+    const std::int64_t items = (kOut + 1) * rows_total;
+#pragma omp parallel for num_threads(threads) schedule(static, 16)
+    for (std::int64_t item = 0; item < items; ++item) {
+      const auto c = static_cast<int>(item / rows_total);
+      const auto row = static_cast<std::size_t>(item % rows_total);
+      if (c == kOut) parseval_of_row(row);
+      else multiply_rows(c, row);
+    }
+    std::vector<fftwf_complex*> outs(ws.out_hat.begin(), ws.out_hat.end());
+    column_pass(outs.data(), kOut, false);
+    const int row_items = kOut * m;
+#pragma omp parallel for num_threads(threads) schedule(static, 16)
+    for (int item = 0; item < row_items; ++item) {
+      const int c = item / m, r = item % m;
+      fftwf_execute_dft_c2r(ws.row_c2r, ws.out_hat[c] + static_cast<std::size_t>(r) * half,
+                            ws.out_real[c] + static_cast<std::size_t>(r) * len);
+    }
+  } else {
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (int c = 0; c <= kOut; ++c) {
+      if (c == kOut) {
+        for (std::size_t row = 0; row < spectrum_rows; ++row) parseval_of_row(row);
+        continue;
+      }
+      for (std::size_t row = 0; row < spectrum_rows; ++row) multiply_rows(c, row);
+      fftwf_execute_dft_c2r(ws.backward, ws.out_hat[c], ws.out_real[c]);
+    }
   }
+  double parseval = 0.0;
+  for (double v : parseval_row) parseval += v;
   // Gather: interpolate the node potentials back to the points.
   const double scale = 1.0 / static_cast<double>(real_size);
 #pragma omp parallel for num_threads(threads) schedule(static, 1024)
