@@ -23,6 +23,10 @@ namespace {
 
 int thread_count(int requested) { return requested > 0 ? requested : omp_get_max_threads(); }
 
+// Below a few thousand rows a second OpenMP thread costs more (team start, idle spinning) than
+// the work it takes over; results are identical either way.
+int thread_count_for(std::size_t n, int requested) { return n < 2048 ? 1 : thread_count(requested); }
+
 void check_arguments(std::span<const float> data, std::size_t n, std::size_t d,
                      const KnnOptions& options) {
   if (n < 2) throw Error("k-nearest neighbours need at least 2 rows, got " + std::to_string(n));
@@ -106,7 +110,7 @@ KnnResult knn_exact(std::span<const float> data, std::size_t n, std::size_t d,
                     const KnnOptions& options) {
   check_arguments(data, n, d, options);
   const std::size_t k = options.k;
-  const int threads = thread_count(options.threads);
+  const int threads = thread_count_for(n, options.threads);
   std::vector<float> normalized;
   std::span<const float> x = data;
   if (options.metric == Metric::cosine) {
@@ -172,7 +176,7 @@ KnnResult knn_hnsw(std::span<const float> data, std::size_t n, std::size_t d,
                    const KnnOptions& options) {
   check_arguments(data, n, d, options);
   const std::size_t k = options.k;
-  const int threads = thread_count(options.threads);
+  const int threads = thread_count_for(n, options.threads);
   std::vector<float> normalized;
   std::span<const float> x = data;
   std::unique_ptr<hnswlib::SpaceInterface<float>> space;
