@@ -17,7 +17,8 @@ inline std::filesystem::path scratch_file(const char* extension) {
   return dir / ("tokmap-fuzz-" + std::to_string(::getpid()) + extension);
 }
 
-inline void write_input(const std::filesystem::path& path, const std::uint8_t* data, std::size_t size) {
+inline void write_input(const std::filesystem::path& path, const std::uint8_t* data,
+                        std::size_t size) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
 }

@@ -64,13 +64,15 @@ std::vector<std::int64_t> ranks_of(const std::vector<float>& space, std::size_t 
     norms[i] = s;
   }
   std::vector<std::int64_t> ranks;
-  const std::size_t block = std::max<std::size_t>(1, std::min<std::size_t>(256, (1u << 24) / std::max<std::size_t>(n, 1)));
+  const std::size_t block = std::max<std::size_t>(
+      1, std::min<std::size_t>(256, (1u << 24) / std::max<std::size_t>(n, 1)));
   std::vector<float> dots(block * n);
   for (std::size_t i0 = 0; i0 < n; i0 += block) {
     const std::size_t rows = std::min(block, n - i0);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(n),
-                static_cast<int>(d), 1.0f, space.data() + i0 * d, static_cast<int>(d), space.data(),
-                static_cast<int>(d), 0.0f, dots.data(), static_cast<int>(n));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
+                static_cast<int>(n), static_cast<int>(d), 1.0f, space.data() + i0 * d,
+                static_cast<int>(d), space.data(), static_cast<int>(d), 0.0f, dots.data(),
+                static_cast<int>(n));
     for (std::size_t r = 0; r < rows; ++r) {
       const std::size_t i = i0 + r;
       const float* dot = dots.data() + r * n;
@@ -144,7 +146,8 @@ MapQuality map_quality(const Matrix& original, const Matrix& map, const QualityO
 
 double procrustes_align(std::span<float> out, const Matrix& target, const Matrix& moving) {
   check_rows(target, moving, "Procrustes alignment");
-  if (target.cols != moving.cols) throw Error("Procrustes alignment: maps have different dimensions");
+  if (target.cols != moving.cols)
+    throw Error("Procrustes alignment: maps have different dimensions");
   const std::size_t n = target.rows;
   const int dims = static_cast<int>(target.cols);
   std::vector<double> mean_t(dims, 0.0), mean_m(dims, 0.0);
@@ -165,7 +168,8 @@ double procrustes_align(std::span<float> out, const Matrix& target, const Matrix
     for (int a = 0; a < dims; ++a) {
       const double ma = moving.data[i * dims + a] - mean_m[a];
       moving_norm += ma * ma;
-      for (int b = 0; b < dims; ++b) m[a + b * dims] += ma * (target.data[i * dims + b] - mean_t[b]);
+      for (int b = 0; b < dims; ++b)
+        m[a + b * dims] += ma * (target.data[i * dims + b] - mean_t[b]);
     }
   }
   std::vector<double> s(dims), u(dims * dims), vt(dims * dims), work(64);
@@ -181,12 +185,14 @@ double procrustes_align(std::span<float> out, const Matrix& target, const Matrix
       for (int c = 0; c < dims; ++c) r[a + b * dims] += u[a + c * dims] * vt[c + b * dims];
     }
   }
-  const double scale = moving_norm > 0 ? std::accumulate(s.begin(), s.end(), 0.0) / moving_norm : 1.0;
+  const double scale =
+      moving_norm > 0 ? std::accumulate(s.begin(), s.end(), 0.0) / moving_norm : 1.0;
   double residual = 0;
   for (std::size_t i = 0; i < n; ++i) {
     for (int b = 0; b < dims; ++b) {
       double value = mean_t[b];
-      for (int a = 0; a < dims; ++a) value += scale * (moving.data[i * dims + a] - mean_m[a]) * r[a + b * dims];
+      for (int a = 0; a < dims; ++a)
+        value += scale * (moving.data[i * dims + a] - mean_m[a]) * r[a + b * dims];
       out[i * dims + b] = static_cast<float>(value);
       const double diff = value - target.data[i * dims + b];
       residual += diff * diff;
@@ -217,7 +223,8 @@ Stability stability(std::span<const Matrix> maps, std::size_t k) {
       }
     }
   }
-  result.overall = std::accumulate(result.per_point.begin(), result.per_point.end(), 0.0) / double(n);
+  result.overall =
+      std::accumulate(result.per_point.begin(), result.per_point.end(), 0.0) / double(n);
   for (const auto& map : maps) {
     result.aligned.emplace_back(map.data.size());
     procrustes_align(result.aligned.back(), maps[0], map);
@@ -245,14 +252,16 @@ std::vector<float> outlier_scores(const Matrix& original, const OutlierOptions& 
   };
   const double median = median_of(mean_distance);
   std::vector<float> deviation(n);
-  for (std::size_t i = 0; i < n; ++i) deviation[i] = std::fabs(mean_distance[i] - static_cast<float>(median));
+  for (std::size_t i = 0; i < n; ++i)
+    deviation[i] = std::fabs(mean_distance[i] - static_cast<float>(median));
   double mad = 1.4826 * median_of(deviation);
   if (mad <= 0) {  // more than half the points equally spaced: fall back to the mean deviation
     mad = 1.2533 * std::accumulate(deviation.begin(), deviation.end(), 0.0) / double(n);
   }
   std::vector<float> scores(n, 0.0f);
   if (mad > 0) {
-    for (std::size_t i = 0; i < n; ++i) scores[i] = static_cast<float>((mean_distance[i] - median) / mad);
+    for (std::size_t i = 0; i < n; ++i)
+      scores[i] = static_cast<float>((mean_distance[i] - median) / mad);
   }
   return scores;
 }
@@ -294,7 +303,8 @@ bool local_moves(const Graph& g, std::vector<std::int32_t>& community, double re
       double best_gain = weight_to[own] - resolution * tot[own] * ki / g.total;
       for (const auto c : touched) {
         const double gain = weight_to[c] - resolution * tot[c] * ki / g.total;
-        if (gain > best_gain + 1e-12 || (std::fabs(gain - best_gain) <= 1e-12 && c < best && best != own)) {
+        if (gain > best_gain + 1e-12 ||
+            (std::fabs(gain - best_gain) <= 1e-12 && c < best && best != own)) {
           best_gain = gain;
           best = c;
         }

@@ -32,7 +32,7 @@ struct MapQuality {
   double continuity = 0.0;        // 1 = no original neighbours torn apart
   double knn_preservation = 0.0;  // mean fraction of each point's k original neighbours kept
   std::vector<float> per_point_preservation;  // (n)
-  std::size_t k = 0;              // k actually used (lowered for tiny n)
+  std::size_t k = 0;                          // k actually used (lowered for tiny n)
 };
 
 // Exact O(n^2 (d + log n)) ranks; meant for the sizes a report shows (n up to ~20k).

@@ -72,8 +72,9 @@ int run(int argc, char** argv) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
 
-  CLI::App app{"tokmap: how a language model sees text. Tokenize with GPT-2's BPE, capture every\n"
-               "layer's token embeddings, and map them with t-SNE."};
+  CLI::App app{
+      "tokmap: how a language model sees text. Tokenize with GPT-2's BPE, capture every\n"
+      "layer's token embeddings, and map them with t-SNE."};
   app.name("tokmap");
   app.set_version_flag("--version", "tokmap 0.1.0");
   app.require_subcommand(1);

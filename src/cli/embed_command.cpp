@@ -91,10 +91,12 @@ void run_embed(const EmbedOptions& options) {
   progress.finish();
   writer.commit();
 
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   char summary[512];
   std::snprintf(summary, sizeof summary,
-                "wrote %s: %zu text(s), %zu tokens, %zu layer(s) x %d dims of %s (%.2fM parameters) in %.2f s",
+                "wrote %s: %zu text(s), %zu tokens, %zu layer(s) x %d dims of %s (%.2fM "
+                "parameters) in %.2f s",
                 options.out.c_str(), texts.size(), total, layers.size(), config.n_embd,
                 location.name.c_str(), model.parameter_count() / 1e6, seconds);
   info(options.common, summary);
@@ -108,19 +110,23 @@ void add_embed_command(CLI::App& app) {
       "embed", "Run the model and save every token's hidden state per layer (.safetensors)");
   add_model_flag(*command, options->model);
   add_text_input_flags(*command, options->input);
-  command->add_option("-l,--layers", options->layers,
-                      "Hidden states to keep: all, last, or a list such as 0,3,6 (0 = token + "
-                      "position embeddings, n_layer = last block after ln_f; negatives count from the end)")
+  command
+      ->add_option(
+          "-l,--layers", options->layers,
+          "Hidden states to keep: all, last, or a list such as 0,3,6 (0 = token + "
+          "position embeddings, n_layer = last block after ln_f; negatives count from the end)")
       ->capture_default_str();
-  command->add_option("-o,--out", options->out,
-                      "Output .safetensors: hidden_states F32 [layers, tokens, d], input_ids, "
-                      "text_index, position (I64 [tokens]), metadata layers/model/tokens/texts")
+  command
+      ->add_option("-o,--out", options->out,
+                   "Output .safetensors: hidden_states F32 [layers, tokens, d], input_ids, "
+                   "text_index, position (I64 [tokens]), metadata layers/model/tokens/texts")
       ->required();
   command->add_option("--threads", options->threads, "Threads (default: all cores)")
       ->check(CLI::NonNegativeNumber);
-  command->add_option("--window-stride", options->window_stride,
-                      "Texts longer than the model's context run in windows this many tokens "
-                      "apart (default: half the context)")
+  command
+      ->add_option("--window-stride", options->window_stride,
+                   "Texts longer than the model's context run in windows this many tokens "
+                   "apart (default: half the context)")
       ->check(CLI::NonNegativeNumber);
   add_common_flags(*command, options->common);
   command->callback([options] { run_embed(*options); });

@@ -9,12 +9,14 @@
 namespace tokmap::cli {
 
 void add_text_input_flags(CLI::App& command, TextInputOptions& options) {
-  auto* text = command.add_option("-t,--text", options.texts, "Text to process (repeat for several texts)");
+  auto* text =
+      command.add_option("-t,--text", options.texts, "Text to process (repeat for several texts)");
   auto* file = command.add_option("-f,--file", options.file,
                                   "File with one text per line (blank lines skipped)");
   text->excludes(file);
-  command.add_flag("--whole-file", options.whole_file,
-                   "With --file: the whole file, byte for byte, is one text")
+  command
+      .add_flag("--whole-file", options.whole_file,
+                "With --file: the whole file, byte for byte, is one text")
       ->needs(file);
   command.add_flag("--lossy", options.lossy,
                    "Replace invalid UTF-8 with U+FFFD (and warn) instead of failing");
@@ -48,7 +50,8 @@ std::vector<TextSource> read_texts(const TextInputOptions& options) {
     if (line.find_first_not_of(" \t\r\f\v") == std::string_view::npos) continue;
     texts.push_back({std::string(line), options.file + " line " + std::to_string(line_number)});
   }
-  if (texts.empty()) throw Error(options.file + ": no text (the file is empty or only blank lines)");
+  if (texts.empty())
+    throw Error(options.file + ": no text (the file is empty or only blank lines)");
   return texts;
 }
 

@@ -39,8 +39,9 @@ void run_tokenize(const TokenizeOptions& options) {
       out += item.source->origin + ": " + std::to_string(encoding.ids.size()) + " tokens\n";
       for (std::size_t i = 0; i < encoding.ids.size(); ++i) {
         out += "  " + std::to_string(i) + "\t" + std::to_string(encoding.ids[i]) + "\t[" +
-               tokenizer.display(encoding.ids[i]) + "]\t" + std::to_string(encoding.offsets[i].first) +
-               "-" + std::to_string(encoding.offsets[i].second) + "\n";
+               tokenizer.display(encoding.ids[i]) + "]\t" +
+               std::to_string(encoding.offsets[i].first) + "-" +
+               std::to_string(encoding.offsets[i].second) + "\n";
       }
     }
   }

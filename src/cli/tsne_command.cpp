@@ -51,7 +51,8 @@ std::vector<long> parse_layer_list(const std::string& text, const std::string& w
     while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
   };
   skip();
-  if (i >= text.size() || text[i] != '[') throw Error(where + ": metadata 'layers' is not a JSON list");
+  if (i >= text.size() || text[i] != '[')
+    throw Error(where + ": metadata 'layers' is not a JSON list");
   ++i;
   skip();
   if (i < text.size() && text[i] == ']') return layers;
@@ -119,14 +120,18 @@ io::Matrix read_input(const TsneCommandOptions& options) {
   if (options.layer_given && ext != ".safetensors")
     throw Error("--layer only applies to a .safetensors input", ErrorKind::usage);
   io::Matrix matrix;
-  if (ext == ".npy") matrix = io::read_npy(options.input);
-  else if (ext == ".tsv") matrix = io::read_delimited(options.input, '\t');
-  else if (ext == ".csv") matrix = io::read_delimited(options.input, ',');
-  else if (ext == ".safetensors") matrix = read_safetensors_layer(options.input, options);
+  if (ext == ".npy")
+    matrix = io::read_npy(options.input);
+  else if (ext == ".tsv")
+    matrix = io::read_delimited(options.input, '\t');
+  else if (ext == ".csv")
+    matrix = io::read_delimited(options.input, ',');
+  else if (ext == ".safetensors")
+    matrix = read_safetensors_layer(options.input, options);
   else
-    throw Error("--input " + options.input +
-                    ": unknown format (expected .npy, .tsv, .csv or .safetensors)",
-                ErrorKind::usage);
+    throw Error(
+        "--input " + options.input + ": unknown format (expected .npy, .tsv, .csv or .safetensors)",
+        ErrorKind::usage);
   if (matrix.rows == 0 || matrix.cols == 0)
     throw Error(options.input + ": the input has no " + (matrix.rows == 0 ? "rows" : "columns"));
   io::check_finite(matrix, options.input);
@@ -159,14 +164,22 @@ tsne::TsneOptions library_options(const TsneCommandOptions& o) {
     if (!(lr > 0) || !std::isfinite(lr)) usage("--learning-rate must be positive");
     t.learning_rate = lr;
   }
-  if (o.method == "auto") t.method = tsne::Method::automatic;
-  else if (o.method == "exact") t.method = tsne::Method::exact;
-  else if (o.method == "bh") t.method = tsne::Method::barnes_hut;
-  else if (o.method == "fft") t.method = tsne::Method::fft;
-  else usage("--method must be auto, exact, bh or fft, got '" + o.method + "'");
-  if (o.metric == "euclidean") t.metric = neighbors::Metric::euclidean;
-  else if (o.metric == "cosine") t.metric = neighbors::Metric::cosine;
-  else usage("--metric must be euclidean or cosine, got '" + o.metric + "'");
+  if (o.method == "auto")
+    t.method = tsne::Method::automatic;
+  else if (o.method == "exact")
+    t.method = tsne::Method::exact;
+  else if (o.method == "bh")
+    t.method = tsne::Method::barnes_hut;
+  else if (o.method == "fft")
+    t.method = tsne::Method::fft;
+  else
+    usage("--method must be auto, exact, bh or fft, got '" + o.method + "'");
+  if (o.metric == "euclidean")
+    t.metric = neighbors::Metric::euclidean;
+  else if (o.metric == "cosine")
+    t.metric = neighbors::Metric::cosine;
+  else
+    usage("--metric must be euclidean or cosine, got '" + o.metric + "'");
   if (o.pca == "auto") {
     t.pca_dims = -1;
   } else {
@@ -238,8 +251,10 @@ void run_tsne_command(TsneCommandOptions& options) {
   output.rows = result.n;
   output.cols = static_cast<std::size_t>(result.dims);
   output.data = result.embedding;
-  if (out_ext == ".npy") io::write_npy(options.out, output);
-  else io::write_delimited(options.out, output, out_ext == ".tsv" ? '\t' : ',');
+  if (out_ext == ".npy")
+    io::write_npy(options.out, output);
+  else
+    io::write_delimited(options.out, output, out_ext == ".tsv" ? '\t' : ',');
 
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -256,29 +271,34 @@ void add_tsne_command(CLI::App& app) {
   auto options = std::make_shared<TsneCommandOptions>();
   auto* command = app.add_subcommand(
       "tsne", "t-SNE map of a matrix (.npy, .tsv, .csv) or of one layer of a 'tokmap embed' file");
-  command->add_option("-i,--input", options->input,
-                      "Input: .npy (float32/float64, 2-D), .tsv/.csv (numbers only) or an "
-                      "embeddings .safetensors (with --layer)")
+  command
+      ->add_option("-i,--input", options->input,
+                   "Input: .npy (float32/float64, 2-D), .tsv/.csv (numbers only) or an "
+                   "embeddings .safetensors (with --layer)")
       ->required();
   command->add_option("-o,--out", options->out, "Output: .npy (float32), .tsv or .csv")->required();
   command->add_option("--dims", options->dims, "Map dimensions: 2 or 3")->capture_default_str();
-  command->add_option("--perplexity", options->perplexity, "Perplexity (lowered to (N-1)/3 if >= N)")
+  command
+      ->add_option("--perplexity", options->perplexity, "Perplexity (lowered to (N-1)/3 if >= N)")
       ->capture_default_str();
   command->add_option("--seed", options->seed, "Random seed")->capture_default_str();
-  command->add_option("--iterations", options->iterations,
-                      "Total iterations (the first 250 with early exaggeration)")
+  command
+      ->add_option("--iterations", options->iterations,
+                   "Total iterations (the first 250 with early exaggeration)")
       ->capture_default_str();
-  command->add_option("--early-exaggeration", options->early_exaggeration,
-                      "Early exaggeration factor")
+  command
+      ->add_option("--early-exaggeration", options->early_exaggeration, "Early exaggeration factor")
       ->capture_default_str();
-  command->add_option("--learning-rate", options->learning_rate,
-                      "'auto' (= max(N / early exaggeration, 50)) or a number")
+  command
+      ->add_option("--learning-rate", options->learning_rate,
+                   "'auto' (= max(N / early exaggeration, 50)) or a number")
       ->capture_default_str();
   command->add_option("--method", options->method, "auto, exact, bh (Barnes-Hut) or fft")
       ->capture_default_str();
   command->add_option("--metric", options->metric, "euclidean or cosine")->capture_default_str();
-  command->add_option("--pca", options->pca,
-                      "Reduce to this many dimensions first (auto: 50 when D > 50; 0: off)")
+  command
+      ->add_option("--pca", options->pca,
+                   "Reduce to this many dimensions first (auto: 50 when D > 50; 0: off)")
       ->capture_default_str();
   command->add_option("--init", options->init, "pca, random, or a .npy file (N x dims)")
       ->capture_default_str();

@@ -2,17 +2,17 @@
 
 #include <algorithm>
 #include <atomic>
-#include <functional>
-#include <mutex>
-#include <thread>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <map>
-#include <cerrno>
 #include <cstring>
+#include <functional>
+#include <map>
+#include <mutex>
 #include <numeric>
 #include <optional>
+#include <thread>
 
 #include "analysis/analysis.hpp"
 #include "io/io.hpp"
@@ -45,7 +45,8 @@ neighbors::Metric parse_metric(const std::string& name) {
 void normalize_rows(std::vector<float>& x, std::size_t n, std::size_t d, const std::string& how) {
   if (how == "none") return;
   if (how != "center" && how != "spherize") {
-    throw Error("--normalize must be none, center or spherize, not '" + how + "'", ErrorKind::usage);
+    throw Error("--normalize must be none, center or spherize, not '" + how + "'",
+                ErrorKind::usage);
   }
   std::vector<double> mean(d, 0.0);
   for (std::size_t i = 0; i < n; ++i) {
@@ -76,7 +77,8 @@ std::string lowercase_trimmed(std::string_view text) {
 std::string short_text(const std::string& text, std::size_t max_bytes) {
   if (text.size() <= max_bytes) return text;
   std::size_t cut = max_bytes;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // UTF-8 boundary
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80)
+    --cut;  // UTF-8 boundary
   return text.substr(0, cut) + "…";
 }
 
@@ -86,7 +88,6 @@ std::string format(const char* pattern, double value) {
   return buffer;
 }
 
-
 // The report is built in a temporary sibling folder and moved into place at the end, so a
 // failed or interrupted run never leaves a half-written report.
 class StagingFolder {
@@ -95,14 +96,16 @@ class StagingFolder {
     const fs::path parent = target_.has_parent_path() ? target_.parent_path() : fs::path(".");
     std::error_code ec;
     if (!fs::is_directory(parent, ec)) {
-      throw Error(target_.string() + ": cannot write: folder " + parent.string() + " does not exist");
+      throw Error(target_.string() + ": cannot write: folder " + parent.string() +
+                  " does not exist");
     }
     if (fs::exists(target_, ec) && !fs::is_directory(target_, ec)) {
       throw Error(target_.string() + ": exists and is not a folder");
     }
     std::string pattern = (parent / ("." + target_.filename().string() + ".tmp-XXXXXX")).string();
     if (::mkdtemp(pattern.data()) == nullptr) {
-      throw Error(target_.string() + ": cannot create a folder next to it: " + std::strerror(errno));
+      throw Error(target_.string() +
+                  ": cannot create a folder next to it: " + std::strerror(errno));
     }
     staging_ = pattern;
     io::register_pending_folder(staging_);
@@ -121,11 +124,14 @@ class StagingFolder {
     if (fs::exists(target_, ec)) {
       old = staging_.string() + ".old";
       fs::rename(target_, old, ec);
-      if (ec) throw Error(target_.string() + ": cannot replace the existing folder: " + ec.message());
+      if (ec)
+        throw Error(target_.string() + ": cannot replace the existing folder: " + ec.message());
     }
     // mkdtemp made the folder private; a report is meant to be shared like any output.
-    fs::permissions(staging_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                                  fs::perms::others_read | fs::perms::others_exec, ec);
+    fs::permissions(staging_,
+                    fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                        fs::perms::others_read | fs::perms::others_exec,
+                    ec);
     fs::rename(staging_, target_, ec);
     if (ec) throw Error(target_.string() + ": cannot move the report into place: " + ec.message());
     committed_ = true;
@@ -159,7 +165,8 @@ void run_parallel(std::size_t count, int threads, const std::function<void(std::
   };
   {
     std::vector<std::jthread> workers;
-    const std::size_t extra = std::min<std::size_t>(count, std::max(1, threads)) - (count > 0 ? 1 : 0);
+    const std::size_t extra =
+        std::min<std::size_t>(count, std::max(1, threads)) - (count > 0 ? 1 : 0);
     for (std::size_t w = 0; w < extra; ++w) workers.emplace_back([&] { work(false); });
     work(true);
   }
@@ -214,8 +221,9 @@ void run_viz(const VizOptions& options) {
         }
       }
       if (kept_text.size() < 4) {
-        throw Error("viz needs at least 4 tokens to map, got " + std::to_string(kept_text.size()) +
-                    (options.exclude_first ? " (first tokens excluded; --include-first keeps them)" : ""));
+        throw Error(
+            "viz needs at least 4 tokens to map, got " + std::to_string(kept_text.size()) +
+            (options.exclude_first ? " (first tokens excluded; --include-first keeps them)" : ""));
       }
     } else {
       for (std::size_t t = 0; t < encoded.size(); ++t) {
@@ -242,7 +250,8 @@ void run_viz(const VizOptions& options) {
         const auto row = row_of[h.text_index][h.first_token + i];
         if (row < 0) continue;
         for (std::size_t l = 0; l < h.layers.size(); ++l) {
-          std::copy_n(h.layers[l].data() + i * h.width, h.width, s.hidden[l].data() + row * h.width);
+          std::copy_n(h.layers[l].data() + i * h.width, h.width,
+                      s.hidden[l].data() + row * h.width);
         }
       }
     });
@@ -268,7 +277,8 @@ void run_viz(const VizOptions& options) {
     token.offset = encoding.offsets[p];
     token.kind = report::token_kind(token.display, token.position,
                                     id == first_tokenizer->special_token_id("<|endoftext|>"));
-    if (std::find(highlight.begin(), highlight.end(), lowercase_trimmed(token.display)) != highlight.end()) {
+    if (std::find(highlight.begin(), highlight.end(), lowercase_trimmed(token.display)) !=
+        highlight.end()) {
       emphasis[i] = 1;
     }
     data.tokens.push_back(std::move(token));
@@ -277,7 +287,8 @@ void run_viz(const VizOptions& options) {
   for (const auto& s : states) data.models.push_back(s.name);
   {
     std::vector<int> all_layers;
-    for (const auto& s : states) all_layers.insert(all_layers.end(), s.layers.begin(), s.layers.end());
+    for (const auto& s : states)
+      all_layers.insert(all_layers.end(), s.layers.begin(), s.layers.end());
     std::sort(all_layers.begin(), all_layers.end());
     all_layers.erase(std::unique(all_layers.begin(), all_layers.end()), all_layers.end());
     data.layers = all_layers;
@@ -285,15 +296,17 @@ void run_viz(const VizOptions& options) {
   std::vector<double> perplexities = options.perplexities;
   if (perplexities.empty()) {
     perplexities.push_back(default_perplexity(n));
-    info(options.common, "perplexity " + format("%g", perplexities[0]) + " for " + std::to_string(n) +
-                             " tokens (set --perplexity to change)");
+    info(options.common, "perplexity " + format("%g", perplexities[0]) + " for " +
+                             std::to_string(n) + " tokens (set --perplexity to change)");
   }
   data.perplexities = perplexities;
-  for (int s = 0; s < options.seeds; ++s) data.seeds.push_back(options.seed + static_cast<std::uint64_t>(s));
+  for (int s = 0; s < options.seeds; ++s)
+    data.seeds.push_back(options.seed + static_cast<std::uint64_t>(s));
   data.dims = options.dims;
   data.settings = {options.metric, options.normalize, options.exclude_first, options.highlight};
-  data.title = "tokmap — " + data.models[0] + (data.models.size() > 1 ? " vs " + data.models[1] : "") +
-               ", " + std::to_string(texts.size()) + " text(s), " + std::to_string(n) + " tokens";
+  data.title = "tokmap — " + data.models[0] +
+               (data.models.size() > 1 ? " vs " + data.models[1] : "") + ", " +
+               std::to_string(texts.size()) + " text(s), " + std::to_string(n) + " tokens";
   data.created_with = "tokmap 0.1.0 viz";
 
   // --- Analyses of the original space -----------------------------------------------------------
@@ -321,7 +334,8 @@ void run_viz(const VizOptions& options) {
       a.outlier = analysis::outlier_scores(x, outlier_options);
       std::vector<std::int32_t> order(n);
       std::iota(order.begin(), order.end(), 0);
-      std::stable_sort(order.begin(), order.end(), [&](auto i, auto j) { return a.outlier[i] > a.outlier[j]; });
+      std::stable_sort(order.begin(), order.end(),
+                       [&](auto i, auto j) { return a.outlier[i] > a.outlier[j]; });
       for (std::size_t i = 0; i < std::min<std::size_t>(10, n); ++i) {
         if (a.outlier[order[i]] < 3.0f && i >= 3) break;
         a.top_outliers.push_back(order[i]);
@@ -348,12 +362,15 @@ void run_viz(const VizOptions& options) {
       for (const int dims : options.dims) chains.push_back({m, perplexity, dims, {}, {}});
     }
   }
-  const int cores = options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = options.threads > 0
+                        ? options.threads
+                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const bool small = n < 2000;
   const int tsne_threads = small ? 1 : cores;
   std::atomic<std::size_t> runs_done{0};
   std::size_t runs_total = 0;
-  for (const auto& chain : chains) runs_total += states[chain.model].layers.size() * static_cast<std::size_t>(options.seeds);
+  for (const auto& chain : chains)
+    runs_total += states[chain.model].layers.size() * static_cast<std::size_t>(options.seeds);
 
   auto run_chain = [&](Chain& chain) {
     const auto& s = states[chain.model];
@@ -400,26 +417,30 @@ void run_viz(const VizOptions& options) {
       }
       analysis::QualityOptions quality_options;
       quality_options.metric = metric;
-      const auto quality = analysis::map_quality(x, {map.coords, n, std::size_t(dims)}, quality_options);
+      const auto quality =
+          analysis::map_quality(x, {map.coords, n, std::size_t(dims)}, quality_options);
       map.trustworthiness = quality.trustworthiness;
       map.continuity = quality.continuity;
       map.knn_preservation = quality.knn_preservation;
       if (options.seeds > 1) {
         std::vector<analysis::Matrix> maps;
         maps.push_back({map.coords, n, std::size_t(dims)});
-        for (std::size_t k = 1; k < seed_maps.size(); ++k) maps.push_back({seed_maps[k], n, std::size_t(dims)});
+        for (std::size_t k = 1; k < seed_maps.size(); ++k)
+          maps.push_back({seed_maps[k], n, std::size_t(dims)});
         auto stable = analysis::stability(maps);
         map.stability = stable.overall;
         map.point_stability = stable.per_point;
-        for (std::size_t k = 1; k < stable.aligned.size(); ++k) map.seed_coords.push_back(std::move(stable.aligned[k]));
+        for (std::size_t k = 1; k < stable.aligned.size(); ++k)
+          map.seed_coords.push_back(std::move(stable.aligned[k]));
       }
       chain.maps.push_back(std::move(map));
     }
   };
   {
     Progress progress(options.common, "t-SNE", runs_total);
-    run_parallel(chains.size(), small ? cores : 1, [&](std::size_t i) { run_chain(chains[i]); },
-                 [&] { progress.update(runs_done.load()); });
+    run_parallel(
+        chains.size(), small ? cores : 1, [&](std::size_t i) { run_chain(chains[i]); },
+        [&] { progress.update(runs_done.load()); });
   }
   std::vector<std::string> warnings_seen;
   for (auto& chain : chains) {
@@ -437,7 +458,8 @@ void run_viz(const VizOptions& options) {
     for (std::size_t l = 0; l < states[0].layers.size(); ++l) {
       const int layer_a = states[0].layers[l];
       // Matching relative depth: layer 6 of 6 pairs with layer 4 of 4.
-      const int wanted = static_cast<int>(std::lround(double(layer_a) * states[m].n_layer / states[0].n_layer));
+      const int wanted =
+          static_cast<int>(std::lround(double(layer_a) * states[m].n_layer / states[0].n_layer));
       const auto it = std::find(states[m].layers.begin(), states[m].layers.end(), wanted);
       if (it == states[m].layers.end()) continue;
       const std::size_t lb = static_cast<std::size_t>(it - states[m].layers.begin());
@@ -446,9 +468,9 @@ void run_viz(const VizOptions& options) {
       pair.b = static_cast<int>(m);
       pair.layer_a = layer_a;
       pair.layer_b = wanted;
-      pair.overlap = analysis::neighborhood_overlap({states[0].hidden[l], n, states[0].width},
-                                                    {states[m].hidden[lb], n, states[m].width},
-                                                    10, metric);
+      pair.overlap =
+          analysis::neighborhood_overlap({states[0].hidden[l], n, states[0].width},
+                                         {states[m].hidden[lb], n, states[m].width}, 10, metric);
       pair.mean = std::accumulate(pair.overlap.begin(), pair.overlap.end(), 0.0) / double(n);
       data.comparison.push_back(std::move(pair));
     }
@@ -461,7 +483,8 @@ void run_viz(const VizOptions& options) {
   std::vector<report::ProjectorTensor> projector;
   for (std::size_t m = 0; m < states.size(); ++m) {
     for (std::size_t l = states[m].layers.size(); l-- > 0;) {
-      projector.push_back({static_cast<int>(m), states[m].layers[l], states[m].width, &states[m].hidden[l]});
+      projector.push_back(
+          {static_cast<int>(m), states[m].layers[l], states[m].width, &states[m].hidden[l]});
     }
   }
   report::write_projector(dir, data, projector);
@@ -472,7 +495,8 @@ void run_viz(const VizOptions& options) {
     for (std::size_t i = 0; i < n; ++i) colors[i] = render::categorical_color(data.tokens[i].text);
     std::vector<render::LegendEntry> legend;
     for (std::size_t t = 0; t < texts.size() && t < 12; ++t) {
-      legend.push_back({render::categorical_color(t), "text " + std::to_string(t + 1) + ": " + short_text(texts[t].text, 48)});
+      legend.push_back({render::categorical_color(t),
+                        "text " + std::to_string(t + 1) + ": " + short_text(texts[t].text, 48)});
     }
     std::vector<std::string> labels(n);
     for (std::size_t i = 0; i < n; ++i) labels[i] = data.tokens[i].display;
@@ -482,7 +506,8 @@ void run_viz(const VizOptions& options) {
       auto& order = label_orders[{a.model, a.layer}];
       for (const auto i : a.top_outliers) order.push_back(static_cast<std::uint32_t>(i));
       for (std::size_t i = 0; i < n; ++i) {
-        if (std::find(order.begin(), order.end(), i) == order.end()) order.push_back(static_cast<std::uint32_t>(i));
+        if (std::find(order.begin(), order.end(), i) == order.end())
+          order.push_back(static_cast<std::uint32_t>(i));
       }
     }
     auto label_order = [&](const report::Map& map) -> const std::vector<std::uint32_t>& {
@@ -518,7 +543,9 @@ void run_viz(const VizOptions& options) {
           const std::string base = model_name + "-layer" + std::to_string(map.layer) + "-" + ptag;
           if (map.dims == 2) {
             for (const auto& ext : formats) {
-              jobs.push_back([=, &dir] { render::render_scatter(dir / "figures" / (base + ext), points, figure); });
+              jobs.push_back([=, &dir] {
+                render::render_scatter(dir / "figures" / (base + ext), points, figure);
+              });
             }
             render::Panel panel;
             panel.title = "layer " + std::to_string(map.layer);
@@ -526,7 +553,9 @@ void run_viz(const VizOptions& options) {
             layer_panels.push_back(panel);
           } else if (map.layer == states[m].layers.back()) {
             for (const auto& ext : formats) {
-              jobs.push_back([=, &dir] { render::render_views(dir / "figures" / (base + "-3d" + ext), points, {}, figure); });
+              jobs.push_back([=, &dir] {
+                render::render_views(dir / "figures" / (base + "-3d" + ext), points, {}, figure);
+              });
             }
           }
         }
@@ -544,13 +573,15 @@ void run_viz(const VizOptions& options) {
           }
         }
       }
-      if (perplexities.size() > 1 && std::find(options.dims.begin(), options.dims.end(), 2) != options.dims.end()) {
+      if (perplexities.size() > 1 &&
+          std::find(options.dims.begin(), options.dims.end(), 2) != options.dims.end()) {
         std::vector<render::Panel> panels;
         const int last = states[m].layers.back();
         for (const auto& map : data.maps) {
           if (map.model != int(m) || map.layer != last || map.dims != 2) continue;
           render::Panel panel;
-          panel.title = "perplexity " + format("%g", map.perplexity) + " · KL " + format("%.2f", map.kl);
+          panel.title =
+              "perplexity " + format("%g", map.perplexity) + " · KL " + format("%.2f", map.kl);
           panel.points.dims = 2;
           panel.points.coords = map.coords;
           panel.points.colors = colors;
@@ -566,7 +597,9 @@ void run_viz(const VizOptions& options) {
         grid.caption = data.models[m] + " · layer " + std::to_string(last) + " across perplexities";
         grid.style.max_labels = 25;
         for (const auto& ext : formats) {
-          const fs::path out = dir / "figures" / (model_name + "-layer" + std::to_string(last) + "-perplexities" + ext);
+          const fs::path out =
+              dir / "figures" /
+              (model_name + "-layer" + std::to_string(last) + "-perplexities" + ext);
           jobs.push_back([=] { render::render_grid(out, panels, grid); });
         }
       }
@@ -575,11 +608,14 @@ void run_viz(const VizOptions& options) {
   }
   staging.commit();
 
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::string summary = "wrote " + options.out + "/index.html: " + std::to_string(n) + " tokens, " +
-                        std::to_string(data.maps.size()) + " maps in " + format("%.2f", seconds) + " s";
+                        std::to_string(data.maps.size()) + " maps in " + format("%.2f", seconds) +
+                        " s";
   for (const auto& map : data.maps) {
-    if (map.model == 0 && map.dims == 2 && map.layer == data.layers.back() && map.perplexity == perplexities[0]) {
+    if (map.model == 0 && map.dims == 2 && map.layer == data.layers.back() &&
+        map.perplexity == perplexities[0]) {
       summary += "; layer " + std::to_string(map.layer) + ": KL " + format("%.3f", map.kl) +
                  ", trustworthiness " + format("%.3f", map.trustworthiness);
     }

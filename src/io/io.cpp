@@ -1,3 +1,5 @@
+#include "io/io.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -9,8 +11,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
-
-#include "io/io.hpp"
 
 namespace tokmap::io {
 
@@ -105,8 +105,7 @@ int register_pending(const std::string& path) {
   if (path.size() >= kMaxTempPath) return -1;
   for (int i = 0; i < kMaxPendingTemps; ++i) {
     bool expected = false;
-    if (!g_pending[i].used.load() &&
-        g_pending[i].used.compare_exchange_strong(expected, true)) {
+    if (!g_pending[i].used.load() && g_pending[i].used.compare_exchange_strong(expected, true)) {
       std::memcpy(g_pending[i].path, path.c_str(), path.size() + 1);
       return i;
     }
@@ -117,7 +116,6 @@ int register_pending(const std::string& path) {
 void unregister_pending(int slot) {
   if (slot >= 0) g_pending[slot].used.store(false);
 }
-
 
 PendingSlot g_pending_folders[4];
 
@@ -169,11 +167,11 @@ void remove_pending_temp_files() noexcept {
   }
 }
 
-
 AtomicFile::AtomicFile(fs::path path) : path_(std::move(path)) {
   const fs::path folder = path_.has_parent_path() ? path_.parent_path() : fs::path(".");
   std::error_code ec;
-  if (fs::is_directory(path_, ec)) throw Error(path_.string() + ": is a folder, cannot write a file there");
+  if (fs::is_directory(path_, ec))
+    throw Error(path_.string() + ": is a folder, cannot write a file there");
   if (!fs::is_directory(folder, ec)) {
     throw Error(path_.string() + ": cannot write: folder " + folder.string() + " does not exist");
   }

@@ -140,7 +140,8 @@ class SafetensorsWriter {
   void begin();
   void write(std::string_view name, std::uint64_t element_offset, std::span<const std::byte> data);
   void write(std::string_view name, std::uint64_t element_offset, std::span<const float> data);
-  void write(std::string_view name, std::uint64_t element_offset, std::span<const std::int64_t> data);
+  void write(std::string_view name, std::uint64_t element_offset,
+             std::span<const std::int64_t> data);
   void commit();
 
  private:

@@ -22,7 +22,8 @@ nlohmann::json parse_json(std::string_view text, const std::string& where) {
           keys_per_object.pop_back();
           break;
         case json::parse_event_t::key:
-          if (!keys_per_object.back().insert(parsed.get<std::string>()).second && duplicate.empty()) {
+          if (!keys_per_object.back().insert(parsed.get<std::string>()).second &&
+              duplicate.empty()) {
             duplicate = parsed.get<std::string>();
           }
           break;

@@ -12,7 +12,8 @@ namespace tokmap::io {
 namespace {
 
 // Finds `'key':` in a .npy header dict and returns the text after the colon.
-std::string_view npy_field(std::string_view header, std::string_view key, const std::string& where) {
+std::string_view npy_field(std::string_view header, std::string_view key,
+                           const std::string& where) {
   const std::string quoted_single = "'" + std::string(key) + "'";
   std::size_t at = header.find(quoted_single);
   if (at == std::string_view::npos) {
@@ -55,7 +56,8 @@ Matrix read_npy(const fs::path& path) {
   std::uint64_t header_length = 0;
   std::uint64_t header_start = 0;
   if (major == 1) {
-    header_length = static_cast<unsigned char>(base[8]) | (static_cast<unsigned char>(base[9]) << 8);
+    header_length =
+        static_cast<unsigned char>(base[8]) | (static_cast<unsigned char>(base[9]) << 8);
     header_start = 10;
   } else if (major == 2 || major == 3) {
     if (bytes.size() < 12) throw Error(where + ": truncated .npy header");
@@ -221,7 +223,8 @@ void check_finite(const Matrix& matrix, const fs::path& path) {
     if (!std::isfinite(matrix.data[at])) {
       throw Error(path.string() + ": row " + std::to_string(at / matrix.cols + 1) + ", column " +
                   std::to_string(at % matrix.cols + 1) + " is " +
-                  (std::isnan(matrix.data[at]) ? "NaN" : "infinite") + "; t-SNE needs finite values");
+                  (std::isnan(matrix.data[at]) ? "NaN" : "infinite") +
+                  "; t-SNE needs finite values");
     }
   }
 }

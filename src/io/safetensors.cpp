@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+
 #include "io/io.hpp"
 #include "io/json.hpp"
 
@@ -19,9 +20,9 @@ struct DTypeEntry {
   std::size_t size;
 };
 constexpr DTypeEntry kDTypes[] = {
-    {DType::F64, "F64", 8}, {DType::F32, "F32", 4}, {DType::F16, "F16", 2},
+    {DType::F64, "F64", 8},   {DType::F32, "F32", 4}, {DType::F16, "F16", 2},
     {DType::BF16, "BF16", 2}, {DType::I64, "I64", 8}, {DType::I32, "I32", 4},
-    {DType::I16, "I16", 2}, {DType::I8, "I8", 1},   {DType::U8, "U8", 1},
+    {DType::I16, "I16", 2},   {DType::I8, "I8", 1},   {DType::U8, "U8", 1},
     {DType::BOOL, "BOOL", 1},
 };
 
@@ -89,10 +90,11 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : file_(path) {
   }
   data_offset_ = 8 + header_length;
   const std::uint64_t data_size = bytes.size() - data_offset_;
-  const std::string_view header_text(reinterpret_cast<const char*>(bytes.data()) + 8, header_length);
+  const std::string_view header_text(reinterpret_cast<const char*>(bytes.data()) + 8,
+                                     header_length);
 
-  const json header = parse_json(header_text, where + ": header (offset 8, " +
-                                                  std::to_string(header_length) + " bytes)");
+  const json header = parse_json(
+      header_text, where + ": header (offset 8, " + std::to_string(header_length) + " bytes)");
   if (!header.is_object()) throw Error(where + ": header is not a JSON object");
 
   for (auto it = header.begin(); it != header.end(); ++it) {
@@ -219,10 +221,12 @@ void SafetensorsFile::to_f32(const TensorInfo& tensor, std::span<float> out) con
       }
       return;
     case DType::F16:
-      for (std::uint64_t i = 0; i < count; ++i) out[i] = f16_to_f32(load_le<std::uint16_t>(src + 2 * i));
+      for (std::uint64_t i = 0; i < count; ++i)
+        out[i] = f16_to_f32(load_le<std::uint16_t>(src + 2 * i));
       return;
     case DType::BF16:
-      for (std::uint64_t i = 0; i < count; ++i) out[i] = bf16_to_f32(load_le<std::uint16_t>(src + 2 * i));
+      for (std::uint64_t i = 0; i < count; ++i)
+        out[i] = bf16_to_f32(load_le<std::uint16_t>(src + 2 * i));
       return;
     default:
       throw Error(path().string() + ": tensor '" + tensor.name + "' has dtype " +
@@ -233,8 +237,9 @@ void SafetensorsFile::to_f32(const TensorInfo& tensor, std::span<float> out) con
 std::vector<float> SafetensorsFile::to_f32(const TensorInfo& tensor) const {
   if (tensor.numel() * sizeof(float) > max_input_bytes()) {
     throw Error(path().string() + ": tensor '" + tensor.name + "' would need " +
-                std::to_string(tensor.numel() * sizeof(float)) + " bytes as float32, above the limit of " +
-                std::to_string(max_input_bytes()) + " (set TOKMAP_MAX_BYTES to raise it)");
+                std::to_string(tensor.numel() * sizeof(float)) +
+                " bytes as float32, above the limit of " + std::to_string(max_input_bytes()) +
+                " (set TOKMAP_MAX_BYTES to raise it)");
   }
   std::vector<float> out(tensor.numel());
   to_f32(tensor, out);
@@ -247,11 +252,21 @@ std::vector<std::int64_t> SafetensorsFile::to_i64(const TensorInfo& tensor) cons
   std::vector<std::int64_t> out(count);
   for (std::uint64_t i = 0; i < count; ++i) {
     switch (tensor.dtype) {
-      case DType::I64: out[i] = load_le<std::int64_t>(src + 8 * i); break;
-      case DType::I32: out[i] = load_le<std::int32_t>(src + 4 * i); break;
-      case DType::I16: out[i] = load_le<std::int16_t>(src + 2 * i); break;
-      case DType::I8: out[i] = load_le<std::int8_t>(src + i); break;
-      case DType::U8: out[i] = load_le<std::uint8_t>(src + i); break;
+      case DType::I64:
+        out[i] = load_le<std::int64_t>(src + 8 * i);
+        break;
+      case DType::I32:
+        out[i] = load_le<std::int32_t>(src + 4 * i);
+        break;
+      case DType::I16:
+        out[i] = load_le<std::int16_t>(src + 2 * i);
+        break;
+      case DType::I8:
+        out[i] = load_le<std::int8_t>(src + i);
+        break;
+      case DType::U8:
+        out[i] = load_le<std::uint8_t>(src + i);
+        break;
       default:
         throw Error(path().string() + ": tensor '" + tensor.name + "' has dtype " +
                     std::string(dtype_name(tensor.dtype)) + "; expected an integer dtype");

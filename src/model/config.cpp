@@ -13,7 +13,8 @@ int positive_int(const json& root, const char* key, int fallback, const std::str
   if (it == root.end() || it->is_null()) return fallback;
   if (!it->is_number_integer() || it->get<std::int64_t>() <= 0 ||
       it->get<std::int64_t>() > (1 << 24)) {
-    throw Error(where + ": '" + key + "' must be a positive integer below 2^24, found " + it->dump());
+    throw Error(where + ": '" + key + "' must be a positive integer below 2^24, found " +
+                it->dump());
   }
   return it->get<int>();
 }
@@ -34,7 +35,8 @@ Config parse_config(std::string_view json_text, const std::string& where) {
   if (const auto type = root.find("model_type"); type != root.end() && type->is_string()) {
     const auto& name = type->get_ref<const std::string&>();
     if (name != "gpt2") {
-      throw Error(where + ": model_type '" + name + "' is not supported (tokmap runs GPT-2-family models: model_type 'gpt2')");
+      throw Error(where + ": model_type '" + name +
+                  "' is not supported (tokmap runs GPT-2-family models: model_type 'gpt2')");
     }
   }
   Config config;

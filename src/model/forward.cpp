@@ -82,11 +82,16 @@ std::vector<int> parse_layers(std::string_view spec, int n_layer) {
     int value = 0;
     const auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), value);
     if (item.empty() || error != std::errc() || end != item.data() + item.size()) {
-      throw Error("--layers: '" + std::string(item) + "' is not a layer number (use all, last, or a list such as 0,3,6)", ErrorKind::usage);
+      throw Error("--layers: '" + std::string(item) +
+                      "' is not a layer number (use all, last, or a list such as 0,3,6)",
+                  ErrorKind::usage);
     }
     if (value < 0) value += n_layer + 1;
     if (value < 0 || value > n_layer) {
-      throw Error("--layers: layer " + std::string(item) + " is out of range; this model has layers 0.." + std::to_string(n_layer) + " (0 = embeddings, " + std::to_string(n_layer) + " = last, after ln_f)", ErrorKind::usage);
+      throw Error("--layers: layer " + std::string(item) +
+                      " is out of range; this model has layers 0.." + std::to_string(n_layer) +
+                      " (0 = embeddings, " + std::to_string(n_layer) + " = last, after ln_f)",
+                  ErrorKind::usage);
     }
     layers.push_back(value);
   }
@@ -109,7 +114,8 @@ void forward(const Model& model, std::span<const std::vector<std::int32_t>> text
   }
   for (const int l : layers) {
     if (l < 0 || l > n_layer) {
-      throw Error("layer " + std::to_string(l) + " is out of range 0.." + std::to_string(n_layer), ErrorKind::usage);
+      throw Error("layer " + std::to_string(l) + " is out of range 0.." + std::to_string(n_layer),
+                  ErrorKind::usage);
     }
   }
   // selected_slot[l] = where hidden state l goes in the output, or -1.
@@ -145,7 +151,8 @@ void forward(const Model& model, std::span<const std::vector<std::int32_t>> text
   for (std::size_t first = 0; first < windows.size();) {
     std::size_t last = first;
     int T = 0;
-    while (last < windows.size() && (last == first || T + windows[last].length <= options.batch_tokens)) {
+    while (last < windows.size() &&
+           (last == first || T + windows[last].length <= options.batch_tokens)) {
       T += windows[last].length;
       ++last;
     }
@@ -189,8 +196,8 @@ void forward(const Model& model, std::span<const std::vector<std::int32_t>> text
                               std::span<const float> weight, std::span<const float> bias) {
       parallel_rows(T, threads, [&](int begin, int end) {
         kernels::layernorm(std::span(out).subspan(std::size_t(begin) * C),
-                           std::span(in).subspan(std::size_t(begin) * C), weight, bias,
-                           end - begin, C, eps);
+                           std::span(in).subspan(std::size_t(begin) * C), weight, bias, end - begin,
+                           C, eps);
       });
     };
 
@@ -212,8 +219,9 @@ void forward(const Model& model, std::span<const std::vector<std::int32_t>> text
       layernorm_rows(ln, x, layer.ln_2_weight, layer.ln_2_bias);
       kernels::matmul(hidden, ln, layer.fc_weight, layer.fc_bias, T, C, I);
       parallel_rows(T, threads, [&](int begin, int end) {
-        kernels::activation(std::span(hidden).subspan(std::size_t(begin) * I, std::size_t(end - begin) * I),
-                            config.activation);
+        kernels::activation(
+            std::span(hidden).subspan(std::size_t(begin) * I, std::size_t(end - begin) * I),
+            config.activation);
       });
       kernels::matmul(proj, hidden, layer.fc_proj_weight, layer.fc_proj_bias, T, I, C);
       for (std::size_t i = 0; i < TC; ++i) x[i] += proj[i];
@@ -236,7 +244,8 @@ void forward(const Model& model, std::span<const std::vector<std::int32_t>> text
       states.width = C;
       const std::size_t skip = w.keep_begin - w.begin;
       for (std::size_t i = 0; i < layers.size(); ++i) {
-        states.layers.emplace_back(captured.data() + i * TC + (row + skip) * C, states.token_count * C);
+        states.layers.emplace_back(captured.data() + i * TC + (row + skip) * C,
+                                   states.token_count * C);
       }
       sink(states);
       done_tokens += states.token_count;

@@ -15,7 +15,8 @@ void matmul(std::span<float> out, std::span<const float> inp, std::span<const fl
             std::span<const float> bias, int T, int C, int OC) {
   float beta = 0.0f;
   if (!bias.empty()) {
-    for (int t = 0; t < T; ++t) std::copy(bias.begin(), bias.end(), out.begin() + std::size_t(t) * OC);
+    for (int t = 0; t < T; ++t)
+      std::copy(bias.begin(), bias.end(), out.begin() + std::size_t(t) * OC);
     beta = 1.0f;
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, OC, C, 1.0f, inp.data(), C,
@@ -27,7 +28,8 @@ void matmul_naive(std::span<float> out, std::span<const float> inp, std::span<co
   for (int t = 0; t < T; ++t) {
     for (int o = 0; o < OC; ++o) {
       double sum = bias.empty() ? 0.0 : bias[o];
-      for (int c = 0; c < C; ++c) sum += double(inp[std::size_t(t) * C + c]) * weight[std::size_t(c) * OC + o];
+      for (int c = 0; c < C; ++c)
+        sum += double(inp[std::size_t(t) * C + c]) * weight[std::size_t(c) * OC + o];
       out[std::size_t(t) * OC + o] = static_cast<float>(sum);
     }
   }
@@ -72,7 +74,8 @@ namespace {
   const int exponent = static_cast<int>(n);
   const int half = exponent / 2;
   const float scale_a = std::bit_cast<float>(static_cast<std::uint32_t>(half + 127) << 23);
-  const float scale_b = std::bit_cast<float>(static_cast<std::uint32_t>(exponent - half + 127) << 23);
+  const float scale_b =
+      std::bit_cast<float>(static_cast<std::uint32_t>(exponent - half + 127) << 23);
   return p * scale_a * scale_b;
 }
 
@@ -95,7 +98,8 @@ void activation(std::span<float> x, Activation kind) {
       return;
     }
     case Activation::gelu:
-      for (std::size_t i = 0; i < n; ++i) v[i] = 0.5f * v[i] * (1.0f + std::erf(v[i] * 0.70710678118654752f));
+      for (std::size_t i = 0; i < n; ++i)
+        v[i] = 0.5f * v[i] * (1.0f + std::erf(v[i] * 0.70710678118654752f));
       return;
     case Activation::relu:
       for (std::size_t i = 0; i < n; ++i) v[i] = std::max(v[i], 0.0f);
@@ -166,7 +170,8 @@ void attention_naive(std::span<float> out, std::span<const float> qkv, int T, in
       for (int j = 0; j <= i; ++j) sum += (weights[j] = std::exp(weights[j] - max_score));
       for (int d = 0; d < hs; ++d) {
         double value = 0.0;
-        for (int j = 0; j <= i; ++j) value += weights[j] / sum * qkv[std::size_t(j) * 3 * C + 2 * C + h * hs + d];
+        for (int j = 0; j <= i; ++j)
+          value += weights[j] / sum * qkv[std::size_t(j) * 3 * C + 2 * C + h * hs + d];
         out[std::size_t(i) * C + h * hs + d] = static_cast<float>(value);
       }
     }

@@ -44,7 +44,8 @@ Config load_config(const fs::path& config_json);
 struct ResolveOptions {
   // Folders that hold the bundled models (first match wins).
   std::vector<fs::path> bundled_dirs;
-  // Hugging Face hub cache; empty = $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub.
+  // Hugging Face hub cache; empty = $HF_HUB_CACHE, else $HF_HOME/hub, else
+  // ~/.cache/huggingface/hub.
   fs::path hf_cache;
 };
 
@@ -75,12 +76,12 @@ class Model {
 
   struct Layer {
     // All weights in Hugging Face's Conv1D layout: (in_features, out_features) row-major.
-    std::span<const float> ln_1_weight, ln_1_bias;                    // (C)
-    std::span<const float> attn_weight, attn_bias;                    // (C, 3C), (3C)
-    std::span<const float> attn_proj_weight, attn_proj_bias;          // (C, C), (C)
-    std::span<const float> ln_2_weight, ln_2_bias;                    // (C)
-    std::span<const float> fc_weight, fc_bias;                        // (C, n_inner), (n_inner)
-    std::span<const float> fc_proj_weight, fc_proj_bias;              // (n_inner, C), (C)
+    std::span<const float> ln_1_weight, ln_1_bias;            // (C)
+    std::span<const float> attn_weight, attn_bias;            // (C, 3C), (3C)
+    std::span<const float> attn_proj_weight, attn_proj_bias;  // (C, C), (C)
+    std::span<const float> ln_2_weight, ln_2_bias;            // (C)
+    std::span<const float> fc_weight, fc_bias;                // (C, n_inner), (n_inner)
+    std::span<const float> fc_proj_weight, fc_proj_bias;      // (n_inner, C), (C)
   };
   std::span<const float> wte;  // (vocab_size, C)
   std::span<const float> wpe;  // (n_positions, C)
@@ -119,9 +120,9 @@ struct ForwardOptions {
 // Hidden states of a run of consecutive tokens of one text.
 struct HiddenStates {
   std::size_t text_index = 0;
-  std::size_t first_token = 0;   // index within the text
+  std::size_t first_token = 0;  // index within the text
   std::size_t token_count = 0;
-  std::size_t width = 0;         // n_embd
+  std::size_t width = 0;  // n_embd
   // One entry per selected layer, in the order of ForwardOptions::layers:
   // (token_count, width) row-major.
   std::vector<std::span<const float>> layers;

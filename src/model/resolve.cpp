@@ -40,10 +40,12 @@ fs::path snapshot_of(const fs::path& entry, std::vector<std::string>& looked) {
   looked.push_back(ref.string());
   if (!fs::is_regular_file(ref, ec)) return {};
   std::string commit = io::read_text_file(ref);
-  while (!commit.empty() && (commit.back() == '\n' || commit.back() == '\r' || commit.back() == ' ')) {
+  while (!commit.empty() &&
+         (commit.back() == '\n' || commit.back() == '\r' || commit.back() == ' ')) {
     commit.pop_back();
   }
-  if (commit.empty() || commit.find('/') != std::string::npos || commit.find("..") != std::string::npos) {
+  if (commit.empty() || commit.find('/') != std::string::npos ||
+      commit.find("..") != std::string::npos) {
     return {};
   }
   const fs::path snapshot = entry / "snapshots" / commit;
@@ -110,13 +112,18 @@ ModelLocation resolve_model(std::string_view spec_in, const ResolveOptions& opti
     if (const fs::path snapshot = snapshot_of(entry, looked); !snapshot.empty()) {
       if (!fs::is_regular_file(snapshot / "model.safetensors", ec) &&
           fs::exists(snapshot / "pytorch_model.bin", ec)) {
-        throw Error(snapshot.string() + ": has only pytorch_model.bin; tokmap reads model.safetensors (download it with: huggingface-cli download " + id + " model.safetensors)");
+        throw Error(snapshot.string() +
+                    ": has only pytorch_model.bin; tokmap reads model.safetensors (download it "
+                    "with: huggingface-cli download " +
+                    id + " model.safetensors)");
       }
       return {snapshot, id};
     }
   }
   throw Error("model '" + spec + "' not found; looked in: " + join_places(looked) +
-              ". Pass a folder with config.json, model.safetensors and the tokenizer files, or on a connected machine run: huggingface-cli download " + (spec == std::string(kDefaultModel) ? std::string("gpt2") : spec));
+              ". Pass a folder with config.json, model.safetensors and the tokenizer files, or on "
+              "a connected machine run: huggingface-cli download " +
+              (spec == std::string(kDefaultModel) ? std::string("gpt2") : spec));
 }
 
 }  // namespace tokmap::model

@@ -99,7 +99,8 @@ Model Model::load(const fs::path& folder) {
   model.ln_f_bias = tensor("ln_f.bias", {C});
   // lm_head.weight (absent when tied) and the attn.bias / attn.masked_bias buffers are not
   // needed for hidden states; a present lm_head must still fit the vocabulary.
-  if (const auto* head = file.find("lm_head.weight"); head != nullptr && head->shape != std::vector<std::int64_t>{V, C}) {
+  if (const auto* head = file.find("lm_head.weight");
+      head != nullptr && head->shape != std::vector<std::int64_t>{V, C}) {
     throw Error(weights_path.string() + ": tensor 'lm_head.weight' has shape " +
                 shape_text(head->shape) + ", expected " + shape_text({V, C}));
   }

@@ -24,7 +24,8 @@ json float_array(const std::vector<float>& values) {
       continue;
     }
     char buffer[32];
-    const auto result = std::to_chars(buffer, buffer + sizeof buffer, v, std::chars_format::general, 6);
+    const auto result =
+        std::to_chars(buffer, buffer + sizeof buffer, v, std::chars_format::general, 6);
     double rounded = 0;
     std::from_chars(buffer, result.ptr, rounded);
     array.push_back(rounded);
@@ -82,7 +83,8 @@ std::string format_number(double value) {
 std::string file_stem(std::string_view name) {
   std::string out;
   for (const char c : name) {
-    const bool keep = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+    const bool keep =
+        std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
     out += keep ? c : '_';
   }
   while (!out.empty() && out.front() == '.') out.front() = '_';  // no hidden files, no ".."
@@ -142,7 +144,8 @@ std::string to_json(const ReportData& data) {
                   {"continuity", number(m.continuity)},
                   {"knn_preservation", number(m.knn_preservation)},
                   {"stability", m.stability ? number(*m.stability) : json(nullptr)},
-                  {"point_stability", m.point_stability.empty() ? json(nullptr) : float_array(m.point_stability)}};
+                  {"point_stability",
+                   m.point_stability.empty() ? json(nullptr) : float_array(m.point_stability)}};
     if (!m.seed_coords.empty()) {
       json& seeds = entry["seed_coords"] = json::array();
       for (const auto& coords : m.seed_coords) seeds.push_back(float_array(coords));
@@ -203,7 +206,8 @@ void write_html(const fs::path& path, const ReportData& data) {
 
 void write_points_tsv(const fs::path& path, const ReportData& data) {
   std::string out =
-      "model\tlayer\tperplexity\ttoken\ttext\tposition\tx\ty\tx3\ty3\tz3\tcluster\toutlier\tstability\n";
+      "model\tlayer\tperplexity\ttoken\ttext\tposition\tx\ty\tx3\ty3\tz3\tcluster\toutlier\tstabili"
+      "ty\n";
   const std::size_t n = data.tokens.size();
   for (std::size_t model = 0; model < data.models.size(); ++model) {
     for (const int layer : data.layers) {
@@ -225,13 +229,15 @@ void write_points_tsv(const fs::path& path, const ReportData& data) {
                  format_number(perplexity) + '\t' + tsv_field(t.display) + '\t' +
                  std::to_string(t.text) + '\t' + std::to_string(t.position) + '\t';
           if (map2 != nullptr) {
-            out += format_float(map2->coords[2 * i]) + '\t' + format_float(map2->coords[2 * i + 1]) + '\t';
+            out += format_float(map2->coords[2 * i]) + '\t' +
+                   format_float(map2->coords[2 * i + 1]) + '\t';
           } else {
             out += "\t\t";
           }
           if (map3 != nullptr) {
-            out += format_float(map3->coords[3 * i]) + '\t' + format_float(map3->coords[3 * i + 1]) +
-                   '\t' + format_float(map3->coords[3 * i + 2]) + '\t';
+            out += format_float(map3->coords[3 * i]) + '\t' +
+                   format_float(map3->coords[3 * i + 1]) + '\t' +
+                   format_float(map3->coords[3 * i + 2]) + '\t';
           } else {
             out += "\t\t\t";
           }
@@ -263,7 +269,8 @@ void write_projector(const fs::path& folder, const ReportData& data,
   for (std::size_t e = 0; e < tensors.size(); ++e) {
     const auto& tensor = tensors[e];
     if (tensor.values == nullptr || tensor.values->size() != n * tensor.width) {
-      throw Error("Projector export: tensor for layer " + std::to_string(tensor.layer) + " has the wrong size");
+      throw Error("Projector export: tensor for layer " + std::to_string(tensor.layer) +
+                  " has the wrong size");
     }
     const std::string name = e == 0 ? "tensors.tsv"
                                     : "tensors-" + file_stem(data.models[tensor.model]) + "-layer" +
@@ -278,10 +285,11 @@ void write_projector(const fs::path& folder, const ReportData& data,
       values += '\n';
     }
     io::write_file_atomically(folder / name, values);
-    embeddings.push_back({{"tensorName", data.models[tensor.model] + " layer " + std::to_string(tensor.layer)},
-                          {"tensorShape", {n, tensor.width}},
-                          {"tensorPath", name},
-                          {"metadataPath", "metadata.tsv"}});
+    embeddings.push_back(
+        {{"tensorName", data.models[tensor.model] + " layer " + std::to_string(tensor.layer)},
+         {"tensorShape", {n, tensor.width}},
+         {"tensorPath", name},
+         {"metadataPath", "metadata.tsv"}});
   }
   io::write_file_atomically(folder / "metadata.tsv", metadata);
   io::write_file_atomically(folder / "projector_config.json", config.dump(2) + "\n");

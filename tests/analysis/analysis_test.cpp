@@ -30,7 +30,8 @@ TEST(MapQuality, MatchesScikitLearnTrustworthiness) {
   for (const auto& c : reference["cases"]) {
     QualityOptions options;
     options.k = c["k"];
-    options.metric = c["metric"] == "cosine" ? neighbors::Metric::cosine : neighbors::Metric::euclidean;
+    options.metric =
+        c["metric"] == "cosine" ? neighbors::Metric::cosine : neighbors::Metric::euclidean;
     const auto quality = map_quality({x, n, d}, {y, n, dims}, options);
     EXPECT_NEAR(quality.trustworthiness, c["trustworthiness"].get<double>(), 1e-9) << c.dump();
     if (!c["continuity"].is_null()) {
@@ -52,7 +53,8 @@ TEST(MapQuality, TinyInputsLowerKAndRejectTooFewPoints) {
   const auto x = gaussian(7, 3, 2);
   const auto y = gaussian(7, 2, 3);
   EXPECT_EQ(map_quality({x, 7, 3}, {y, 7, 2}, {}).k, 3u);
-  EXPECT_THROW(map_quality({std::span(x).first(9), 3, 3}, {std::span(y).first(6), 3, 2}, {}), Error);
+  EXPECT_THROW(map_quality({std::span(x).first(9), 3, 3}, {std::span(y).first(6), 3, 2}, {}),
+               Error);
 }
 
 TEST(Procrustes, UndoesRotationReflectionScaleAndShift) {

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
 #include "support/temp_dir.hpp"
 
 namespace tokmap::cli_test {
@@ -47,7 +48,8 @@ inline std::string slurp(const fs::path& path) {
   return buffer.str();
 }
 
-inline Result run_tokmap(const std::vector<std::string>& args, const std::string& environment = "") {
+inline Result run_tokmap(const std::vector<std::string>& args,
+                         const std::string& environment = "") {
   static TempDir io_dir;
   std::string command = environment + " " + quote(TOKMAP_BINARY);
   for (const auto& arg : args) command += " " + quote(arg);

@@ -7,12 +7,11 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <thread>
-
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "cli_support.hpp"
 #include "io/io.hpp"
@@ -67,7 +66,8 @@ TEST(Tokenize, JsonMatchesTheGoldenCasesOnePerLine) {
 TEST(Tokenize, WholeFileIsOneTextByteForByte) {
   TempDir dir;
   write(dir / "t.txt", "Line one.\n\nLine two.\n");
-  const Result r = run_tokmap({"tokenize", "--json", "--whole-file", "--file", (dir / "t.txt").string()});
+  const Result r =
+      run_tokmap({"tokenize", "--json", "--whole-file", "--file", (dir / "t.txt").string()});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1);
   const json got = json::parse(r.out);
@@ -84,11 +84,14 @@ TEST(Tokenize, HumanReadableOutputShowsDisplayForms) {
 
 TEST(Tokenize, InvalidUtf8FailsWithTheOffsetOrIsReplacedWithLossy) {
   TempDir dir;
-  write(dir / "bad.txt", "fine line\nabc\xff" "def\n");
+  write(dir / "bad.txt",
+        "fine line\nabc\xff"
+        "def\n");
   const Result r = run_tokmap({"tokenize", "--file", (dir / "bad.txt").string()});
   expect_error(r, 1, "bad.txt line 2");
   EXPECT_THAT(r.err, HasSubstr("byte 3"));
-  const Result lossy = run_tokmap({"tokenize", "--json", "--lossy", "--file", (dir / "bad.txt").string()});
+  const Result lossy =
+      run_tokmap({"tokenize", "--json", "--lossy", "--file", (dir / "bad.txt").string()});
   EXPECT_EQ(lossy.code, 0) << lossy.err;
   EXPECT_THAT(lossy.err, HasSubstr("warning"));
 }
@@ -99,23 +102,27 @@ TEST(Embed, WritesTheContractTensorsAndMatchesHuggingFace) {
   TempDir dir;
   const std::string text = "The bank of the river was muddy.";  // reference case 1
   const Result r = run_tokmap({"embed", "--text", text, "--text", "Hello", "--layers", "0,3,6",
-                           "--out", (dir / "e.safetensors").string()});
+                               "--out", (dir / "e.safetensors").string()});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("9 tokens"));
   const tokmap::io::SafetensorsFile file(dir / "e.safetensors");
   const auto& hidden = file.get("hidden_states");
   EXPECT_EQ(hidden.shape, (std::vector<std::int64_t>{3, 9, 128}));
-  EXPECT_EQ(file.to_i64(file.get("text_index")), (std::vector<std::int64_t>{0, 0, 0, 0, 0, 0, 0, 0, 1}));
-  EXPECT_EQ(file.to_i64(file.get("position")), (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 0}));
+  EXPECT_EQ(file.to_i64(file.get("text_index")),
+            (std::vector<std::int64_t>{0, 0, 0, 0, 0, 0, 0, 0, 1}));
+  EXPECT_EQ(file.to_i64(file.get("position")),
+            (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 0}));
   EXPECT_EQ(json::parse(file.metadata().at("layers")), json::parse("[0, 3, 6]"));
   EXPECT_EQ(file.metadata().at("model"), "demo-brown-gpt2");
   EXPECT_EQ(json::parse(file.metadata().at("tokens"))[1], " bank");
   EXPECT_EQ(json::parse(file.metadata().at("texts")), json::array({text, "Hello"}));
 
-  const tokmap::io::SafetensorsFile reference(kData / "demo-brown-gpt2" / "reference_hidden_states.safetensors");
-  EXPECT_EQ(file.to_i64(file.get("input_ids"))[3], reference.to_i64(reference.get("case1.input_ids"))[3]);
+  const tokmap::io::SafetensorsFile reference(kData / "demo-brown-gpt2" /
+                                              "reference_hidden_states.safetensors");
+  EXPECT_EQ(file.to_i64(file.get("input_ids"))[3],
+            reference.to_i64(reference.get("case1.input_ids"))[3]);
   const auto want = reference.to_f32(reference.get("case1.hidden_states"));  // (7, 8, 128)
-  const auto got = file.to_f32(hidden);                                        // (3, 9, 128)
+  const auto got = file.to_f32(hidden);                                      // (3, 9, 128)
   const int layers[] = {0, 3, 6};
   for (int i = 0; i < 3; ++i) {
     double max_error = 0, max_ref = 0;
@@ -132,8 +139,9 @@ TEST(Embed, WritesTheContractTensorsAndMatchesHuggingFace) {
 
 TEST(Embed, FindsTheSmallBundledModelByName) {
   TempDir dir;
-  const Result r = run_tokmap({"embed", "--model", "demo-brown-gpt2-small", "--text", "Hi there",
-                           "--layers", "last", "--out", (dir / "e.safetensors").string(), "--quiet"});
+  const Result r =
+      run_tokmap({"embed", "--model", "demo-brown-gpt2-small", "--text", "Hi there", "--layers",
+                  "last", "--out", (dir / "e.safetensors").string(), "--quiet"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.err, "");
   const tokmap::io::SafetensorsFile file(dir / "e.safetensors");
@@ -185,21 +193,63 @@ void replace_header(const fs::path& weights, const std::string& header, std::siz
 
 TEST(Embed, EveryBadModelFileGivesOneLineAndNoOutput) {
   const std::vector<BadCase> cases = {
-      {"missing config", [](const fs::path& m) { fs::remove(m / "config.json"); }, 1, "config.json"},
-      {"config not json", [](const fs::path& m) { write(m / "config.json", "{\"n_layer\": "); }, 1, "config.json: not valid JSON"},
-      {"weights missing", [](const fs::path& m) { fs::remove(m / "model.safetensors"); }, 1, "model.safetensors is missing"},
-      {"weights truncated", [](const fs::path& m) { fs::resize_file(m / "model.safetensors", 100000); }, 1, "beyond the data section"},
-      {"header length beyond file", [](const fs::path& m) { fs::resize_file(m / "model.safetensors", 1000); }, 1, "goes beyond the end of the file"},
-      {"header not json", [](const fs::path& m) { replace_header(m / "model.safetensors", "{\"wte.weight\": ", 0); }, 1, "not valid JSON"},
-      {"offsets out of bounds", [](const fs::path& m) { replace_header(m / "model.safetensors", R"({"wte.weight": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})", 4); }, 1, "beyond the data section"},
-      {"overlapping", [](const fs::path& m) { replace_header(m / "model.safetensors", R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})", 12); }, 1, "overlap"},
-      {"unknown dtype", [](const fs::path& m) { replace_header(m / "model.safetensors", R"({"wte.weight": {"dtype": "Q4", "shape": [2], "data_offsets": [0, 8]}})", 8); }, 1, "unknown dtype 'Q4'"},
-      {"missing tensor", [](const fs::path& m) { replace_header(m / "model.safetensors", R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})", 8); }, 1, "tensor 'wte.weight' is missing"},
-      {"wrong shape", [](const fs::path& m) { replace_header(m / "model.safetensors", R"({"wte.weight": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})", 8); }, 1, "'wte.weight' has shape [2], expected [50257, 32]"},
+      {"missing config", [](const fs::path& m) { fs::remove(m / "config.json"); }, 1,
+       "config.json"},
+      {"config not json", [](const fs::path& m) { write(m / "config.json", "{\"n_layer\": "); }, 1,
+       "config.json: not valid JSON"},
+      {"weights missing", [](const fs::path& m) { fs::remove(m / "model.safetensors"); }, 1,
+       "model.safetensors is missing"},
+      {"weights truncated",
+       [](const fs::path& m) { fs::resize_file(m / "model.safetensors", 100000); }, 1,
+       "beyond the data section"},
+      {"header length beyond file",
+       [](const fs::path& m) { fs::resize_file(m / "model.safetensors", 1000); }, 1,
+       "goes beyond the end of the file"},
+      {"header not json",
+       [](const fs::path& m) { replace_header(m / "model.safetensors", "{\"wte.weight\": ", 0); },
+       1, "not valid JSON"},
+      {"offsets out of bounds",
+       [](const fs::path& m) {
+         replace_header(m / "model.safetensors",
+                        R"({"wte.weight": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})",
+                        4);
+       },
+       1, "beyond the data section"},
+      {"overlapping",
+       [](const fs::path& m) {
+         replace_header(
+             m / "model.safetensors",
+             R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})",
+             12);
+       },
+       1, "overlap"},
+      {"unknown dtype",
+       [](const fs::path& m) {
+         replace_header(m / "model.safetensors",
+                        R"({"wte.weight": {"dtype": "Q4", "shape": [2], "data_offsets": [0, 8]}})",
+                        8);
+       },
+       1, "unknown dtype 'Q4'"},
+      {"missing tensor",
+       [](const fs::path& m) {
+         replace_header(m / "model.safetensors",
+                        R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})", 8);
+       },
+       1, "tensor 'wte.weight' is missing"},
+      {"wrong shape",
+       [](const fs::path& m) {
+         replace_header(m / "model.safetensors",
+                        R"({"wte.weight": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})",
+                        8);
+       },
+       1, "'wte.weight' has shape [2], expected [50257, 32]"},
       {"vocab missing", [](const fs::path& m) { fs::remove(m / "vocab.json"); }, 1, "vocab.json"},
       {"merges missing", [](const fs::path& m) { fs::remove(m / "merges.txt"); }, 1, "merges.txt"},
-      {"vocab malformed", [](const fs::path& m) { write(m / "vocab.json", "[\"not an object\"]"); }, 1, "vocab.json"},
-      {"merges malformed", [](const fs::path& m) { write(m / "merges.txt", "#version: 0.2\nĠ t\nonlyonetoken\n"); }, 1, "merges.txt"},
+      {"vocab malformed", [](const fs::path& m) { write(m / "vocab.json", "[\"not an object\"]"); },
+       1, "vocab.json"},
+      {"merges malformed",
+       [](const fs::path& m) { write(m / "merges.txt", "#version: 0.2\nĠ t\nonlyonetoken\n"); }, 1,
+       "merges.txt"},
   };
   for (const auto& bad : cases) {
     TempDir dir;
@@ -207,7 +257,8 @@ TEST(Embed, EveryBadModelFileGivesOneLineAndNoOutput) {
     bad.corrupt(model);
     const fs::path out = dir / "out";
     fs::create_directory(out);
-    const Result r = run_tokmap({"embed", "--model", model.string(), "--text", "The bank.", "--out", (out / "e.safetensors").string()});
+    const Result r = run_tokmap({"embed", "--model", model.string(), "--text", "The bank.", "--out",
+                                 (out / "e.safetensors").string()});
     SCOPED_TRACE(bad.name);
     expect_error(r, bad.code, bad.message);
     EXPECT_TRUE(fs::is_empty(out)) << "output left behind";
@@ -217,21 +268,34 @@ TEST(Embed, EveryBadModelFileGivesOneLineAndNoOutput) {
 TEST(Embed, BadArgumentsGiveOneLineAndNoOutput) {
   TempDir dir;
   const fs::path out = dir / "e.safetensors";
-  expect_error(run_tokmap({"embed", "--model", (dir / "nope").string(), "--text", "x", "--out", out.string()}), 1, "does not exist");
+  expect_error(run_tokmap({"embed", "--model", (dir / "nope").string(), "--text", "x", "--out",
+                           out.string()}),
+               1, "does not exist");
   expect_error(run_tokmap({"embed", "--text", "", "--out", out.string()}), 2, "--text 1 is empty");
   write(dir / "blank.txt", "\n  \n");
-  expect_error(run_tokmap({"embed", "--file", (dir / "blank.txt").string(), "--out", out.string()}), 1, "no text");
-  expect_error(run_tokmap({"embed", "--file", (dir / "missing.txt").string(), "--out", out.string()}), 1, "missing.txt: cannot open");
-  expect_error(run_tokmap({"embed", "--text", "caf\xc3", "--out", out.string()}), 1, "invalid UTF-8 at byte 3");
-  expect_error(run_tokmap({"embed", "--text", "x", "--layers", "7", "--out", out.string()}), 2, "layer 7 is out of range");
-  expect_error(run_tokmap({"embed", "--text", "x", "--layers", "2,zz", "--out", out.string()}), 2, "'zz' is not a layer number");
-  expect_error(run_tokmap({"embed", "--text", "x", "--out", (dir / "no-folder" / "e.safetensors").string()}), 1, "does not exist");
+  expect_error(run_tokmap({"embed", "--file", (dir / "blank.txt").string(), "--out", out.string()}),
+               1, "no text");
+  expect_error(
+      run_tokmap({"embed", "--file", (dir / "missing.txt").string(), "--out", out.string()}), 1,
+      "missing.txt: cannot open");
+  expect_error(run_tokmap({"embed", "--text", "caf\xc3", "--out", out.string()}), 1,
+               "invalid UTF-8 at byte 3");
+  expect_error(run_tokmap({"embed", "--text", "x", "--layers", "7", "--out", out.string()}), 2,
+               "layer 7 is out of range");
+  expect_error(run_tokmap({"embed", "--text", "x", "--layers", "2,zz", "--out", out.string()}), 2,
+               "'zz' is not a layer number");
+  expect_error(
+      run_tokmap({"embed", "--text", "x", "--out", (dir / "no-folder" / "e.safetensors").string()}),
+      1, "does not exist");
   fs::create_directory(dir / "readonly");
   fs::permissions(dir / "readonly", fs::perms::owner_read | fs::perms::owner_exec);
   if (::geteuid() != 0) {  // root ignores permissions
-    expect_error(run_tokmap({"embed", "--text", "x", "--out", (dir / "readonly" / "e.safetensors").string()}), 1, "cannot write");
+    expect_error(run_tokmap({"embed", "--text", "x", "--out",
+                             (dir / "readonly" / "e.safetensors").string()}),
+                 1, "cannot write");
   }
-  expect_error(run_tokmap({"embed", "--text", "x", "--out", dir.path().string()}), 1, "is a folder");
+  expect_error(run_tokmap({"embed", "--text", "x", "--out", dir.path().string()}), 1,
+               "is a folder");
   EXPECT_FALSE(fs::exists(out));
   EXPECT_EQ(dir.file_count(), 2u);  // blank.txt, readonly/, nothing else
 }
@@ -240,7 +304,8 @@ TEST(Embed, ExistingOutputIsReplacedWholeOrLeftAlone) {
   TempDir dir;
   const fs::path out = dir / "e.safetensors";
   write(out, "precious");
-  expect_error(run_tokmap({"embed", "--text", "x", "--layers", "99", "--out", out.string()}), 2, "out of range");
+  expect_error(run_tokmap({"embed", "--text", "x", "--layers", "99", "--out", out.string()}), 2,
+               "out of range");
   EXPECT_EQ(slurp(out), "precious");
   ASSERT_EQ(run_tokmap({"embed", "--text", "x", "--out", out.string(), "--quiet"}).code, 0);
   EXPECT_NO_THROW(tokmap::io::SafetensorsFile{out});
@@ -287,7 +352,7 @@ TEST(Embed, AllocationLimitIsNamedWithHowToRaiseIt) {
   TempDir dir;
   // The bundled model's float16 token embedding needs 25.7 MB as float32.
   const Result r = run_tokmap({"embed", "--text", "x", "--out", (dir / "e.safetensors").string()},
-                          "TOKMAP_MAX_BYTES=1000000");
+                              "TOKMAP_MAX_BYTES=1000000");
   expect_error(r, 1, "above the limit of 1000000 (set TOKMAP_MAX_BYTES to raise it)");
   EXPECT_TRUE(fs::is_empty(dir.path()));
 }

@@ -14,8 +14,8 @@ using ::testing::HasSubstr;
 using json = nlohmann::json;
 
 const std::vector<std::string> kTexts = {
-    "--text", "The bank of the river was muddy.",
-    "--text", "I deposited money at the bank, then walked along the river bank."};
+    "--text", "The bank of the river was muddy.", "--text",
+    "I deposited money at the bank, then walked along the river bank."};
 
 json report_data(const fs::path& index_html) {
   const std::string html = slurp(index_html);
@@ -36,7 +36,8 @@ TEST(Viz, WritesTheWholeReportFolder) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("perplexity"));  // the automatic choice is printed
 
-  for (const char* name : {"index.html", "points.tsv", "tensors.tsv", "metadata.tsv", "projector_config.json"}) {
+  for (const char* name :
+       {"index.html", "points.tsv", "tensors.tsv", "metadata.tsv", "projector_config.json"}) {
     EXPECT_TRUE(fs::is_regular_file(out / name)) << name;
   }
   const json data = report_data(out / "index.html");
@@ -60,12 +61,15 @@ TEST(Viz, WritesTheWholeReportFolder) {
   const std::string text = data["texts"][token["text"].get<int>()];
   const auto offset = token["offset"];
   std::string shown = token["display"];
-  EXPECT_EQ(text.substr(offset[0].get<std::size_t>(), offset[1].get<std::size_t>() - offset[0].get<std::size_t>()), shown);
+  EXPECT_EQ(text.substr(offset[0].get<std::size_t>(),
+                        offset[1].get<std::size_t>() - offset[0].get<std::size_t>()),
+            shown);
 
   // points.tsv: header + one row per (layer, token).
   const std::string points = slurp(out / "points.tsv");
   EXPECT_EQ(points.substr(0, points.find('\n')),
-            "model\tlayer\tperplexity\ttoken\ttext\tposition\tx\ty\tx3\ty3\tz3\tcluster\toutlier\tstability");
+            "model\tlayer\tperplexity\ttoken\ttext\tposition\tx\ty\tx3\ty3\tz3\tcluster\toutlier\ts"
+            "tability");
   EXPECT_EQ(std::count(points.begin(), points.end(), '\n'), static_cast<long>(1 + 7 * n));
   // Projector: the tensors have n rows of 128 values, the metadata a header and n rows.
   const std::string tensors = slurp(out / "tensors.tsv");
@@ -76,9 +80,10 @@ TEST(Viz, WritesTheWholeReportFolder) {
   EXPECT_EQ(projector["embeddings"].size(), 7u);
 
   // Figures: every layer as PNG/SVG/PDF, the layer grid, the 3D views.
-  for (const char* name : {"demo-brown-gpt2-layer0-perplexity4.8.png", "demo-brown-gpt2-layer6-perplexity4.8.svg",
-                           "demo-brown-gpt2-layer6-perplexity4.8.pdf", "demo-brown-gpt2-layers-perplexity4.8.png",
-                           "demo-brown-gpt2-layer6-perplexity4.8-3d.png"}) {
+  for (const char* name :
+       {"demo-brown-gpt2-layer0-perplexity4.8.png", "demo-brown-gpt2-layer6-perplexity4.8.svg",
+        "demo-brown-gpt2-layer6-perplexity4.8.pdf", "demo-brown-gpt2-layers-perplexity4.8.png",
+        "demo-brown-gpt2-layer6-perplexity4.8-3d.png"}) {
     EXPECT_TRUE(fs::is_regular_file(out / "figures" / name)) << name;
   }
   const std::string png = slurp(out / "figures" / "demo-brown-gpt2-layer6-perplexity4.8.png");
@@ -91,9 +96,23 @@ TEST(Viz, WritesTheWholeReportFolder) {
 TEST(Viz, ComparesModelsAcrossPerplexitiesAndSeeds) {
   TempDir dir;
   const fs::path out = dir / "report";
-  std::vector<std::string> args{"viz", "--model", "demo-brown-gpt2", "--model", "demo-brown-gpt2-small",
-                                "--layers", "last", "--dims", "2", "--perplexity", "3,5",
-                                "--seeds", "2", "--no-figures", "--quiet", "--out", out.string()};
+  std::vector<std::string> args{"viz",
+                                "--model",
+                                "demo-brown-gpt2",
+                                "--model",
+                                "demo-brown-gpt2-small",
+                                "--layers",
+                                "last",
+                                "--dims",
+                                "2",
+                                "--perplexity",
+                                "3,5",
+                                "--seeds",
+                                "2",
+                                "--no-figures",
+                                "--quiet",
+                                "--out",
+                                out.string()};
   args.insert(args.end(), kTexts.begin(), kTexts.end());
   const Result r = run_tokmap(args);
   ASSERT_EQ(r.code, 0) << r.err;
@@ -115,7 +134,8 @@ TEST(Viz, ComparesModelsAcrossPerplexitiesAndSeeds) {
 
 TEST(Viz, SameInputSameReport) {
   TempDir dir;
-  std::vector<std::string> args{"viz", "--layers", "last", "--dims", "2", "--no-figures", "--quiet"};
+  std::vector<std::string> args{"viz", "--layers",     "last",   "--dims",
+                                "2",   "--no-figures", "--quiet"};
   args.insert(args.end(), kTexts.begin(), kTexts.end());
   auto first = args, second = args;
   first.insert(first.end(), {"--out", (dir / "a").string()});
@@ -131,17 +151,27 @@ TEST(Viz, BadInputLeavesNothingAndExistingReportsAlone) {
   const fs::path out = dir / "report";
   fs::create_directory(out);
   write(out / "keep.txt", "old report");
-  expect_error(run_tokmap({"viz", "--text", "Hi there", "--out", out.string()}), 1, "at least 4 tokens");
-  expect_error(run_tokmap({"viz", "--text", "The bank of the river.", "--dims", "4", "--out", out.string()}), 2, "--dims");
-  expect_error(run_tokmap({"viz", "--text", "The bank of the river.", "--layers", "9", "--out", out.string()}), 2, "out of range");
-  expect_error(run_tokmap({"viz", "--text", "The bank of the river.", "--out", (dir / "missing" / "r").string()}), 1, "does not exist");
+  expect_error(run_tokmap({"viz", "--text", "Hi there", "--out", out.string()}), 1,
+               "at least 4 tokens");
+  expect_error(
+      run_tokmap({"viz", "--text", "The bank of the river.", "--dims", "4", "--out", out.string()}),
+      2, "--dims");
+  expect_error(run_tokmap({"viz", "--text", "The bank of the river.", "--layers", "9", "--out",
+                           out.string()}),
+               2, "out of range");
+  expect_error(run_tokmap({"viz", "--text", "The bank of the river.", "--out",
+                           (dir / "missing" / "r").string()}),
+               1, "does not exist");
   write(dir / "file", "x");
-  expect_error(run_tokmap({"viz", "--text", "The bank of the river.", "--out", (dir / "file").string()}), 1, "not a folder");
+  expect_error(
+      run_tokmap({"viz", "--text", "The bank of the river.", "--out", (dir / "file").string()}), 1,
+      "not a folder");
   EXPECT_EQ(slurp(out / "keep.txt"), "old report");
   EXPECT_EQ(dir.file_count(), 2u);  // report/ and file: no staging folders
 
   // A successful run replaces the old folder whole.
-  std::vector<std::string> args{"viz", "--layers", "last", "--dims", "2", "--no-figures", "--quiet", "--out", out.string()};
+  std::vector<std::string> args{"viz",          "--layers", "last",  "--dims",    "2",
+                                "--no-figures", "--quiet",  "--out", out.string()};
   args.insert(args.end(), kTexts.begin(), kTexts.end());
   ASSERT_EQ(run_tokmap(args).code, 0);
   EXPECT_FALSE(fs::exists(out / "keep.txt"));

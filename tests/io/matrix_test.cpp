@@ -30,7 +30,8 @@ fs::path npy(const TempDir& dir, std::string header, std::string_view data) {
   std::ofstream out(path, std::ios::binary);
   out << "\x93NUMPY" << '\x01' << '\x00';
   header.push_back('\n');
-  out << static_cast<char>(header.size() & 0xff) << static_cast<char>(header.size() >> 8) << header << data;
+  out << static_cast<char>(header.size() & 0xff) << static_cast<char>(header.size() >> 8) << header
+      << data;
   return path;
 }
 
@@ -56,25 +57,55 @@ TEST(Npy, RejectsBadFiles) {
   TempDir dir;
   std::ofstream(dir / "not.npy") << "hello world";
   EXPECT_THAT(error_of([&] { read_npy(dir / "not.npy"); }), HasSubstr("not a .npy file"));
-  EXPECT_THAT(error_of([&] { read_npy(npy(dir, "{'descr': '<i4', 'fortran_order': False, 'shape': (1, 1), }", "abcd")); }),
-              HasSubstr("unsupported dtype '<i4'"));
-  EXPECT_THAT(error_of([&] { read_npy(npy(dir, "{'descr': '>f4', 'fortran_order': False, 'shape': (1, 1), }", "abcd")); }),
-              HasSubstr("unsupported dtype"));
-  EXPECT_THAT(error_of([&] { read_npy(npy(dir, "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", "abcd")); }),
-              HasSubstr("expected a 2-D array"));
-  EXPECT_THAT(error_of([&] { read_npy(npy(dir, "{'descr': '<f4', 'fortran_order': True, 'shape': (1, 1), }", "abcd")); }),
-              HasSubstr("Fortran"));
-  EXPECT_THAT(error_of([&] { read_npy(npy(dir, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", "abcd")); }),
-              HasSubstr("truncated"));
-  EXPECT_THAT(error_of([&] { read_npy(npy(dir, "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", "")); }),
-              HasSubstr("overflows"));
-  EXPECT_THAT(error_of([&] { read_npy(npy(dir, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3", "")); }),
+  EXPECT_THAT(
+      error_of([&] {
+        read_npy(npy(dir, "{'descr': '<i4', 'fortran_order': False, 'shape': (1, 1), }", "abcd"));
+      }),
+      HasSubstr("unsupported dtype '<i4'"));
+  EXPECT_THAT(
+      error_of([&] {
+        read_npy(npy(dir, "{'descr': '>f4', 'fortran_order': False, 'shape': (1, 1), }", "abcd"));
+      }),
+      HasSubstr("unsupported dtype"));
+  EXPECT_THAT(
+      error_of([&] {
+        read_npy(npy(dir, "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", "abcd"));
+      }),
+      HasSubstr("expected a 2-D array"));
+  EXPECT_THAT(
+      error_of([&] {
+        read_npy(npy(dir, "{'descr': '<f4', 'fortran_order': True, 'shape': (1, 1), }", "abcd"));
+      }),
+      HasSubstr("Fortran"));
+  EXPECT_THAT(
+      error_of([&] {
+        read_npy(npy(dir, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", "abcd"));
+      }),
+      HasSubstr("truncated"));
+  EXPECT_THAT(
+      error_of([&] {
+        read_npy(npy(
+            dir, "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }",
+            ""));
+      }),
+      HasSubstr("overflows"));
+  EXPECT_THAT(error_of([&] {
+                read_npy(npy(dir, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3", ""));
+              }),
               HasSubstr("malformed"));
   // Found by fuzz_npy: a huge row count with zero columns used to make check_finite spin.
-  EXPECT_THAT(error_of([&] { read_npy(npy(dir, "{'descr': '<f8', 'fortran_order': False, 'shape': (099999999999LLLL0), }", "")); }),
-              HasSubstr("no columns"));
-  EXPECT_THAT(error_of([&] { read_npy(npy(dir, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 0), }", "")); }),
-              HasSubstr("99999999999 rows but no columns"));
+  EXPECT_THAT(
+      error_of([&] {
+        read_npy(npy(
+            dir, "{'descr': '<f8', 'fortran_order': False, 'shape': (099999999999LLLL0), }", ""));
+      }),
+      HasSubstr("no columns"));
+  EXPECT_THAT(
+      error_of([&] {
+        read_npy(
+            npy(dir, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 0), }", ""));
+      }),
+      HasSubstr("99999999999 rows but no columns"));
 }
 
 TEST(Delimited, ReadsTsvAndCsv) {
@@ -90,9 +121,11 @@ TEST(Delimited, ReadsTsvAndCsv) {
 TEST(Delimited, RejectsRaggedAndNonNumericRows) {
   TempDir dir;
   std::ofstream(dir / "ragged.tsv") << "1\t2\n3\n";
-  EXPECT_THAT(error_of([&] { read_delimited(dir / "ragged.tsv", '\t'); }), HasSubstr("line 2 has 1 columns, the first row has 2"));
+  EXPECT_THAT(error_of([&] { read_delimited(dir / "ragged.tsv", '\t'); }),
+              HasSubstr("line 2 has 1 columns, the first row has 2"));
   std::ofstream(dir / "words.tsv") << "1\t2\n3\tcat\n";
-  EXPECT_THAT(error_of([&] { read_delimited(dir / "words.tsv", '\t'); }), HasSubstr("line 2, column 2: 'cat' is not a number"));
+  EXPECT_THAT(error_of([&] { read_delimited(dir / "words.tsv", '\t'); }),
+              HasSubstr("line 2, column 2: 'cat' is not a number"));
 }
 
 TEST(Delimited, WritesWhatItReads) {
@@ -104,7 +137,8 @@ TEST(Delimited, WritesWhatItReads) {
 
 TEST(CheckFinite, NamesTheFirstBadRow) {
   Matrix m{3, 2, {1, 2, 3, NAN, INFINITY, 0}};
-  EXPECT_THAT(error_of([&] { check_finite(m, "x.npy"); }), HasSubstr("x.npy: row 2, column 2 is NaN"));
+  EXPECT_THAT(error_of([&] { check_finite(m, "x.npy"); }),
+              HasSubstr("x.npy: row 2, column 2 is NaN"));
 }
 
 TEST(AtomicFile, LeavesNothingBehindWithoutCommit) {
@@ -152,7 +186,8 @@ TEST(AtomicFile, PendingFoldersAreRemovedWholeOnInterrupt) {
 
 TEST(AtomicFile, UnwritableDestinationsAreNamed) {
   TempDir dir;
-  EXPECT_THAT(error_of([&] { AtomicFile file(dir / "no-such-folder" / "x"); }), HasSubstr("does not exist"));
+  EXPECT_THAT(error_of([&] { AtomicFile file(dir / "no-such-folder" / "x"); }),
+              HasSubstr("does not exist"));
   EXPECT_THAT(error_of([&] { AtomicFile file(dir.path()); }), HasSubstr("is a folder"));
 }
 
@@ -162,7 +197,8 @@ TEST(Npy, HugeClaimedShapeFailsBeforeAllocating) {
   const fs::path path = dir / "huge.npy";
   {
     std::ofstream out(path, std::ios::binary);
-    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1048576, 1048576), }\n";
+    std::string header =
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (1048576, 1048576), }\n";
     out << "\x93NUMPY" << '\x01' << '\x00' << static_cast<char>(header.size()) << '\x00' << header;
   }
   EXPECT_THAT(error_of([&] { read_npy(path); }), HasSubstr("truncated"));

@@ -78,38 +78,49 @@ TEST(Safetensors, ConvertsHalfPrecision) {
   writer.write("bf16", 0, std::as_bytes(std::span<const std::uint16_t>(brains)));
   writer.commit();
   const SafetensorsFile file(dir / "h.safetensors");
-  EXPECT_EQ(file.to_f32(file.get("f16")), (std::vector<float>{1.0f, -2.0f, 5.9604645e-8f, 65504.0f}));
+  EXPECT_EQ(file.to_f32(file.get("f16")),
+            (std::vector<float>{1.0f, -2.0f, 5.9604645e-8f, 65504.0f}));
   EXPECT_EQ(file.to_f32(file.get("bf16")), (std::vector<float>{1.0f, 3.140625f}));
 }
 
 TEST(Safetensors, RejectsFilesShorterThanTheLengthPrefix) {
   TempDir dir;
   std::ofstream(dir / "short.safetensors") << "abc";
-  EXPECT_THAT(open_error(dir / "short.safetensors"), HasSubstr("shorter than the 8-byte header length"));
+  EXPECT_THAT(open_error(dir / "short.safetensors"),
+              HasSubstr("shorter than the 8-byte header length"));
   std::ofstream(dir / "empty.safetensors");
   EXPECT_THAT(open_error(dir / "empty.safetensors"), HasSubstr("0 bytes"));
 }
 
 TEST(Safetensors, RejectsHeaderLengthBeyondTheFile) {
   TempDir dir;
-  EXPECT_THAT(open_error(raw_file(dir, 1000, "{}", 0)), HasSubstr("header length 1000 at offset 0 goes beyond the end of the file"));
-  EXPECT_THAT(open_error(raw_file(dir, ~0ull, "{}", 0)), HasSubstr("goes beyond the end of the file"));
+  EXPECT_THAT(open_error(raw_file(dir, 1000, "{}", 0)),
+              HasSubstr("header length 1000 at offset 0 goes beyond the end of the file"));
+  EXPECT_THAT(open_error(raw_file(dir, ~0ull, "{}", 0)),
+              HasSubstr("goes beyond the end of the file"));
 }
 
 TEST(Safetensors, RejectsHeaderThatIsNotJson) {
   TempDir dir;
-  EXPECT_THAT(open_error(file_with_header(dir, "{\"a\": ", 0)), HasSubstr("header (offset 8, 6 bytes): not valid JSON"));
-  EXPECT_THAT(open_error(file_with_header(dir, "[1, 2]", 0)), HasSubstr("header is not a JSON object"));
-  EXPECT_THAT(open_error(file_with_header(dir, "{\"a\": 1}", 0)), HasSubstr("tensor 'a': entry is not a JSON object"));
+  EXPECT_THAT(open_error(file_with_header(dir, "{\"a\": ", 0)),
+              HasSubstr("header (offset 8, 6 bytes): not valid JSON"));
+  EXPECT_THAT(open_error(file_with_header(dir, "[1, 2]", 0)),
+              HasSubstr("header is not a JSON object"));
+  EXPECT_THAT(open_error(file_with_header(dir, "{\"a\": 1}", 0)),
+              HasSubstr("tensor 'a': entry is not a JSON object"));
 }
 
 TEST(Safetensors, RejectsOffsetsOutOfBounds) {
   TempDir dir;
-  const auto path = file_with_header(dir, R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", 8);
-  EXPECT_THAT(open_error(path), HasSubstr("tensor 'w': data_offsets [0, 16] beyond the data section (8 bytes"));
-  const auto reversed = file_with_header(dir, R"({"w": {"dtype": "F32", "shape": [0], "data_offsets": [8, 0]}})", 8);
+  const auto path =
+      file_with_header(dir, R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", 8);
+  EXPECT_THAT(open_error(path),
+              HasSubstr("tensor 'w': data_offsets [0, 16] beyond the data section (8 bytes"));
+  const auto reversed =
+      file_with_header(dir, R"({"w": {"dtype": "F32", "shape": [0], "data_offsets": [8, 0]}})", 8);
   EXPECT_THAT(open_error(reversed), HasSubstr("end before they begin"));
-  const auto negative = file_with_header(dir, R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [-4, 0]}})", 8);
+  const auto negative =
+      file_with_header(dir, R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [-4, 0]}})", 8);
   EXPECT_THAT(open_error(negative), HasSubstr("non-negative"));
 }
 
@@ -124,16 +135,24 @@ TEST(Safetensors, RejectsOverlappingTensors) {
 
 TEST(Safetensors, RejectsUnknownDtypeAndShapeLies) {
   TempDir dir;
-  EXPECT_THAT(open_error(file_with_header(dir, R"({"w": {"dtype": "F8", "shape": [1], "data_offsets": [0, 1]}})", 1)),
+  EXPECT_THAT(open_error(file_with_header(
+                  dir, R"({"w": {"dtype": "F8", "shape": [1], "data_offsets": [0, 1]}})", 1)),
               HasSubstr("unknown dtype 'F8'"));
-  EXPECT_THAT(open_error(file_with_header(dir, R"({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}})", 8)),
+  EXPECT_THAT(open_error(file_with_header(
+                  dir, R"({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}})", 8)),
               HasSubstr("F32 [3] needs 12 bytes but data_offsets span 8"));
-  EXPECT_THAT(open_error(file_with_header(dir, R"({"w": {"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 8]}})", 8)),
-              HasSubstr("shape overflows 64 bits"));
-  EXPECT_THAT(open_error(file_with_header(dir, R"({"w": {"dtype": "F32", "shape": [1.5], "data_offsets": [0, 4]}})", 4)),
+  EXPECT_THAT(
+      open_error(file_with_header(
+          dir,
+          R"({"w": {"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 8]}})",
+          8)),
+      HasSubstr("shape overflows 64 bits"));
+  EXPECT_THAT(open_error(file_with_header(
+                  dir, R"({"w": {"dtype": "F32", "shape": [1.5], "data_offsets": [0, 4]}})", 4)),
               HasSubstr("not a non-negative integer"));
-  EXPECT_THAT(open_error(file_with_header(dir, R"({"w": {"dtype": "F32", "data_offsets": [0, 4]}})", 4)),
-              HasSubstr("missing or non-array 'shape'"));
+  EXPECT_THAT(
+      open_error(file_with_header(dir, R"({"w": {"dtype": "F32", "data_offsets": [0, 4]}})", 4)),
+      HasSubstr("missing or non-array 'shape'"));
 }
 
 TEST(Safetensors, RejectsDuplicateTensorNames) {
@@ -155,7 +174,8 @@ TEST(Safetensors, TruncatedAtEveryBoundaryFailsCleanly) {
   const std::string full = read_text_file(dir / "full.safetensors");
   SafetensorsFile ok(dir / "full.safetensors");
   for (std::size_t length = 0; length < full.size(); ++length) {
-    std::ofstream(dir / "cut.safetensors", std::ios::binary | std::ios::trunc) << full.substr(0, length);
+    std::ofstream(dir / "cut.safetensors", std::ios::binary | std::ios::trunc)
+        << full.substr(0, length);
     EXPECT_NE(open_error(dir / "cut.safetensors"), "(no error)") << "truncated to " << length;
   }
 }

@@ -21,7 +21,8 @@ struct Captured {
   std::vector<std::vector<float>> states;
 };
 
-Captured run(const Model& model, const std::vector<std::int32_t>& ids, ForwardOptions options = {}) {
+Captured run(const Model& model, const std::vector<std::int32_t>& ids,
+             ForwardOptions options = {}) {
   Captured result;
   if (options.layers.empty()) {
     for (int l = 0; l <= model.config().n_layer; ++l) options.layers.push_back(l);
@@ -53,7 +54,8 @@ double relative_error(std::span<const float> got, std::span<const float> want) {
   return max_error / max_reference;
 }
 
-void check_against_reference(const fs::path& model_dir, const fs::path& reference_dir, int expected_cases) {
+void check_against_reference(const fs::path& model_dir, const fs::path& reference_dir,
+                             int expected_cases) {
   const Model model = Model::load(model_dir);
   const io::SafetensorsFile reference(reference_dir / "reference_hidden_states.safetensors");
   const int n_states = model.config().n_layer + 1;
@@ -70,7 +72,8 @@ void check_against_reference(const fs::path& model_dir, const fs::path& referenc
     const Captured got = run(model, ids);
     const std::size_t per_layer = ids.size() * model.config().n_embd;
     for (int l = 0; l < n_states; ++l) {
-      const double error = relative_error(got.states[l], std::span(want).subspan(l * per_layer, per_layer));
+      const double error =
+          relative_error(got.states[l], std::span(want).subspan(l * per_layer, per_layer));
       EXPECT_LE(error, 1e-4) << model_dir << " case " << c << " layer " << l;
     }
   }
@@ -152,12 +155,14 @@ TEST(Forward, LongTextsUseOverlappingWindowsWithMostLeftContext) {
     std::size_t window_begin, keep_begin, keep_end;
   };
   const std::size_t C = model.config().n_embd;
-  for (const Expect e : {Expect{0, 0, 64}, Expect{32, 64, 96}, Expect{64, 96, 128}, Expect{86, 128, 150}}) {
+  for (const Expect e :
+       {Expect{0, 0, 64}, Expect{32, 64, 96}, Expect{64, 96, 128}, Expect{86, 128, 150}}) {
     const Captured window = window_states(e.window_begin);
     for (std::size_t l = 0; l < 2; ++l) {
       for (std::size_t t = e.keep_begin; t < e.keep_end; ++t) {
         for (std::size_t c = 0; c < C; ++c) {
-          ASSERT_FLOAT_EQ(whole.states[l][t * C + c], window.states[l][(t - e.window_begin) * C + c])
+          ASSERT_FLOAT_EQ(whole.states[l][t * C + c],
+                          window.states[l][(t - e.window_begin) * C + c])
               << "token " << t << " layer " << options.layers[l];
         }
       }

@@ -24,7 +24,8 @@ float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 TEST(Kernels, MatmulMatchesNaive) {
-  for (const auto& [T, C, OC] : {std::tuple{1, 1, 1}, std::tuple{7, 33, 65}, std::tuple{64, 128, 384}}) {
+  for (const auto& [T, C, OC] :
+       {std::tuple{1, 1, 1}, std::tuple{7, 33, 65}, std::tuple{64, 128, 384}}) {
     const auto inp = random_vector(T * C, 1);
     const auto weight = random_vector(C * OC, 2);
     const auto bias = random_vector(OC, 3);
@@ -39,7 +40,8 @@ TEST(Kernels, MatmulMatchesNaive) {
 }
 
 TEST(Kernels, AttentionMatchesNaive) {
-  for (const auto& [T, C, H] : {std::tuple{1, 8, 2}, std::tuple{17, 32, 4}, std::tuple{100, 64, 4}}) {
+  for (const auto& [T, C, H] :
+       {std::tuple{1, 8, 2}, std::tuple{17, 32, 4}, std::tuple{100, 64, 4}}) {
     const auto qkv = random_vector(T * 3 * C, 4, 2.0f);
     std::vector<float> fast(T * C), naive(T * C), scratch(T * T);
     const float scale = 1.0f / std::sqrt(float(C / H));
@@ -67,7 +69,8 @@ TEST(Kernels, GeluNewMatchesTheTanhFormula) {
   activation(y, Activation::gelu_new);
   for (std::size_t i = 0; i < x.size(); ++i) {
     const double v = x[i];
-    const double want = 0.5 * v * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
+    const double want =
+        0.5 * v * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
     EXPECT_NEAR(y[i], want, 1e-6 + 1e-6 * std::fabs(want)) << v;
   }
 }

@@ -33,7 +33,8 @@ std::string error_of(auto&& fn) {
 }
 
 TEST(Config, FillsGpt2DefaultsAndIgnoresUnknownFields) {
-  const Config config = parse_config(R"({"n_embd": 64, "n_head": 4, "future_field": [1, 2]})", "c.json");
+  const Config config =
+      parse_config(R"({"n_embd": 64, "n_head": 4, "future_field": [1, 2]})", "c.json");
   EXPECT_EQ(config.n_layer, 12);
   EXPECT_EQ(config.n_embd, 64);
   EXPECT_EQ(config.n_inner, 256);  // 4 * n_embd when absent
@@ -45,22 +46,27 @@ TEST(Config, FillsGpt2DefaultsAndIgnoresUnknownFields) {
 }
 
 TEST(Config, RejectsBadValuesNamingTheFile) {
-  EXPECT_THAT(error_of([] { parse_config("{not json", "m/config.json"); }), HasSubstr("m/config.json: not valid JSON"));
+  EXPECT_THAT(error_of([] { parse_config("{not json", "m/config.json"); }),
+              HasSubstr("m/config.json: not valid JSON"));
   EXPECT_THAT(error_of([] { parse_config("[1]", "c.json"); }), HasSubstr("expected a JSON object"));
   EXPECT_THAT(error_of([] { parse_config(R"({"n_layer": 2, "n_layer": 3})", "c.json"); }),
               HasSubstr("c.json: key 'n_layer' appears twice"));
   EXPECT_THAT(error_of([] { parse_config("{\"model_type\": \"gpt\xff\"}", "c.json"); }),
               HasSubstr("c.json: not valid JSON"));
   EXPECT_THAT(error_of([] { parse_config(R"({"n_layer": -1})", "c.json"); }), HasSubstr("n_layer"));
-  EXPECT_THAT(error_of([] { parse_config(R"({"n_embd": 30, "n_head": 4})", "c.json"); }), HasSubstr("not divisible"));
-  EXPECT_THAT(error_of([] { parse_config(R"({"activation_function": "swish"})", "c.json"); }), HasSubstr("swish"));
-  EXPECT_THAT(error_of([] { parse_config(R"({"model_type": "llama"})", "c.json"); }), HasSubstr("llama"));
+  EXPECT_THAT(error_of([] { parse_config(R"({"n_embd": 30, "n_head": 4})", "c.json"); }),
+              HasSubstr("not divisible"));
+  EXPECT_THAT(error_of([] { parse_config(R"({"activation_function": "swish"})", "c.json"); }),
+              HasSubstr("swish"));
+  EXPECT_THAT(error_of([] { parse_config(R"({"model_type": "llama"})", "c.json"); }),
+              HasSubstr("llama"));
 }
 
 TEST(Resolve, FindsFoldersBundledModelsAndTheDefault) {
   const ResolveOptions options{{kModels}, "/nonexistent-cache"};
   EXPECT_EQ(resolve_model("", options).folder, kModels / "demo-brown-gpt2");
-  EXPECT_EQ(resolve_model("demo-brown-gpt2-small", options).folder, kModels / "demo-brown-gpt2-small");
+  EXPECT_EQ(resolve_model("demo-brown-gpt2-small", options).folder,
+            kModels / "demo-brown-gpt2-small");
   const fs::path folder = kData / "tiny-gpt2-base-f32";
   EXPECT_EQ(resolve_model(folder.string(), options).folder, folder);
 }
@@ -96,9 +102,11 @@ TEST(Resolve, NotFoundListsEveryPlaceAndHowToGetIt) {
   const std::string message = error_of([&] { resolve_model("gpt2-medium", options); });
   EXPECT_THAT(message, HasSubstr((kModels / "gpt2-medium").string()));
   EXPECT_THAT(message, HasSubstr("/nonexistent-cache/models--gpt2-medium/refs/main"));
-  EXPECT_THAT(message, HasSubstr("/nonexistent-cache/models--openai-community--gpt2-medium/refs/main"));
+  EXPECT_THAT(message,
+              HasSubstr("/nonexistent-cache/models--openai-community--gpt2-medium/refs/main"));
   EXPECT_THAT(message, HasSubstr("huggingface-cli download gpt2-medium"));
-  EXPECT_THAT(error_of([&] { resolve_model("./no/such/folder", options); }), HasSubstr("does not exist"));
+  EXPECT_THAT(error_of([&] { resolve_model("./no/such/folder", options); }),
+              HasSubstr("does not exist"));
 }
 
 // --- weights ---------------------------------------------------------------------------------
@@ -141,7 +149,8 @@ TEST(Weights, IgnoresAttentionBuffersAndAcceptsAnLmHead) {
   TempDir dir;
   const fs::path folder = rewritten_tiny_model(dir, [](std::vector<TensorSpec>& specs) {
     specs.push_back({"h.0.attn.bias", io::DType::F32, {1, 1, 2, 2}, std::vector<std::byte>(16)});
-    specs.push_back({"lm_head.weight", io::DType::F32, {50257, 32}, std::vector<std::byte>(50257 * 32 * 4)});
+    specs.push_back(
+        {"lm_head.weight", io::DType::F32, {50257, 32}, std::vector<std::byte>(50257 * 32 * 4)});
   });
   EXPECT_NO_THROW(Model::load(folder));
 }
@@ -151,8 +160,9 @@ TEST(Weights, MissingTensorIsNamed) {
   const fs::path folder = rewritten_tiny_model(dir, [](std::vector<TensorSpec>& specs) {
     std::erase_if(specs, [](const TensorSpec& s) { return s.name == "h.1.mlp.c_fc.bias"; });
   });
-  EXPECT_THAT(error_of([&] { Model::load(folder); }),
-              HasSubstr("model.safetensors: tensor 'h.1.mlp.c_fc.bias' is missing (expected shape [128])"));
+  EXPECT_THAT(
+      error_of([&] { Model::load(folder); }),
+      HasSubstr("model.safetensors: tensor 'h.1.mlp.c_fc.bias' is missing (expected shape [128])"));
 }
 
 TEST(Weights, WrongShapeNamesExpectedAndActual) {
@@ -178,12 +188,14 @@ TEST(Weights, UnsupportedDtypeIsNamed) {
 
 TEST(Weights, MissingFilesAreNamed) {
   TempDir dir;
-  EXPECT_THAT(error_of([&] { Model::load(dir.path() / "nope"); }), HasSubstr("model folder does not exist"));
+  EXPECT_THAT(error_of([&] { Model::load(dir.path() / "nope"); }),
+              HasSubstr("model folder does not exist"));
   EXPECT_THAT(error_of([&] { Model::load(dir.path()); }), HasSubstr("config.json is missing"));
   write(dir.path() / "config.json", "{\"n_layer\": 2");
   EXPECT_THAT(error_of([&] { Model::load(dir.path()); }), HasSubstr("not valid JSON"));
   write(dir.path() / "config.json", "{}");
-  EXPECT_THAT(error_of([&] { Model::load(dir.path()); }), HasSubstr("model.safetensors is missing"));
+  EXPECT_THAT(error_of([&] { Model::load(dir.path()); }),
+              HasSubstr("model.safetensors is missing"));
 }
 
 }  // namespace

@@ -16,7 +16,8 @@ TEST(Pca, GramPathMatchesCovariancePath) {
   // Columns with clearly different variances so the components are well separated.
   std::vector<float> x(n * d);
   for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t j = 0; j < d; ++j) x[i * d + j] = normal(rng) * (1.0f + 0.15f * float(d - j)) + 0.3f;
+    for (std::size_t j = 0; j < d; ++j)
+      x[i * d + j] = normal(rng) * (1.0f + 0.15f * float(d - j)) + 0.3f;
   // Stacking X twice keeps the same covariance (up to scale) but takes the covariance path.
   std::vector<float> stacked(x);
   stacked.insert(stacked.end(), x.begin(), x.end());
@@ -27,7 +28,8 @@ TEST(Pca, GramPathMatchesCovariancePath) {
   double scale = 0;
   for (const float v : via_covariance) scale = std::max(scale, double(std::fabs(v)));
   for (std::size_t i = 0; i < n * k; ++i) {
-    EXPECT_NEAR(via_gram[i], via_covariance[i], 1e-4 * scale) << "row " << i / k << " component " << i % k;
+    EXPECT_NEAR(via_gram[i], via_covariance[i], 1e-4 * scale)
+        << "row " << i / k << " component " << i % k;
   }
 }
 
