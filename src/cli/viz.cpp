@@ -275,7 +275,7 @@ void run_viz(const VizOptions& options) {
     token.id = id;
     token.display = first_tokenizer->display(id);
     token.offset = encoding.offsets[p];
-    token.kind = report::token_kind(token.display, token.position,
+    token.kind = report::token_kind(first_tokenizer->token_bytes(id), token.position,
                                     id == first_tokenizer->special_token_id("<|endoftext|>"));
     if (std::find(highlight.begin(), highlight.end(), lowercase_trimmed(token.display)) !=
         highlight.end()) {

@@ -91,24 +91,37 @@ std::string file_stem(std::string_view name) {
   return out.empty() ? "model" : out;
 }
 
-std::string token_kind(std::string_view display, int position, bool special) {
+std::string token_kind(std::string_view bytes, int position, bool special) {
   if (special) return "special";
-  const bool leading_space = !display.empty() && display.front() == ' ';
-  std::string_view core = display;
-  while (!core.empty() && core.front() == ' ') core.remove_prefix(1);
-  bool any_alpha = false, any_digit = false, any_other = false;
-  for (const unsigned char c : core) {
-    if (c >= 0x80 || std::isalpha(c)) {
-      any_alpha = true;  // non-ASCII letters (é, 日) count as letters
-    } else if (std::isdigit(c)) {
-      any_digit = true;
-    } else {
-      any_other = true;
+  const bool leading_space = !bytes.empty() && bytes.front() == ' ';
+  bool any_letter = false, any_digit = false;
+  for (std::size_t i = 0; i < bytes.size();) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    if (c < 0x80) {
+      any_letter |= std::isalpha(c) != 0;
+      any_digit |= std::isdigit(c) != 0;
+      ++i;
+      continue;
     }
+    // Decode one UTF-8 sequence; a token may hold only part of a character.
+    const int length = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (length == 1 || i + length > bytes.size()) {
+      any_letter = true;  // a fragment of a character: part of a word
+      ++i;
+      continue;
+    }
+    std::uint32_t cp = c & (0xFF >> (length + 1));
+    for (int k = 1; k < length; ++k)
+      cp = (cp << 6) | (static_cast<unsigned char>(bytes[i + k]) & 0x3F);
+    i += static_cast<std::size_t>(length);
+    // Punctuation and symbol blocks (dashes, quotes, arrows, maths, CJK punctuation, emoji)
+    // are not letters; everything else outside ASCII is taken as one (é, ж, 日).
+    const bool symbol = (cp >= 0x2000 && cp <= 0x2BFF) || (cp >= 0x3000 && cp <= 0x303F) ||
+                        (cp >= 0x1F000) || cp == 0x00A0 || (cp >= 0x00A1 && cp <= 0x00BF);
+    any_letter |= !symbol;
   }
-  if (any_digit && !any_alpha) return "number";
-  if (!any_alpha) return "punctuation";
-  (void)any_other;
+  if (any_digit && !any_letter) return "number";
+  if (!any_letter) return "punctuation";
   return leading_space || position == 0 ? "word" : "continuation";
 }
 

@@ -28,8 +28,9 @@ struct Token {
 // A model name as a file-name part: "openai-community/gpt2" -> "openai-community_gpt2".
 std::string file_stem(std::string_view name);
 
-// The kind of a token from its display form (see docs/REPORT_FORMAT.md).
-std::string token_kind(std::string_view display, int position, bool special);
+// The kind of a token (see docs/REPORT_FORMAT.md) from its raw bytes: classifying the display
+// form would take an escaped newline ("\n") for a word piece.
+std::string token_kind(std::string_view bytes, int position, bool special);
 
 struct Map {
   int model = 0;
