@@ -185,6 +185,15 @@ double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size
     while (!smooth(nb)) ++nb;
     box = fixed_box;
   }
+  // Cap the grid: in 3D the fixed box width would need (2 * 3 * range)^3 FFT points once the map
+  // is a hundred units wide (minutes per iteration). Beyond the cap the boxes widen with the
+  // map instead, trading interpolation accuracy for a bounded cost per iteration.
+  const int max_boxes = D == 3 ? 40 : 640;
+  if (nb > max_boxes) {
+    nb = max_boxes;
+    while (!smooth(nb)) --nb;
+    box = range / nb;
+  }
   const int m = nb * p;
   const int len = 2 * m;
   constexpr int kIn = D + 1;   // charges 1, y_1 .. y_D
