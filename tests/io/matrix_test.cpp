@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "io/io.hpp"
+#include "support/error_of.hpp"
 #include "support/temp_dir.hpp"
 
 namespace tokmap::io {
@@ -15,14 +16,7 @@ using ::testing::HasSubstr;
 
 using tokmap::test_support::TempDir;
 
-std::string error_of(auto&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using tokmap::test_support::error_of;
 
 // Writes a .npy with a hand-made header (version 1).
 fs::path npy(const TempDir& dir, std::string header, std::string_view data) {

@@ -7,6 +7,7 @@
 
 #include "io/io.hpp"
 #include "model/model.hpp"
+#include "support/error_of.hpp"
 #include "support/temp_dir.hpp"
 
 namespace tokmap::model {
@@ -23,14 +24,7 @@ void write(const fs::path& path, std::string_view text) {
   std::ofstream(path, std::ios::binary) << text;
 }
 
-std::string error_of(auto&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using tokmap::test_support::error_of;
 
 TEST(Config, FillsGpt2DefaultsAndIgnoresUnknownFields) {
   const Config config =
