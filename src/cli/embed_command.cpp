@@ -77,6 +77,9 @@ void run_embed(const EmbedOptions& options) {
   forward_options.layers = layers;
   forward_options.threads = options.threads;
   forward_options.window_stride = options.window_stride;
+  if (const auto advice = model::blas_kernel_advice(); !advice.empty() && total >= 1000) {
+    warn(options.common, advice);
+  }
   Progress progress(options.common, "embed", total);
   model::forward(
       model, ids, forward_options,

@@ -65,6 +65,20 @@ std::vector<Window> plan_windows(std::span<const std::vector<std::int32_t>> text
 
 }  // namespace
 
+std::string blas_kernel_advice() {
+  const std::string core = openblas_get_corename();
+  const bool generic = core == "Prescott" || core == "Core2" || core == "Penryn" ||
+                       core == "Nehalem" || core == "Sandybridge" || core == "Katmai";
+  if (!generic) return {};
+  const char* better = __builtin_cpu_supports("avx512f")  ? "SkylakeX"
+                       : __builtin_cpu_supports("avx2") ? "Haswell"
+                                                        : nullptr;
+  if (better == nullptr) return {};
+  return "OpenBLAS runs its generic '" + core + "' kernel on this CPU, which supports " +
+         (std::string(better) == "SkylakeX" ? "AVX-512" : "AVX2") +
+         "; model runs are several times faster with OPENBLAS_CORETYPE=" + better;
+}
+
 std::vector<int> parse_layers(std::string_view spec, int n_layer) {
   std::vector<int> layers;
   if (spec.empty() || spec == "all") {

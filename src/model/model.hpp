@@ -138,6 +138,11 @@ void forward(const Model& model, std::span<const std::vector<std::int32_t>> text
              const ForwardOptions& options, const HiddenStatesSink& sink,
              const ProgressCallback& progress = {});
 
+// A one-line advice when the BLAS library runs a generic kernel on a CPU that has much faster
+// ones (OpenBLAS 0.3.21 does not recognise some recent Xeons and falls back to "Prescott", about
+// 3.5x slower for the forward pass), or empty. Never changes the setting itself.
+std::string blas_kernel_advice();
+
 // Validates a --layers specification ("all", "last", or a comma list such as "0,3,6", negative
 // numbers counting from the end) against n_layer; returns sorted unique indices.
 std::vector<int> parse_layers(std::string_view spec, int n_layer);

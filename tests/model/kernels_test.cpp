@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
 
 #include "model/model.hpp"
@@ -87,6 +88,18 @@ TEST(Kernels, LayernormHasZeroMeanUnitVariance) {
     for (int c = 0; c < C; ++c) var += (out[t * C + c] - mean) * (out[t * C + c] - mean);
     EXPECT_NEAR(mean, 0.0, 1e-5);
     EXPECT_NEAR(var / C, 1.0, 1e-3);
+  }
+}
+
+TEST(BlasAdvice, NamesTheSettingOnlyForAGenericKernel) {
+  const std::string advice = blas_kernel_advice();
+  const char* setting = std::getenv("OPENBLAS_CORETYPE");
+  if (setting != nullptr && (std::string(setting) == "SkylakeX" || std::string(setting) == "Haswell")) {
+    EXPECT_EQ(advice, "");  // a tuned kernel was asked for: nothing to advise
+  }
+  if (!advice.empty()) {
+    EXPECT_NE(advice.find("OPENBLAS_CORETYPE="), std::string::npos) << advice;
+    EXPECT_EQ(advice.find('\n'), std::string::npos);
   }
 }
 
