@@ -145,6 +145,7 @@ class SafetensorsWriter {
   void commit();
 
  private:
+  void check_dtype(std::string_view name, DType dtype) const;
   fs::path path_;
   std::map<std::string, std::string> metadata_;
   std::vector<TensorInfo> tensors_;

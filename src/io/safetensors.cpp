@@ -330,12 +330,26 @@ void SafetensorsWriter::write(std::string_view name, std::uint64_t element_offse
 
 void SafetensorsWriter::write(std::string_view name, std::uint64_t element_offset,
                               std::span<const float> data) {
+  check_dtype(name, DType::F32);
   write(name, element_offset, std::as_bytes(data));
 }
 
 void SafetensorsWriter::write(std::string_view name, std::uint64_t element_offset,
                               std::span<const std::int64_t> data) {
+  check_dtype(name, DType::I64);
   write(name, element_offset, std::as_bytes(data));
+}
+
+// Typed writes must match the declared dtype: float values in an I64 tensor would be silent
+// garbage in the file.
+void SafetensorsWriter::check_dtype(std::string_view name, DType dtype) const {
+  for (const auto& tensor : tensors_) {
+    if (tensor.name == name && tensor.dtype != dtype) {
+      throw Error(path_.string() + ": tensor '" + tensor.name + "' is " +
+                  std::string(dtype_name(tensor.dtype)) + ", cannot write " +
+                  std::string(dtype_name(dtype)) + " values into it");
+    }
+  }
 }
 
 void SafetensorsWriter::commit() { file_->commit(); }

@@ -66,6 +66,17 @@ TEST(Safetensors, WriterAndReaderRoundTrip) {
   EXPECT_EQ(header_length % 8, 0u);
 }
 
+TEST(Safetensors, WriterRefusesValuesOfTheWrongType) {
+  TempDir dir;
+  SafetensorsWriter writer(dir / "t.safetensors");
+  writer.declare("ids", DType::I64, {2});
+  writer.begin();
+  const float values[] = {1, 2};
+  EXPECT_THROW(writer.write("ids", 0, std::span<const float>(values)), Error);
+  const std::int64_t ids[] = {1, 2, 3};
+  EXPECT_THROW(writer.write("ids", 0, std::span<const std::int64_t>(ids)), Error);  // too many
+}
+
 TEST(Safetensors, ConvertsHalfPrecision) {
   TempDir dir;
   SafetensorsWriter writer(dir / "h.safetensors");
