@@ -307,7 +307,22 @@ void run_viz(const VizOptions& options) {
   data.title = "tokmap — " + data.models[0] +
                (data.models.size() > 1 ? " vs " + data.models[1] : "") + ", " +
                std::to_string(texts.size()) + " text(s), " + std::to_string(n) + " tokens";
+  // The settings that decide the maps, as flags, so a reader can reproduce the report.
   data.created_with = "tokmap 0.1.0 viz";
+  for (const auto& model : data.models) data.created_with += " --model " + model;
+  data.created_with += " --layers " + options.layers + " --dims";
+  for (std::size_t i = 0; i < options.dims.size(); ++i) {
+    data.created_with += (i == 0 ? " " : ",") + std::to_string(options.dims[i]);
+  }
+  data.created_with += " --perplexity";
+  for (std::size_t i = 0; i < perplexities.size(); ++i) {
+    data.created_with += (i == 0 ? " " : ",") + format("%g", perplexities[i]);
+  }
+  data.created_with += " --seed " + std::to_string(options.seed) + " --seeds " +
+                       std::to_string(options.seeds) + " --metric " + options.metric +
+                       " --normalize " + options.normalize +
+                       (options.exclude_first ? " --exclude-first" : " --include-first") +
+                       " --iterations " + std::to_string(options.iterations);
 
   // --- Analyses of the original space -----------------------------------------------------------
   for (std::size_t m = 0; m < states.size(); ++m) {
@@ -513,6 +528,16 @@ void run_viz(const VizOptions& options) {
     auto label_order = [&](const report::Map& map) -> const std::vector<std::uint32_t>& {
       return label_orders.at({map.model, map.layer});
     };
+    auto points_of = [&](const report::Map& map) {
+      render::Points points;
+      points.dims = map.dims;
+      points.coords = map.coords;
+      points.colors = colors;
+      points.labels = labels;
+      points.emphasis = emphasis;
+      points.label_order = label_order(map);
+      return points;
+    };
     // Figures are independent files: render them in parallel.
     std::vector<std::function<void()>> jobs;
     auto caption = [&](const report::Map& map) {
@@ -523,6 +548,20 @@ void run_viz(const VizOptions& options) {
              (options.exclude_first ? ", first tokens excluded" : "");
     };
     const std::vector<std::string> formats{".png", ".svg", ".pdf"};
+    // Small multiples, three panels a row, fewer labels per panel.
+    auto add_grid = [&](const std::vector<render::Panel>& panels, const std::string& caption,
+                        const std::string& stem) {
+      render::FigureOptions grid;
+      grid.width = 720;
+      grid.height = 200.0 * std::ceil(panels.size() / 3.0) + 90;
+      grid.legend = legend;
+      grid.caption = caption;
+      grid.style.max_labels = 25;
+      for (const auto& ext : formats) {
+        const fs::path out = dir / "figures" / (stem + ext);
+        jobs.push_back([=] { render::render_grid(out, panels, grid); });
+      }
+    };
     for (std::size_t m = 0; m < states.size(); ++m) {
       const std::string model_name = report::file_stem(data.models[m]);
       for (const double perplexity : perplexities) {
@@ -530,13 +569,7 @@ void run_viz(const VizOptions& options) {
         std::vector<render::Panel> layer_panels;
         for (const auto& map : data.maps) {
           if (map.model != int(m) || map.perplexity != perplexity) continue;
-          render::Points points;
-          points.dims = map.dims;
-          points.coords = map.coords;
-          points.colors = colors;
-          points.labels = labels;
-          points.emphasis = emphasis;
-          points.label_order = label_order(map);
+          const render::Points points = points_of(map);
           render::FigureOptions figure;
           figure.legend = legend;
           figure.caption = caption(map);
@@ -560,17 +593,10 @@ void run_viz(const VizOptions& options) {
           }
         }
         if (layer_panels.size() > 1) {
-          render::FigureOptions grid;
-          grid.width = 720;
-          grid.height = 200.0 * std::ceil(layer_panels.size() / 3.0) + 90;
-          grid.legend = legend;
-          grid.caption = data.models[m] + " · all layers · perplexity " + format("%g", perplexity) +
-                         " · maps of consecutive layers initialised from each other and aligned";
-          grid.style.max_labels = 25;
-          for (const auto& ext : formats) {
-            const fs::path out = dir / "figures" / (model_name + "-layers-" + ptag + ext);
-            jobs.push_back([=] { render::render_grid(out, layer_panels, grid); });
-          }
+          add_grid(layer_panels,
+                   data.models[m] + " · all layers · perplexity " + format("%g", perplexity) +
+                       " · maps of consecutive layers initialised from each other and aligned",
+                   model_name + "-layers-" + ptag);
         }
       }
       if (perplexities.size() > 1 &&
@@ -582,26 +608,12 @@ void run_viz(const VizOptions& options) {
           render::Panel panel;
           panel.title =
               "perplexity " + format("%g", map.perplexity) + " · KL " + format("%.2f", map.kl);
-          panel.points.dims = 2;
-          panel.points.coords = map.coords;
-          panel.points.colors = colors;
-          panel.points.labels = labels;
-          panel.points.emphasis = emphasis;
-          panel.points.label_order = label_order(map);
+          panel.points = points_of(map);
           panels.push_back(panel);
         }
-        render::FigureOptions grid;
-        grid.width = 720;
-        grid.height = 200.0 * std::ceil(panels.size() / 3.0) + 90;
-        grid.legend = legend;
-        grid.caption = data.models[m] + " · layer " + std::to_string(last) + " across perplexities";
-        grid.style.max_labels = 25;
-        for (const auto& ext : formats) {
-          const fs::path out =
-              dir / "figures" /
-              (model_name + "-layer" + std::to_string(last) + "-perplexities" + ext);
-          jobs.push_back([=] { render::render_grid(out, panels, grid); });
-        }
+        add_grid(panels,
+                 data.models[m] + " · layer " + std::to_string(last) + " across perplexities",
+                 model_name + "-layer" + std::to_string(last) + "-perplexities");
       }
     }
     run_parallel(jobs.size(), cores, [&](std::size_t i) { jobs[i](); });

@@ -56,6 +56,8 @@ TEST(Viz, WritesTheWholeReportFolder) {
   EXPECT_EQ(data["analysis"].size(), 7u);
   EXPECT_EQ(data["analysis"][0]["neighbors"][0].size(), 5u);
   EXPECT_EQ(data["settings"]["highlight"], json::array({"bank"}));
+  EXPECT_THAT(data["created_with"].get<std::string>(),
+              HasSubstr("--layers all --dims 2,3 --perplexity 4.8 --seed 0"));
   // Tokens carry byte offsets into their text.
   const auto& token = data["tokens"][0];
   const std::string text = data["texts"][token["text"].get<int>()];
