@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -135,6 +136,22 @@ TEST(Embed, WritesTheContractTensorsAndMatchesHuggingFace) {
     }
     EXPECT_LE(max_error / max_ref, 1e-4) << "layer " << layers[i];
   }
+}
+
+TEST(Embed, LongTextsRunInWindowsWithTheGivenStride) {
+  TempDir dir;
+  std::string text;
+  for (int i = 0; i < 120; ++i) text += "The bank of the river was muddy. ";  // > 512 tokens
+  write(dir / "long.txt", text);
+  const Result r =
+      run_tokmap({"embed", "--whole-file", "--file", (dir / "long.txt").string(), "--window-stride",
+                  "128", "--layers", "last", "--quiet", "--out", (dir / "e.safetensors").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const tokmap::io::SafetensorsFile file(dir / "e.safetensors");
+  const auto n = file.get("position").shape[0];
+  EXPECT_GT(n, 512);
+  EXPECT_EQ(file.to_i64(file.get("position")).back(), n - 1);  // positions within the text
+  for (const float v : file.to_f32(file.get("hidden_states"))) ASSERT_TRUE(std::isfinite(v));
 }
 
 TEST(Embed, FindsTheSmallBundledModelByName) {

@@ -134,6 +134,25 @@ TEST(Viz, ComparesModelsAcrossPerplexitiesAndSeeds) {
   EXPECT_FALSE(fs::exists(out / "figures"));
 }
 
+TEST(Viz, IncludeFirstIterationsAndThreads) {
+  TempDir dir;
+  std::vector<std::string> args{"viz",          "--include-first",
+                                "--iterations", "60",
+                                "--threads",    "1",
+                                "--layers",     "0,6",
+                                "--dims",       "2",
+                                "--no-figures", "--quiet",
+                                "--out",        (dir / "r").string()};
+  args.insert(args.end(), kTexts.begin(), kTexts.end());
+  ASSERT_EQ(run_tokmap(args).code, 0);
+  const json data = report_data(dir / "r" / "index.html");
+  EXPECT_EQ(data["tokens"].size(), 8u + 14u);  // first tokens kept
+  EXPECT_EQ(data["tokens"][0]["position"], 0);
+  EXPECT_EQ(data["layers"], json::array({0, 6}));
+  EXPECT_FALSE(data["settings"]["exclude_first"].get<bool>());
+  EXPECT_THAT(data["created_with"].get<std::string>(), HasSubstr("--iterations 60"));
+}
+
 TEST(Viz, SameInputSameReport) {
   TempDir dir;
   std::vector<std::string> args{"viz", "--layers",     "last",   "--dims",
