@@ -1,5 +1,6 @@
 #include "report/report.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -177,11 +178,13 @@ std::string to_json(const ReportData& data) {
   }
   if (!data.comparison.empty()) {
     json& pairs = root["comparison"]["pairs"] = json::array();
+    const std::size_t n = data.tokens.size();
     for (const auto& p : data.comparison) {
       pairs.push_back({{"a", p.a},
                        {"b", p.b},
                        {"layer_a", p.layer_a},
                        {"layer_b", p.layer_b},
+                       {"k", n >= 2 ? std::min(p.k, n - 1) : p.k},
                        {"overlap", float_array(p.overlap)},
                        {"mean", number(p.mean)}});
     }

@@ -56,11 +56,17 @@ struct Analysis {
   std::vector<std::int32_t> top_outliers;
 };
 
+// Neighbourhood overlap of the same tokens in two models' hidden states: overlap[i] is the
+// share of token i's k nearest neighbours (token indices as in ReportData::tokens) in model a's
+// layer layer_a that are also among its k nearest in model b's layer layer_b.
 struct ComparisonPair {
   int a = 0, b = 1;
   int layer_a = 0, layer_b = 0;
   std::vector<float> overlap;  // (N)
   double mean = 0;
+  // The neighbourhood size asked for; the JSON gives min(k, N - 1), what
+  // analysis::neighborhood_overlap counts.
+  std::size_t k = 10;
 };
 
 struct Settings {

@@ -81,6 +81,30 @@ TEST(Report, JsonFollowsTheContractAndCannotCloseItsScript) {
   EXPECT_FALSE(data.contains("comparison"));
 }
 
+TEST(Report, ComparisonPairsNameBothLayersAndTheNeighbourhoodSize) {
+  ReportData data = small_report();
+  data.models = {"m", "small"};
+  ComparisonPair pair;
+  pair.a = 0;
+  pair.b = 1;
+  pair.layer_a = 6;
+  pair.layer_b = 4;
+  pair.overlap = {0.5f, 1.0f};  // per token, in the order of data.tokens
+  pair.mean = 0.75;
+  data.comparison.push_back(pair);
+  const auto json = nlohmann::json::parse(to_json(data));
+  const auto& p = json["comparison"]["pairs"][0];
+  EXPECT_EQ(p["a"], 0);
+  EXPECT_EQ(p["b"], 1);
+  EXPECT_EQ(p["layer_a"], 6);
+  EXPECT_EQ(p["layer_b"], 4);
+  EXPECT_EQ(p["overlap"], nlohmann::json::parse("[0.5, 1.0]"));
+  EXPECT_EQ(p["overlap"].size(), data.tokens.size());
+  EXPECT_DOUBLE_EQ(p["mean"].get<double>(), 0.75);
+  // k = 10 asked for, but two tokens have one neighbour each (what neighborhood_overlap counts).
+  EXPECT_EQ(p["k"], 1);
+}
+
 TEST(Report, PageTemplateHasOnePlaceholderAndTheHtmlReplacesIt) {
   const std::string_view page = page_template();
   const std::string placeholder = "/*TOKMAP_DATA*/null";
