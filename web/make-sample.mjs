@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Writes synthetic but structured report data (docs/REPORT_FORMAT.md):
-//   web/sample-data.json        3 texts, ~60 tokens, 7 layers, 2 perplexities, 2D+3D, 3 seeds, 2 models
+//   web/sample-data.json        3 texts, ~60 tokens, 2 models (7 and 5 layers, paired by relative depth),
+//                               2 perplexities, 2D+3D, 3 seeds
 //   web/dist/sample-big.json    100,000 tokens, one layer, one model (the performance check)
 // Deterministic (seeded), so the committed sample does not change between runs.
 import fs from 'node:fs';
@@ -118,8 +119,9 @@ function smallSample() {
   ];
   const tokens = tokenize(texts, hashId);
   const N = tokens.length;
-  const models = ['demo-brown-gpt2', 'demo-brown-gpt2-medium'];
+  const models = ['demo-brown-gpt2', 'demo-brown-gpt2-small'];
   const layers = [0, 1, 2, 3, 4, 5, 6];
+  const modelLayers = [layers, [0, 1, 2, 3, 4]]; // the second model is shallower, as in tokmap viz
   const perplexities = [5, 15];
   const seeds = [0, 1, 2];
   const D = 8; // latent "hidden state" dimension
@@ -138,8 +140,9 @@ function smallSample() {
   const pairs = [];
   models.forEach((modelName, model) => {
     const rot = model === 0 ? 0 : 0.5;
-    const hidden = layers.map((layer) => {
-      const f = layer / (layers.length - 1);
+    const ownLayers = modelLayers[model];
+    const hidden = ownLayers.map((layer) => {
+      const f = layer / (ownLayers.length - 1);
       return tokens.map((t, i) => {
         const w = wordCenter.get(keyOf(t)), k = kindCenter[t.kind], tc = textCenter[t.text], sc = senseCenter[senseOf(t)];
         const v = new Array(D).fill(0).map((_, q) =>
@@ -148,7 +151,7 @@ function smallSample() {
         return v;
       });
     });
-    layers.forEach((layer, li) => {
+    ownLayers.forEach((layer, li) => {
       const H = hidden[li];
       const { neighbors, distances } = knn(H, 5);
       const meanD = H.map((_, i) => {
@@ -158,7 +161,7 @@ function smallSample() {
       const outlier = robustZ(meanD).map((z) => r4(z));
       const top = outlier.map((z, i) => [z, i]).sort((a, b) => b[0] - a[0]).slice(0, 6).map((p) => p[1]);
       analysis.push({ model, layer, neighbors, neighbor_distances: distances, cluster: kmeans(H, 5, rand), outlier, top_outliers: top });
-      const f = layer / (layers.length - 1);
+      const f = layer / (ownLayers.length - 1);
       for (const perplexity of perplexities) {
         for (const dims of [2, 3]) {
           const spread = perplexity === 5 ? 1.35 : 1.0;
@@ -184,14 +187,17 @@ function smallSample() {
       }
     });
   });
+  // Matching relative depth, as tokmap viz pairs them: layer l of 6 with round(l * 4 / 6) of 4.
+  // Overlap is a share of k = 10 neighbours, so a multiple of 0.1.
   layers.forEach((layer) => {
-    const overlap = tokens.map(() => r4(Math.min(1, Math.max(0, 0.45 + 0.25 * rand.normal()))));
-    pairs.push({ a: 0, b: 1, layer_a: layer, layer_b: layer, overlap, mean: r4(overlap.reduce((a, b) => a + b, 0) / N) });
+    const overlap = tokens.map(() => Math.round(10 * Math.min(1, Math.max(0, 0.45 + 0.25 * rand.normal()))) / 10);
+    const layer_b = Math.round((layer * 4) / 6);
+    pairs.push({ a: 0, b: 1, layer_a: layer, layer_b, k: 10, overlap, mean: r4(overlap.reduce((a, b) => a + b, 0) / N) });
   });
   return {
     version: 1,
     title: `tokmap — ${models.join(' vs ')}, ${texts.length} texts, ${N} tokens`,
-    created_with: 'tokmap 0.1.0 viz --model demo-brown-gpt2 --model demo-brown-gpt2-medium --file sample.txt --layers all --dims 2,3 --perplexity 5,15 --seeds 3 --highlight bank --out report',
+    created_with: 'tokmap 0.1.0 viz --model demo-brown-gpt2 --model demo-brown-gpt2-small --file sample.txt --layers all --dims 2,3 --perplexity 5,15 --seeds 3 --highlight bank --out report',
     texts, models, layers, perplexities, seeds, dims: [2, 3], tokens, maps, analysis,
     comparison: { pairs },
     settings: { metric: 'cosine', normalize: 'center', exclude_first: false, highlight: ['bank'] },

@@ -32,6 +32,11 @@ export class ReportData {
     for (const m of maps) this.mapIndex.set(key(m.model, m.layer, m.perplexity, m.dims), m);
     this.analysisIndex = new Map();
     for (const a of raw.analysis || []) this.analysisIndex.set(`${a.model}|${a.layer}`, a);
+    // Each model's own layers (models of different depth: a 6-layer and a 4-layer model).
+    this.modelLayers = this.models.map((_, m) => uniq(maps.filter((x) => x.model === m).map((x) => x.layer)));
+    this.pairs = this.comparison && Array.isArray(this.comparison.pairs)
+      ? this.comparison.pairs.filter((p) => p && Array.isArray(p.overlap) && p.overlap.length === this.N && p.a !== p.b)
+      : [];
     this.maxSeeds = Math.max(1, ...maps.map((m) => 1 + (Array.isArray(m.seed_coords) ? m.seed_coords.length : 0)));
     this.seedLabels = raw.seeds && raw.seeds.length >= this.maxSeeds ? raw.seeds.slice(0, this.maxSeeds) : [...Array(this.maxSeeds).keys()];
 
@@ -146,9 +151,47 @@ export class ReportData {
     return this._occurrences.get(this.keys[i]) || [i];
   }
 
+  /** The map of this model nearest to the given layer number (the model's own layers). */
+  mapNearLayer(model, layer, perplexity, dims) {
+    const exact = this.map(model, layer, perplexity, dims);
+    if (exact) return exact;
+    const own = this.modelLayers[model] || [];
+    let best = null, bestD = Infinity;
+    for (const l of own) {
+      const m = this.map(model, l, perplexity, dims);
+      const dist = Math.abs(l - layer);
+      if (m && dist < bestD) { best = m; bestD = dist; }
+    }
+    return best;
+  }
+
+  /**
+   * The layer of model `other` that comparison data pair with layer `layer` of model `model`
+   * (matching relative depth: layer 6 of a 6-layer model with layer 4 of a 4-layer one), and
+   * the pair, in either direction; null when the report pairs none.
+   */
+  pairedLayer(model, layer, other) {
+    if (model === other) return { layer, pair: null };
+    const fwd = this.pairs.find((p) => p.a === model && p.b === other && p.layer_a === layer);
+    if (fwd) return { layer: fwd.layer_b, pair: fwd };
+    // The other way round several layers of the deeper model may pair with one of the
+    // shallower: take the one at the nearest relative depth (the lower one on a tie).
+    const back = this.pairs.filter((p) => p.a === other && p.b === model && p.layer_b === layer);
+    if (!back.length) return null;
+    const depth = (m) => { const ls = this.modelLayers[m] || []; return Math.max(1, ls.length ? ls[ls.length - 1] : 1); };
+    const want = (layer * depth(other)) / depth(model);
+    back.sort((p, q) => Math.abs(p.layer_a - want) - Math.abs(q.layer_a - want) || p.layer_a - q.layer_a);
+    return { layer: back[0].layer_a, pair: back[0] };
+  }
+
+  /** Comparison pairs that involve this model at this layer, in either direction. */
+  pairsAt(model, layer) {
+    return this.pairs.filter((p) => (p.a === model && p.layer_a === layer) || (p.b === model && p.layer_b === layer));
+  }
+
+  /** The first pair for model a's layer (kept for callers that know only a layer). */
   comparisonPair(layer) {
-    if (!this.comparison || !Array.isArray(this.comparison.pairs)) return null;
-    return this.comparison.pairs.find((p) => p.layer_a === layer) || null;
+    return this.pairs.find((p) => p.layer_a === layer) || null;
   }
 }
 

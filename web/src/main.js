@@ -12,18 +12,24 @@ const fmt = (v, d = 3) => (v === null || v === undefined || !Number.isFinite(+v)
 const COLOR_MODES = [
   ['text', 'text'], ['model', 'model'], ['position', 'position in text'], ['kind', 'token kind'],
   ['cluster', 'cluster'], ['outlier', 'outlier score'], ['stability', 'stability (seeds)'],
+  ['overlap', 'neighbourhood overlap'],
 ];
+// Colourings whose legend entries are categories (a click hides or shows that category).
+const CATEGORICAL = new Set(['text', 'model', 'kind', 'cluster']);
 const KIND_LABELS = { word: 'word start', continuation: 'continuation', punctuation: 'punctuation', number: 'number', special: 'special' };
 
 class App {
   constructor(data) {
     this.data = data;
     const N = data.N;
+    // The slider runs over the layers of the primary model (the one shown, or the first of
+    // side-by-side views); other models show the layer the comparison data pair with it.
+    this.layers = data.modelLayers[0] && data.modelLayers[0].length ? data.modelLayers[0] : data.layers;
     this.state = {
       model: 0,
       sideBySide: false,
-      layerIdx: data.layers.length - 1,
-      layerPos: data.layers.length - 1,
+      layerIdx: this.layers.length - 1,
+      layerPos: this.layers.length - 1,
       perplexity: data.perplexities[Math.floor((data.perplexities.length - 1) / 2)],
       dims: data.dims.includes(2) ? 2 : data.dims[0],
       seed: 0,
@@ -46,6 +52,8 @@ class App {
     this.staticOrder = labelOrder(data);
     this.layerCache = new Map();
     this.interacting = false;
+    // Legend filters: per categorical colouring, the category keys whose tokens are hidden.
+    this.filters = {};
   }
 
   /** A fixed random permutation of the points (for the level-of-detail sample). */
@@ -85,6 +93,7 @@ class App {
       this.applySearch(pattern);
     }
     this.refreshAll();
+    $('#legend').addEventListener('click', (e) => this.onLegendClick(e));
     window.addEventListener('resize', () => { this.viewVersion++; this.requestRender(); });
     document.addEventListener('keydown', (e) => this.onGlobalKey(e));
   }
@@ -131,9 +140,9 @@ class App {
     const layerBox = document.createElement('div');
     layerBox.className = 'layer-box';
     const slider = document.createElement('input');
-    Object.assign(slider, { type: 'range', id: 'layer', min: 0, max: d.layers.length - 1, step: 1, value: s.layerIdx });
-    slider.disabled = d.layers.length < 2;
-    slider.setAttribute('aria-valuetext', `layer ${d.layers[s.layerIdx]}`);
+    Object.assign(slider, { type: 'range', id: 'layer', min: 0, max: this.layers.length - 1, step: 1, value: s.layerIdx });
+    slider.disabled = this.layers.length < 2;
+    slider.setAttribute('aria-valuetext', `layer ${this.layers[s.layerIdx]}`);
     slider.addEventListener('input', () => this.goToLayer(+slider.value));
     const out = document.createElement('output');
     out.id = 'layer-value';
@@ -144,7 +153,7 @@ class App {
     play.textContent = '▶';
     play.title = 'Play through the layers';
     play.setAttribute('aria-label', 'Play through the layers');
-    play.disabled = d.layers.length < 2;
+    play.disabled = this.layers.length < 2;
     play.addEventListener('click', () => this.togglePlay());
     layerBox.append(slider, out, play);
     group('Layer', layerBox, 'layer').classList.add('ctl-layer');
@@ -156,14 +165,15 @@ class App {
       group('View', select('dims', d.dims.map((k) => [k, `${k}D`]), s.dims, (v) => { s.dims = +v; this.hideTooltip(); this.refreshAll(); }), 'dims');
     }
     if (d.models.length > 1) {
-      const g = group('Model', select('model', d.models.map((m, i) => [i, m]), s.model, (v) => { s.model = +v; this.buildViews(); this.refreshAll(); }), 'model');
-      const sb = checkbox('side-by-side', 'side by side', s.sideBySide, (on) => { s.sideBySide = on; $('#model').disabled = on; this.buildViews(); this.refreshAll(); });
+      const g = group('Model', select('model', d.models.map((m, i) => [i, m]), s.model, (v) => this.changeModels(() => { s.model = +v; })), 'model');
+      const sb = checkbox('side-by-side', 'side by side', s.sideBySide, (on) => this.changeModels(() => { s.sideBySide = on; $('#model').disabled = on; }));
       g.append(sb);
     }
     if (d.maxSeeds > 1) {
       group('Seed', select('seed', d.seedLabels.map((v, k) => [k, `seed ${v}${k === 0 ? ' (main)' : ''}`]), 0, (v) => { s.seed = +v; this.refreshAll(false); }), 'seed');
     }
-    group('Colour by', select('color-by', COLOR_MODES.filter(([m]) => m !== 'model' || d.models.length > 1), s.colorBy, (v) => { s.colorBy = v; this.refreshColors(); this.requestRender(); }), 'color-by');
+    const modes = COLOR_MODES.filter(([m]) => (m !== 'model' && m !== 'overlap') || (d.models.length > 1 && (m === 'model' || d.pairs.length > 0)));
+    group('Colour by', select('color-by', modes, s.colorBy, (v) => { s.colorBy = v; this.refreshColors(); this.requestRender(); }), 'color-by');
 
     const searchBox = document.createElement('div');
     searchBox.className = 'search-box';
@@ -224,9 +234,53 @@ class App {
   }
 
   // ---------------------------------------------------------------- positions and layers
+  /** The model whose layers the slider runs over. */
+  primaryModel() {
+    return this.state.sideBySide ? 0 : this.state.model;
+  }
+
+  /** The primary model's layer at the (rounded) slider position. */
+  currentLayer() {
+    return this.layers[Math.min(this.layers.length - 1, Math.max(0, this.roundedLayerIdx()))];
+  }
+
+  /** The layer model `model` shows while the primary model shows `layer`, and the pair behind it. */
+  viewLayer(model, layer) {
+    const paired = this.data.pairedLayer(this.primaryModel(), layer, model);
+    return paired || { layer, pair: null, unpaired: true };
+  }
+
   mapFor(view, layerIdx) {
     const s = this.state;
-    return this.data.mapNear(view.model, layerIdx, s.perplexity, s.dims);
+    const L = this.layers.length;
+    const layer = this.layers[Math.max(0, Math.min(L - 1, layerIdx))];
+    return this.data.mapNearLayer(view.model, this.viewLayer(view.model, layer).layer, s.perplexity, s.dims);
+  }
+
+  /** Switches model or side-by-side (in `change`), keeping the layer at matching depth. */
+  changeModels(change) {
+    const d = this.data, fromModel = this.primaryModel(), fromLayer = this.currentLayer();
+    change();
+    const prim = this.primaryModel();
+    this.layers = d.modelLayers[prim] && d.modelLayers[prim].length ? d.modelLayers[prim] : d.layers;
+    const paired = d.pairedLayer(fromModel, fromLayer, prim);
+    const target = paired ? paired.layer : fromLayer;
+    let idx = 0;
+    this.layers.forEach((l, k) => { if (Math.abs(l - target) < Math.abs(this.layers[idx] - target)) idx = k; });
+    this.playing = false;
+    $('#play').textContent = '▶';
+    $('#play').setAttribute('aria-label', 'Play through the layers');
+    this.state.layerIdx = idx;
+    this.state.layerPos = idx;
+    this.layerTarget = idx;
+    const slider = $('#layer');
+    slider.max = String(this.layers.length - 1);
+    slider.value = String(idx);
+    slider.disabled = this.layers.length < 2;
+    $('#play').disabled = this.layers.length < 2;
+    this.hideTooltip();
+    this.buildViews();
+    this.refreshAll();
   }
 
   seedFor(map) {
@@ -234,7 +288,7 @@ class App {
   }
 
   updatePositions() {
-    const L = this.data.layers.length;
+    const L = this.layers.length;
     const pos = Math.min(L - 1, Math.max(0, this.state.layerPos));
     const a = Math.floor(pos), b = Math.min(L - 1, a + 1), t = pos - a;
     for (const v of this.views) {
@@ -244,8 +298,13 @@ class App {
       v.tween.t = t;
       v.currentMap = this.mapFor(v, Math.round(pos));
       const s = this.state;
+      const primary = this.layers[Math.round(pos)];
+      const link = v.model === this.primaryModel() ? null : this.viewLayer(v.model, primary);
+      v.pairedWith = link && link.pair ? primary : null;
       v.caption.textContent = [
-        this.data.models[v.model], `layer ${v.currentMap.layer}`, `perplexity ${v.currentMap.perplexity}`,
+        this.data.models[v.model],
+        `layer ${v.currentMap.layer}` + (link ? (link.pair ? ` (paired with layer ${primary})` : ' (no paired layer)') : ''),
+        `perplexity ${v.currentMap.perplexity}`,
         `${s.dims}D`, this.data.maxSeeds > 1 ? `seed ${this.data.seedLabels[this.seedFor(v.currentMap)]}` : '',
       ].filter(Boolean).join(' · ');
       v.canvas.setAttribute('aria-label', `${s.dims}D t-SNE map of ${this.data.N} tokens, ${v.caption.textContent}. ` +
@@ -260,7 +319,7 @@ class App {
   }
 
   goToLayer(idx, animate = true) {
-    const L = this.data.layers.length;
+    const L = this.layers.length;
     idx = Math.max(0, Math.min(L - 1, idx));
     this.state.layerIdx = idx;
     $('#layer').value = String(idx);
@@ -298,7 +357,7 @@ class App {
     const done = this.layerDone;
     this.layerDone = null;
     if (this.playing) {
-      if (s.layerIdx < this.data.layers.length - 1) {
+      if (s.layerIdx < this.layers.length - 1) {
         setTimeout(() => { if (this.playing) this.goToLayer(s.layerIdx + 1); }, 350);
       } else this.togglePlay(false);
     }
@@ -325,17 +384,18 @@ class App {
     btn.setAttribute('aria-label', this.playing ? 'Pause' : 'Play through the layers');
     if (this.playing) {
       const s = this.state;
-      if (s.layerIdx >= this.data.layers.length - 1) this.goToLayer(0, false);
+      if (s.layerIdx >= this.layers.length - 1) this.goToLayer(0, false);
       this.goToLayer(this.state.layerIdx + 1);
     }
   }
 
   updateLayerLabel() {
-    const d = this.data, idx = this.roundedLayerIdx();
-    const layer = d.layers[idx];
+    const layers = this.layers;
+    const layer = this.currentLayer();
     const out = $('#layer-value');
     out.textContent = `${layer}`;
-    out.title = `hidden state ${layer} of ${d.layers[0]}–${d.layers[d.layers.length - 1]}`;
+    out.title = `hidden state ${layer} of ${layers[0]}–${layers[layers.length - 1]}` +
+      (this.data.models.length > 1 ? ` (${this.data.models[this.primaryModel()]})` : '');
     $('#layer').setAttribute('aria-valuetext', `layer ${layer}`);
   }
 
@@ -365,9 +425,9 @@ class App {
   colorsFor(view) {
     const d = this.data, N = d.N, s = this.state;
     const out = new Uint8Array(N * 4);
-    const layer = d.layers[this.roundedLayerIdx()];
-    const analysis = d.analysis(view.model, layer);
     const map = view.currentMap;
+    const layer = map ? map.layer : this.currentLayer();
+    const analysis = d.analysis(view.model, layer);
     const oi = OKABE_ITO.map(hexToRgb), other = hexToRgb(OTHER);
     let colorOf;
     this.legendInfo = null;
@@ -395,14 +455,97 @@ class App {
         colorOf = ps ? (i) => cividis(ps[i]) : () => other;
         break;
       }
+      case 'overlap': {
+        const pair = this.pairFor(view);
+        const ov = pair && pair.overlap;
+        colorOf = ov ? (i) => viridis(ov[i] === null ? NaN : +ov[i]) : () => other;
+        break;
+      }
       default: colorOf = () => oi[0];
     }
+    const hidden = this.filters[s.colorBy];
+    const keyOf = hidden && hidden.size ? this.categoryKey(view, s.colorBy, analysis) : null;
+    let visible = 0;
     for (let i = 0; i < N; i++) {
       const c = colorOf(i);
       out[i * 4] = c[0]; out[i * 4 + 1] = c[1]; out[i * 4 + 2] = c[2];
+      if (keyOf && hidden.has(keyOf(i))) { out[i * 4 + 3] = 4; continue; }
       out[i * 4 + 3] = i === s.selected ? 3 : this.hlActive ? (this.hlMask[i] ? 2 : 1) : 0;
+      visible++;
     }
+    view.visibleCount = visible;
     return out;
+  }
+
+  /**
+   * The legend category of each token under a categorical colouring, as the string key the
+   * legend entry carries: a text (texts 9 and on share one entry), the model, a token kind, a
+   * cluster id (the smaller clusters share one entry). Null for continuous colourings.
+   */
+  categoryKey(view, mode, analysis) {
+    const d = this.data;
+    switch (mode) {
+      case 'text': return (i) => String(Math.min(d.textIndex[i], 8));
+      case 'model': { const k = String(view.model); return () => k; }
+      case 'kind': return (i) => String(d.kind[i]);
+      case 'cluster': {
+        const cl = analysis && analysis.cluster;
+        if (!cl) return () => '';
+        const rank = clusterRanks(cl);
+        return (i) => (rank.get(cl[i]) < 7 ? String(cl[i]) : 'small');
+      }
+      default: return null;
+    }
+  }
+
+  /** Whether token i is hidden by a legend filter in this view. */
+  isFiltered(view, i) {
+    return !!view.colors && view.colors[i * 4 + 3] === 4;
+  }
+
+  onLegendClick(e) {
+    const btn = e.target.closest && e.target.closest('button');
+    if (!btn) return;
+    const mode = this.state.colorBy;
+    if (btn.id === 'show-all') {
+      delete this.filters[mode];
+      this.applyFilters('Showing every token');
+      return;
+    }
+    if (!btn.classList.contains('legend-item')) return;
+    const key = btn.dataset.key;
+    const set = this.filters[mode] || (this.filters[mode] = new Set());
+    const hide = !set.has(key);
+    if (hide) set.add(key); else set.delete(key);
+    if (!set.size) delete this.filters[mode];
+    const label = btn.querySelector('.lbl')?.textContent || key;
+    this.applyFilters(`${hide ? 'Hidden' : 'Shown again'}: ${label}`, key);
+  }
+
+  applyFilters(message, focusKey = null) {
+    this.refreshColors();
+    if (this.hover >= 0 && this.views.some((v) => this.isFiltered(v, this.hover))) this.hideTooltip();
+    this.viewVersion++;
+    this.requestRender();
+    const shown = this.views.reduce((a, v) => a + (v.visibleCount ?? this.data.N), 0);
+    const total = this.data.N * this.views.length;
+    this.announce(`${message}. ${shown.toLocaleString('en')} of ${total.toLocaleString('en')} points shown.`);
+    // The legend was rebuilt: keep the keyboard where it was.
+    const again = focusKey !== null ? $(`#legend button.legend-item[data-key="${CSS.escape(focusKey)}"]`) : $('#legend #show-all');
+    if (again) again.focus({ preventScroll: true });
+  }
+
+  /**
+   * The comparison pair behind a view at the current layer: for a paired model the pair that
+   * chose its layer; for the primary model the pair with the first other model shown (or, in
+   * the single view, the first other model with one).
+   */
+  pairFor(view) {
+    const d = this.data, prim = this.primaryModel(), layer = this.currentLayer();
+    if (view.model !== prim) { const r = d.pairedLayer(prim, layer, view.model); return r ? r.pair : null; }
+    const others = (this.state.sideBySide ? this.views.map((v) => v.model) : d.models.map((_, m) => m)).filter((m) => m !== prim);
+    for (const m of others) { const r = d.pairedLayer(prim, layer, m); if (r && r.pair) return r.pair; }
+    return null;
   }
 
   updateHighlight() {
@@ -504,23 +647,29 @@ class App {
   updateLegend() {
     const d = this.data, s = this.state, box = $('#legend');
     const view = this.views[0];
-    const layer = d.layers[this.roundedLayerIdx()];
+    const layer = view && view.currentMap ? view.currentMap.layer : this.currentLayer();
     const analysis = view ? d.analysis(view.model, layer) : null;
+    const hidden = this.filters[s.colorBy] || new Set();
     const items = [];
-    const sw = (hex, label, title = '') => `<li${title ? ` title="${esc(title)}"` : ''}><span class="sw" style="background:${hex}"></span>${esc(label)}</li>`;
+    // Categorical entries are toggle buttons: a click hides or shows that category's tokens.
+    const sw = (hex, label, title, key) => {
+      const off = hidden.has(key);
+      return `<li><button type="button" class="legend-item${off ? ' off' : ''}" data-key="${esc(key)}" aria-pressed="${off ? 'false' : 'true'}"
+        title="${esc(`${off ? 'Show' : 'Hide'} these tokens${title ? ` — ${title}` : ''}`)}"><span class="sw" style="background:${hex}"></span><span class="lbl">${esc(label)}</span></button></li>`;
+    };
     const gradient = (fn, lo, hi, note) => `<div class="ramp" style="background:${rampCss(fn)}"></div><div class="ramp-ticks"><span>${esc(lo)}</span><span>${esc(hi)}</span></div>${note ? `<p class="note">${note}</p>` : ''}`;
     let html = '';
     switch (s.colorBy) {
       case 'text':
-        d.texts.slice(0, 8).forEach((t, k) => items.push(sw(OKABE_ITO[k], `${k + 1}. ${t.length > 42 ? t.slice(0, 40) + '…' : t}`, t)));
-        if (d.texts.length > 8) items.push(sw(OTHER, `texts 9–${d.texts.length}`));
+        d.texts.slice(0, 8).forEach((t, k) => items.push(sw(OKABE_ITO[k], `${k + 1}. ${t.length > 42 ? t.slice(0, 40) + '…' : t}`, t, String(k))));
+        if (d.texts.length > 8) items.push(sw(OTHER, `texts 9–${d.texts.length}`, '', '8'));
         break;
       case 'model':
-        d.models.forEach((m, k) => items.push(sw(OKABE_ITO[k % 8], m)));
+        d.models.forEach((m, k) => items.push(sw(OKABE_ITO[k % 8], m, '', String(k))));
         break;
       case 'kind': {
         const present = new Set(d.kind);
-        d.kinds.forEach((k, idx) => { if (present.has(idx)) items.push(sw(OKABE_ITO[idx], KIND_LABELS[k])); });
+        d.kinds.forEach((k, idx) => { if (present.has(idx)) items.push(sw(OKABE_ITO[idx], KIND_LABELS[k], '', String(idx))); });
         break;
       }
       case 'cluster': {
@@ -529,9 +678,9 @@ class App {
         const ranks = [...clusterRanks(cl).entries()].sort((a, b) => a[1] - b[1]);
         const sizes = new Map();
         for (const c of cl) sizes.set(c, (sizes.get(c) || 0) + 1);
-        ranks.slice(0, 7).forEach(([c, r]) => items.push(sw(OKABE_ITO[r], `cluster ${c} · ${sizes.get(c)} tokens`)));
-        if (ranks.length > 7) items.push(sw(OTHER, `${ranks.length - 7} smaller clusters`));
-        html = `<p class="note">Louvain clusters of layer ${layer}'s hidden states (not of the map).</p>`;
+        ranks.slice(0, 7).forEach(([c, r]) => items.push(sw(OKABE_ITO[r], `cluster ${c} · ${sizes.get(c)} tokens`, '', String(c))));
+        if (ranks.length > 7) items.push(sw(OTHER, `${ranks.length - 7} smaller clusters`, '', 'small'));
+        html = `<p class="note">Louvain clusters of layer ${layer}'s hidden states (not of the map)${this.views.length > 1 ? `, ${esc(d.models[view.model])}; each view has its own` : ''}.</p>`;
         break;
       }
       case 'position':
@@ -547,9 +696,28 @@ class App {
         html = ps ? gradient(cividis, '0 (moves)', '1 (stable)', 'Agreement of each token’s map neighbourhood across seeds.') : '<p class="note">Per-token stability needs several seeds (<code>--seeds 3</code>).</p>';
         break;
       }
+      case 'overlap': {
+        const pairs = [...new Set(this.views.map((v) => this.pairFor(v)).filter(Boolean))];
+        if (!pairs.length) {
+          html = `<p class="note">No comparison at layer ${this.currentLayer()} of ${esc(d.models[this.primaryModel()])}: the report pairs no layer of another model with it.</p>`;
+          break;
+        }
+        const k = pairs[0].k;
+        const what = pairs.map((p) => `${esc(d.models[p.a])} layer ${p.layer_a} vs ${esc(d.models[p.b])} layer ${p.layer_b}: mean <b>${fmt(p.mean, 2)}</b>`).join('<br>');
+        html = gradient(viridis, '0 (none shared)', `1 (all${k ? ` ${k}` : ''} shared)`,
+          `Share of each token’s ${k ? `${k} ` : ''}nearest neighbours in one model’s hidden states that are also its nearest in the other’s (${esc(d.settings.metric || 'model')} distance, the same tokens).`) +
+          `<p class="note pair-means">${what}</p>`;
+        break;
+      }
     }
     if (this.hlActive) html += '<p class="note">Highlighted tokens are drawn larger; the rest are faded.</p>';
-    box.innerHTML = (items.length ? `<ul class="swatches">${items.join('')}</ul>` : '') + html;
+    let filter = '';
+    if (CATEGORICAL.has(s.colorBy) && items.length) {
+      const shown = this.views.reduce((a, v) => a + (v.visibleCount ?? d.N), 0), total = d.N * this.views.length;
+      filter = `<p class="legend-filter"><button type="button" id="show-all" class="link"${hidden.size ? '' : ' disabled'}>show all</button>
+        <span class="note" id="filter-status">${hidden.size ? `${shown.toLocaleString('en')} of ${total.toLocaleString('en')} points shown` : 'click an entry to hide its tokens'}</span></p>`;
+    }
+    box.innerHTML = (items.length ? `<ul class="swatches">${items.join('')}</ul>` : '') + filter + html;
   }
 
   updateTrust() {
@@ -573,9 +741,8 @@ class App {
     ];
     let html = `<p class="trust-what">${esc(d.models[m.model] ?? '')}, layer ${m.layer}, perplexity ${m.perplexity}, ${m.dims}D</p>
       <table class="metrics">${rows.join('')}</table>`;
-    const pair = d.comparisonPair(m.layer);
-    if (pair && d.models.length > 1) {
-      html += `<p class="note">Neighbourhood overlap ${esc(d.models[pair.a])} (layer ${pair.layer_a}) vs ${esc(d.models[pair.b])} (layer ${pair.layer_b}): <b>${fmt(pair.mean, 2)}</b></p>`;
+    for (const pair of new Set(this.views.map((v) => this.pairFor(v)).filter(Boolean))) {
+      html += `<p class="note overlap-mean">Neighbourhood overlap ${esc(d.models[pair.a])} (layer ${pair.layer_a}) vs ${esc(d.models[pair.b])} (layer ${pair.layer_b}): <b>${fmt(pair.mean, 2)}</b></p>`;
     }
     const a = d.analysis(m.model, m.layer);
     if (a && Array.isArray(a.top_outliers) && a.top_outliers.length) {
@@ -618,16 +785,18 @@ class App {
   showTooltip(i, view, ev) {
     const d = this.data, tip = $('#tooltip'), t = d.tokens[i];
     if (!t || !view) return;
-    const layer = d.layers[this.roundedLayerIdx()];
+    const map = view.currentMap;
+    const layer = map ? map.layer : this.currentLayer();
     const a = d.analysis(view.model, layer);
     const c = d.context(i);
-    const map = view.currentMap;
+    const pair = d.pairs.length ? this.pairFor(view) : null;
     const facts = [
       `text ${t.text + 1}`, `position ${t.position}`, `layer ${layer}`, KIND_LABELS[t.kind] || t.kind,
       d.models.length > 1 ? d.models[view.model] : '',
       a && a.cluster ? `cluster ${a.cluster[i]}` : '',
       a && a.outlier ? `outlier z ${fmt(a.outlier[i], 1)}` : '',
       map && map.point_stability ? `stability ${fmt(map.point_stability[i], 2)}` : '',
+      pair && pair.overlap[i] !== null ? `overlap ${fmt(pair.overlap[i], 2)} (${pair.a === view.model ? d.models[pair.b] : d.models[pair.a]} layer ${pair.a === view.model ? pair.layer_b : pair.layer_a})` : '',
     ].filter(Boolean);
     let nn = '';
     if (a && a.neighbors && a.neighbors[i]) {
@@ -882,7 +1051,13 @@ function installHook(app) {
     ready: true,
     app,
     N: app.data.N,
-    state: () => ({ ...app.state, layer: app.data.layers[app.roundedLayerIdx()], views: app.views.length, hover: app.hover }),
+    state: () => ({ ...app.state, layer: app.currentLayer(), views: app.views.length, hover: app.hover }),
+    /** The layer each view shows (side by side, the paired layers). */
+    viewLayers: () => app.views.map((v) => (v.currentMap ? v.currentMap.layer : null)),
+    /** Colour of point i in view v as [r, g, b], and whether a legend filter hides it. */
+    color: (i, v = 0) => Array.from(app.views[v].colors.subarray(i * 4, i * 4 + 3)),
+    hidden: (i, v = 0) => app.isFiltered(app.views[v], i),
+    visibleCount: (v = 0) => app.views[v].visibleCount,
     /** Client (page) coordinates of point i in view v, after the next frame. */
     screenPosition(i, v = 0) {
       const view = app.views[v];

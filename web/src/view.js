@@ -1,5 +1,7 @@
 // One WebGL scatter view (2D or 3D) with a 2D overlay for labels, trajectories and rings.
 // Cameras live in the app so that side-by-side views move together.
+// Per-point state rides in the colour's alpha byte: 0 normal, 1 faded, 2 highlighted,
+// 3 selected, 4 hidden by a legend filter (not drawn, picked, labelled or traced).
 
 const VS = `
 attribute vec3 a_posA;
@@ -14,9 +16,17 @@ uniform float u_fade;
 varying vec3 v_color;
 varying float v_state;
 void main() {
+  float st = floor(a_color.a * 255.0 + 0.5);
+  if (st > 3.5) {
+    // Hidden by a legend filter: outside the clip volume, so the point is discarded.
+    gl_Position = vec4(2.0, 2.0, 2.0, 1.0);
+    gl_PointSize = 1.0;
+    v_color = vec3(0.0);
+    v_state = st;
+    return;
+  }
   vec3 p = mix(a_posA, a_posB, u_t);
   vec4 c = u_mvp * vec4(p, 1.0);
-  float st = floor(a_color.a * 255.0 + 0.5);
   float s = u_size;
   if (u_persp > 0.0) s *= clamp(u_persp / c.w, 0.45, 2.5);
   if (st > 1.5) s *= 1.55;
@@ -137,7 +147,7 @@ export class View {
     const idx = new Uint32Array(budget);
     let k = 0;
     const c = this.colors;
-    for (let i = 0; i < n && k < budget / 2; i++) if (c[i * 4 + 3] >= 2) idx[k++] = i;
+    for (let i = 0; i < n && k < budget / 2; i++) if (c[i * 4 + 3] === 2 || c[i * 4 + 3] === 3) idx[k++] = i;
     for (let j = 0; j < n && k < budget; j++) { const i = order[j]; if (c[i * 4 + 3] < 2) idx[k++] = i; }
     const gl = this.gl;
     gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, this.bufIdx);
@@ -306,6 +316,7 @@ export class View {
         const cell = r * g.cols + c;
         for (let k = g.counts[cell]; k < g.counts[cell + 1]; k++) {
           const i = g.order[k];
+          if (state && state[i * 4 + 3] === 4) continue; // hidden by a legend filter
           const dx = g.sx[i] - x, dy = g.sy[i] - y;
           const d2 = dx * dx + dy * dy;
           if (d2 > radius * radius) continue;
@@ -327,7 +338,7 @@ export class View {
     if (app.state.trajectories) this.drawTrajectories();
     if (app.state.labels) this.drawLabels();
     const h = app.hover;
-    if (h >= 0) {
+    if (h >= 0 && !app.isFiltered(this, h)) {
       const [x, y, , vis] = this.projectIndex(h);
       if (vis) {
         ctx.beginPath();
@@ -355,6 +366,7 @@ export class View {
     ctx.lineCap = 'round';
     const p = [0, 0, 0];
     for (const i of ids) {
+      if (app.isFiltered(this, i)) continue;
       const pts = layers.map(({ coords }) => {
         p[0] = coords[i * 3]; p[1] = coords[i * 3 + 1]; p[2] = coords[i * 3 + 2];
         return this.project(p);
@@ -410,6 +422,7 @@ export class View {
     // Points themselves are obstacles for labels (only the candidates, to stay cheap).
     for (const i of candidates) {
       const q = this.projectIndex(i);
+      if (app.isFiltered(this, i)) q[3] = false;
       proj.set(i, q);
       if (q[3] && app.isVisibleState(i)) mark(q[0] - rad, q[1] - rad, q[0] + rad, q[1] + rad, false);
     }

@@ -201,7 +201,7 @@ test('3D view: dragging rotates; side-by-side models; colour modes', async () =>
   await page.waitForSelector('#tooltip:not([hidden])', { timeout: 5000 });
 
   // Every colour mode renders with a legend.
-  for (const mode of ['text', 'model', 'position', 'kind', 'cluster', 'outlier', 'stability']) {
+  for (const mode of ['text', 'model', 'position', 'kind', 'cluster', 'outlier', 'stability', 'overlap']) {
     await page.selectOption('#color-by', mode);
     assert.ok((await page.innerHTML('#legend')).length > 20, `legend for ${mode}`);
   }

@@ -1,5 +1,6 @@
-// A report written by the real `tokmap viz` (not the synthetic sample) opens from file:// with
-// the network blocked, draws, and answers hover. Needs TOKMAP_BINARY (scripts/test.sh sets it);
+// Reports written by the real `tokmap viz` (not the synthetic sample) open from file:// with
+// the network blocked, draw, and answer hover; a two-model report pairs layers by relative
+// depth and colours by neighbourhood overlap. Needs TOKMAP_BINARY (scripts/test.sh sets it);
 // skipped otherwise.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,7 +8,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { launch, openPage, artifacts } from './browser.mjs';
+import { launch, openPage, artifacts, webDir } from './browser.mjs';
+import { viridis } from '../src/palette.js';
 
 const binary = process.env.TOKMAP_BINARY;
 const skip = !binary ? 'TOKMAP_BINARY not set' : false;
@@ -20,6 +22,9 @@ before(async () => {
     '--text', 'The bank of the river was muddy.',
     '--text', 'I deposited money at the bank, then walked along the river bank.',
     '--out', path.join(dir, 'report')]);
+  // Two models of different depth (6 and 4 layers, same tokenizer) on the sample sentences.
+  execFileSync(binary, ['viz', '--quiet', '--no-figures', '--model', 'demo-brown-gpt2', '--model', 'demo-brown-gpt2-small',
+    '--file', path.join(webDir, '..', 'samples', 'sentences.txt'), '--out', path.join(dir, 'compare')]);
   fs.mkdirSync(artifacts, { recursive: true });
   browser = await launch();
 });
@@ -46,4 +51,59 @@ test('a report from tokmap viz loads offline, draws and shows tokens on hover', 
   await page.waitForSelector('#tooltip:not([hidden])', { timeout: 5000 });
   assert.match(await page.textContent('#tooltip'), /bank/);
   assert.deepEqual(errors, []);
+});
+
+/** The data object embedded in a report's index.html. */
+function embeddedData(file) {
+  const html = fs.readFileSync(file, 'utf8');
+  const m = html.match(/<script type="application\/json" id="tokmap-data">([\s\S]*?)<\/script>/);
+  return JSON.parse(m[1]);
+}
+
+test('a two-model report from tokmap viz: paired layers side by side, overlap colouring, legend filter', { skip }, async () => {
+  const file = path.join(dir, 'compare', 'index.html');
+  const data = embeddedData(file);
+  assert.deepEqual(data.models, ['demo-brown-gpt2', 'demo-brown-gpt2-small']);
+  const pairs = data.comparison.pairs;
+  // tokmap viz pairs every layer of the 6-layer model with the 4-layer model's at the same depth.
+  assert.deepEqual(pairs.map((p) => [p.layer_a, p.layer_b]), [[0, 0], [1, 1], [2, 1], [3, 2], [4, 3], [5, 3], [6, 4]]);
+  for (const p of pairs) {
+    assert.equal(p.overlap.length, data.tokens.length, 'one overlap value per token');
+    assert.equal(p.k, 10);
+  }
+  const { page, errors } = await openPage(browser, 'file://' + file);
+  const N = await page.evaluate(() => window.__tokmap.N);
+  assert.equal(N, data.tokens.length);
+  await page.check('#side-by-side');
+  assert.deepEqual(await page.evaluate(() => window.__tokmap.viewLayers()), [6, 4]);
+  for (const p of pairs) {
+    await page.evaluate((k) => window.__tokmap.setLayer(k, true), p.layer_a);
+    assert.deepEqual(await page.evaluate(() => window.__tokmap.viewLayers()), [p.layer_a, p.layer_b]);
+  }
+  // Overlap colouring: both views colour token i by overlap[i] of the pair shown.
+  await page.evaluate(() => window.__tokmap.setLayer(5, true));
+  await page.selectOption('#color-by', 'overlap');
+  const pair = pairs.find((p) => p.layer_a === 5);
+  for (const v of [0, 1]) {
+    const colors = await page.evaluate((k) => Array.from({ length: window.__tokmap.N }, (_, i) => window.__tokmap.color(i, k)), v);
+    colors.forEach((c, i) => assert.deepEqual(c, viridis(pair.overlap[i]), `token ${i}, view ${v}`));
+  }
+  assert.match(await page.textContent('#legend'), /1 \(all 10 shared\)/);
+  assert.match(await page.textContent('#legend'), new RegExp(`layer 5 vs demo-brown-gpt2-small layer 3: mean ${pair.mean.toFixed(2)}`));
+  assert.match(await page.textContent('.view:nth-child(2) .view-caption'), /layer 3 \(paired with layer 5\)/);
+  await page.screenshot({ path: path.join(artifacts, 'tokmap-compare-overlap.png') });
+
+  // Legend filter in 3D, kept across a layer change.
+  await page.selectOption('#dims', '3');
+  await page.selectOption('#color-by', 'kind');
+  const words = data.tokens.filter((t) => t.kind === 'word').length;
+  await page.click('#legend button.legend-item[data-key="0"]');
+  assert.deepEqual(await page.evaluate(() => [window.__tokmap.visibleCount(0), window.__tokmap.visibleCount(1)]), [N - words, N - words]);
+  await page.evaluate(() => window.__tokmap.setLayer(2, true));
+  assert.deepEqual(await page.evaluate(() => [window.__tokmap.visibleCount(0), window.__tokmap.visibleCount(1)]), [N - words, N - words]);
+  await page.screenshot({ path: path.join(artifacts, 'tokmap-compare-3d-filtered.png') });
+  await page.click('#show-all');
+  assert.equal(await page.evaluate(() => window.__tokmap.visibleCount(1)), N);
+  assert.deepEqual(errors, []);
+  await page.close();
 });
