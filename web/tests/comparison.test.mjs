@@ -251,3 +251,26 @@ test('legend click hides a category (2D and 3D, across layers); a second click o
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('a layer the report pairs with none: model b shows its own nearest layer, marked, and overlap is grey', async () => {
+  const data = JSON.parse(fs.readFileSync(samplePath, 'utf8'));
+  data.comparison.pairs = data.comparison.pairs.filter((p) => p.layer_a === 6); // as with --layers 0,2,4,6
+  const tmp = path.join(artifacts, 'unpaired-data.json');
+  fs.writeFileSync(tmp, JSON.stringify(data));
+  const r = buildReport(tmp);
+  try {
+    const { page, errors } = await openPage(browser, r.url);
+    await page.check('#side-by-side');
+    await page.selectOption('#color-by', 'overlap');
+    assert.deepEqual(await page.evaluate(() => window.__tokmap.viewLayers()), [6, 4]);
+    await page.evaluate(() => window.__tokmap.setLayer(2, true));
+    assert.deepEqual(await page.evaluate(() => window.__tokmap.viewLayers()), [2, 2]);
+    assert.match(await page.textContent('.view:nth-child(2) .view-caption'), /layer 2 \(no paired layer\)/);
+    assert.match(await page.textContent('#legend'), /No comparison at layer 2/);
+    assert.deepEqual(await page.evaluate(() => window.__tokmap.color(0, 1)), [0xb8, 0xb8, 0xb8]);
+    assert.deepEqual(errors, []);
+    await page.close();
+  } finally {
+    fs.rmSync(r.dir, { recursive: true, force: true });
+  }
+});

@@ -42,6 +42,9 @@ test('a report from tokmap viz loads offline, draws and shows tokens on hover', 
   const shot = await page.screenshot({ path: path.join(artifacts, 'tokmap-report.png') });
   assert.ok(shot.length > 10000, 'the page rendered something');
   assert.equal(await page.evaluate(() => window.__tokmap.N), 20);  // first tokens excluded
+  // One model: no model or overlap colouring.
+  const modes = await page.$$eval('#color-by option', (os) => os.map((o) => o.value));
+  assert.ok(!modes.includes('overlap') && !modes.includes('model'), modes.join());
   // " bank" is highlighted (--highlight bank); hover one and expect it in the tooltip.
   const highlighted = await page.evaluate(() => window.__tokmap.highlighted());
   assert.equal(highlighted.length, 3);
