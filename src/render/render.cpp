@@ -5,14 +5,20 @@
 #include <cairo-svg.h>
 #include <cairo.h>
 #include <fontconfig/fontconfig.h>
+#include <pango/pangocairo.h>
+#include <png.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <csetjmp>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <numbers>
+#include <unordered_map>
 
 #include "io/io.hpp"
 
@@ -134,13 +140,14 @@ void check(cairo_status_t status, const fs::path& out) {
 #endif
 #endif
 
-// cairo and fontconfig keep font caches for the life of the process; LeakSanitizer reports
+// Pango, cairo and fontconfig keep font caches for the life of the process; LeakSanitizer reports
 // them at exit. Sanitizer builds free them from an exit handler, which runs before the leak
 // check (registered earlier, so run later). Release builds leave them to the OS.
 void free_caches_at_exit() {
 #ifdef TOKMAP_RENDER_ASAN
   static const bool registered = [] {
     std::atexit([] {
+      pango_cairo_font_map_set_default(nullptr);  // this thread's; other threads' die with them
       cairo_debug_reset_static_data();
       FcFini();
     });
@@ -148,6 +155,88 @@ void free_caches_at_exit() {
   }();
   (void)registered;
 #endif
+}
+
+// ---------------------------------------------------------------------------------------------
+// PNG encoding. cairo_surface_write_to_png() lets libpng try every row filter at zlib's default
+// level, which takes longer than drawing the figure. A figure is mostly flat background with
+// antialiased shapes: unfiltered rows at level 3 give files about as small (rows repeat, so
+// deflate finds them) several times faster. An opaque image is written as RGB, not RGBA.
+
+void png_write_to_string(png_structp png, png_bytep data, png_size_t length) {
+  static_cast<std::string*>(png_get_io_ptr(png))
+      ->append(reinterpret_cast<const char*>(data), length);
+}
+void png_flush_nothing(png_structp) {}
+
+// Rows of an ARGB32 (premultiplied, native-endian) image as straight-alpha RGB(A) bytes.
+void unpremultiply_row(const std::uint32_t* in, int width, bool alpha, unsigned char* out) {
+  for (int x = 0; x < width; ++x) {
+    std::uint32_t v = in[x];
+    unsigned a = v >> 24, r = (v >> 16) & 0xFF, g = (v >> 8) & 0xFF, b = v & 0xFF;
+    if (a != 0xFF && a != 0) {
+      r = (r * 255 + a / 2) / a;
+      g = (g * 255 + a / 2) / a;
+      b = (b * 255 + a / 2) / a;
+    }
+    *out++ = static_cast<unsigned char>(r);
+    *out++ = static_cast<unsigned char>(g);
+    *out++ = static_cast<unsigned char>(b);
+    if (alpha) *out++ = static_cast<unsigned char>(a);
+  }
+}
+
+// libpng reports errors by longjmp: no message on stderr (render never prints), and the function
+// that calls setjmp holds nothing with a destructor.
+[[noreturn]] void png_error_jump(png_structp png, png_const_charp) { png_longjmp(png, 1); }
+void png_warning_ignore(png_structp, png_const_charp) {}
+
+bool write_png(png_structp png, png_infop info, std::string* out, const unsigned char* data,
+               int width, int height, int stride, bool alpha, unsigned char* row) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_set_write_fn(png, out, png_write_to_string, png_flush_nothing);
+  png_set_compression_level(png, 3);
+  png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_NONE);
+  png_set_IHDR(png, info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), 8,
+               alpha ? PNG_COLOR_TYPE_RGB_ALPHA : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_BASE, PNG_FILTER_TYPE_BASE);
+  png_write_info(png, info);
+  for (int y = 0; y < height; ++y) {
+    unpremultiply_row(
+        reinterpret_cast<const std::uint32_t*>(data + static_cast<std::size_t>(y) * stride), width,
+        alpha, row);
+    png_write_row(png, row);
+  }
+  png_write_end(png, info);
+  return true;
+}
+
+bool encode_png(cairo_surface_t* surface, std::string& out) {
+  const int width = cairo_image_surface_get_width(surface);
+  const int height = cairo_image_surface_get_height(surface);
+  const int stride = cairo_image_surface_get_stride(surface);
+  const unsigned char* data = cairo_image_surface_get_data(surface);
+  if (data == nullptr || width <= 0 || height <= 0) return false;
+  bool alpha = false;
+  for (int y = 0; y < height && !alpha; ++y) {
+    const auto* px =
+        reinterpret_cast<const std::uint32_t*>(data + static_cast<std::size_t>(y) * stride);
+    for (int x = 0; x < width; ++x) {
+      if ((px[x] >> 24) != 0xFF) {
+        alpha = true;
+        break;
+      }
+    }
+  }
+  std::vector<unsigned char> row(static_cast<std::size_t>(width) * 4);
+  png_structp png =
+      png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, png_error_jump, png_warning_ignore);
+  if (png == nullptr) return false;
+  png_infop info = png_create_info_struct(png);
+  bool ok =
+      info != nullptr && write_png(png, info, &out, data, width, height, stride, alpha, row.data());
+  png_destroy_write_struct(&png, &info);
+  return ok;
 }
 
 // A drawing target by format. PNG draws into an image surface; SVG and PDF stream into bytes_.
@@ -177,46 +266,61 @@ class Canvas {
     context_.reset(cairo_create(surface_.get()));
     check(cairo_status(context_.get()), out_);
     if (format_ == Format::png) cairo_scale(context_.get(), png_scale, png_scale);
-
-    cairo_font_options_t* font_options = cairo_font_options_create();
-    // Unhinted metrics: the same layout in every format and at every scale.
-    cairo_font_options_set_hint_metrics(font_options, CAIRO_HINT_METRICS_OFF);
-    cairo_font_options_set_hint_style(font_options, CAIRO_HINT_STYLE_NONE);
-    cairo_font_options_set_antialias(font_options, CAIRO_ANTIALIAS_GRAY);
-    cairo_set_font_options(context_.get(), font_options);
-    cairo_font_options_destroy(font_options);
+    // Font options (unhinted, the same layout in every format) are the Typesetter's.
   }
 
   cairo_t* cr() const { return context_.get(); }
+  Format format() const { return format_; }
 
   // Finishes the surface and writes the file atomically.
   void write() {
     check(cairo_status(context_.get()), out_);
     context_.reset();
     cairo_surface_flush(surface_.get());
-    if (format_ == Format::png) {
-      check(cairo_surface_write_to_png_stream(surface_.get(), append_to_string, &bytes_), out_);
+    if (format_ == Format::png && !encode_png(surface_.get(), bytes_)) {
+      throw Error(out_.string() + ": cannot render figure: PNG encoding failed");
     }
     cairo_surface_finish(surface_.get());
     check(cairo_surface_status(surface_.get()), out_);
     surface_.reset();
-    if (format_ == Format::svg) renumber_svg_root();
+    if (format_ == Format::svg) renumber_svg_ids();
     io::write_file_atomically(out_, bytes_);
   }
 
  private:
-  // cairo names the SVG's root group after a process-wide surface counter; a fixed name makes
-  // the same figure give the same bytes. The root id is never referenced.
-  void renumber_svg_root() {
-    const std::string prefix = "<g id=\"surface";
-    std::size_t at = bytes_.find(prefix);
-    if (at == std::string::npos) return;
-    std::size_t begin = at + prefix.size(), end = begin;
-    while (end < bytes_.size() && std::isdigit(static_cast<unsigned char>(bytes_[end]))) ++end;
-    if (end == begin || bytes_.compare(end, 2, "\">") != 0) return;
-    std::string id = "surface" + bytes_.substr(begin, end - begin);
-    if (bytes_.find("#" + id + "\"") != std::string::npos) return;  // referenced: leave it
-    bytes_.replace(begin, end - begin, "1");
+  // cairo names SVG surfaces (the root group, recorded label halos) and images after
+  // process-wide counters. Renumbering them in order of first appearance, references included,
+  // makes the same figure give the same bytes. cairo's SVG has no text, only these ids, after a
+  // quote or '#', followed by digits.
+  void renumber_svg_ids() {
+    std::string out;
+    out.reserve(bytes_.size());
+    std::unordered_map<std::string, std::size_t> renamed;
+    std::size_t counts[2] = {0, 0};
+    const std::string_view prefixes[2] = {"surface", "image"};
+    std::size_t i = 0;
+    while (i < bytes_.size()) {
+      bool done = false;
+      if (i > 0 && (bytes_[i - 1] == '"' || bytes_[i - 1] == '#')) {
+        for (int k = 0; k < 2 && !done; ++k) {
+          const std::string_view prefix = prefixes[k];
+          if (bytes_.compare(i, prefix.size(), prefix) != 0) continue;
+          std::size_t end = i + prefix.size();
+          while (end < bytes_.size() && std::isdigit(static_cast<unsigned char>(bytes_[end]))) {
+            ++end;
+          }
+          if (end == i + prefix.size()) continue;
+          auto [it, added] = renamed.try_emplace(bytes_.substr(i, end - i), counts[k] + 1);
+          if (added) ++counts[k];
+          out += prefix;
+          out += std::to_string(it->second);
+          i = end;
+          done = true;
+        }
+      }
+      if (!done) out += bytes_[i++];
+    }
+    bytes_ = std::move(out);
   }
 
   fs::path out_;
@@ -243,30 +347,232 @@ struct Font {
   bool bold = false;
 };
 
-void use_font(cairo_t* cr, const Font& font) {
-  cairo_select_font_face(cr, font.family.c_str(), CAIRO_FONT_SLANT_NORMAL,
-                         font.bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
-  cairo_set_font_size(cr, font.size);
-}
-
-double text_width(cairo_t* cr, const std::string& text) {
-  cairo_text_extents_t e;
-  cairo_text_extents(cr, text.c_str(), &e);
-  return e.x_advance;
-}
-
 struct LineMetrics {
   double ascent = 0, descent = 0, height = 0;
 };
 
-LineMetrics line_metrics(cairo_t* cr) {
-  cairo_font_extents_t fe;
-  cairo_font_extents(cr, &fe);
-  return {fe.ascent, fe.descent, fe.height};
-}
+// One line of text shaped by Pango: the layout that draws it and its logical size, which is
+// what label placement, centring and wrapping measure.
+struct Line {
+  PangoLayout* layout = nullptr;   // owned by the Typesetter
+  double width = 0;                // logical width (pt)
+  double ascent = 0, descent = 0;  // logical extent above and below the baseline (pt)
+  int unknown_glyphs = 0;          // characters no installed font has (drawn as hex boxes)
+};
+
+// Text with Pango on a figure's cairo context. fontconfig picks, character by character, a font
+// that has the glyph (CJK, Cyrillic, emoji, ...) when the requested family lacks it. Metrics
+// are unhinted and glyph positions unrounded, in points at an identity matrix: the same layout
+// in PNG (at any scale), SVG and PDF. Every (font, text) is shaped once per figure: the layout
+// measured for placement is the one drawn.
+//
+// Pango objects are not thread-safe; pango_cairo_font_map_get_default() is one font map per
+// thread, so figures may render on several threads at once.
+class Typesetter {
+ public:
+  explicit Typesetter(cairo_t* cr) : cr_(cr) {
+    context_ = pango_font_map_create_context(pango_cairo_font_map_get_default());
+    cairo_font_options_t* options = cairo_font_options_create();
+    cairo_font_options_set_hint_metrics(options, CAIRO_HINT_METRICS_OFF);
+    cairo_font_options_set_hint_style(options, CAIRO_HINT_STYLE_NONE);
+    cairo_font_options_set_antialias(options, CAIRO_ANTIALIAS_GRAY);
+    pango_cairo_context_set_font_options(context_, options);
+    cairo_font_options_destroy(options);
+    pango_context_set_round_glyph_positions(context_, FALSE);
+    // A fixed language and direction, not the user's locale: the same figure everywhere.
+    pango_context_set_language(context_, pango_language_from_string("en"));
+    pango_context_set_base_dir(context_, PANGO_DIRECTION_LTR);
+  }
+  ~Typesetter() {
+    for (auto& [key, halo] : halos_) {
+      if (halo.surface != nullptr) cairo_surface_destroy(halo.surface);
+    }
+    for (auto& [key, line] : lines_) g_object_unref(line.layout);
+    for (auto& [key, desc] : fonts_) pango_font_description_free(desc);
+    g_object_unref(context_);
+  }
+  Typesetter(const Typesetter&) = delete;
+  Typesetter& operator=(const Typesetter&) = delete;
+
+  // The font's own ascent, descent and line height (the first font of the family).
+  LineMetrics metrics(const Font& font) {
+    std::string key = font_key(font);
+    if (auto it = metrics_.find(key); it != metrics_.end()) return it->second;
+    PangoFontMetrics* m = pango_context_get_metrics(context_, description(font, key), nullptr);
+    LineMetrics lm{pango_units_to_double(pango_font_metrics_get_ascent(m)),
+                   pango_units_to_double(pango_font_metrics_get_descent(m)),
+                   pango_units_to_double(pango_font_metrics_get_height(m))};
+    pango_font_metrics_unref(m);
+    if (!(lm.height > 0)) lm.height = lm.ascent + lm.descent;
+    metrics_.emplace(std::move(key), lm);
+    return lm;
+  }
+
+  // `text` shaped in `font` (valid UTF-8, one line); the reference stays valid for the figure.
+  const Line& line(const Font& font, const std::string& text) {
+    std::string font_id = font_key(font);
+    std::string key = font_id;
+    key += '\0';
+    key += text;
+    if (auto it = lines_.find(key); it != lines_.end()) return it->second;
+    Line l;
+    l.layout = pango_layout_new(context_);
+    pango_layout_set_single_paragraph_mode(l.layout, TRUE);
+    pango_layout_set_font_description(l.layout, description(font, font_id));
+    pango_layout_set_text(l.layout, text.data(), static_cast<int>(text.size()));
+    PangoRectangle logical;
+    pango_layout_get_extents(l.layout, nullptr, &logical);
+    int baseline = pango_layout_get_baseline(l.layout);
+    l.width = pango_units_to_double(logical.width);
+    l.ascent = pango_units_to_double(baseline - logical.y);
+    l.descent = pango_units_to_double(logical.y + logical.height - baseline);
+    l.unknown_glyphs = pango_layout_get_unknown_glyphs_count(l.layout);
+    return lines_.emplace(std::move(key), l).first->second;
+  }
+
+  double width(const Font& font, const std::string& text) { return line(font, text).width; }
+
+  // Draws the line with its baseline starting at (x, baseline).
+  void draw(const Line& l, double x, double baseline, const Rgba& color) {
+    set_color(cr_, color);
+    cairo_move_to(cr_, x, baseline);
+    pango_cairo_show_layout_line(cr_, pango_layout_get_line_readonly(l.layout, 0));
+    cairo_new_path(cr_);
+    unknown_glyphs_ += static_cast<std::size_t>(l.unknown_glyphs);
+  }
+  void draw(const Font& font, double x, double baseline, const std::string& text,
+            const Rgba& color) {
+    draw(line(font, text), x, baseline, color);
+  }
+
+  // Draws the line's glyphs with the current source (halos), counting nothing.
+  void stamp(const Line& l, double x, double baseline) {
+    cairo_move_to(cr_, x, baseline);
+    pango_cairo_show_layout_line(cr_, pango_layout_get_line_readonly(l.layout, 0));
+  }
+
+  // Paints the line's halo, its glyph outlines stroked 2 * reach wide in white (for PDF). Each
+  // distinct glyph's halo is recorded once and painted wherever the glyph appears: cairo writes
+  // a recording surface used as a source once, as a form XObject, and refers to it from each
+  // use, instead of writing the outline path again at every label (output several times
+  // smaller and faster). Lines with missing glyphs (hex boxes) are stroked whole.
+  void recorded_halo(const Line& l, double x, double baseline, double reach) {
+    if (l.unknown_glyphs > 0) {
+      cairo_save(cr_);
+      cairo_new_path(cr_);
+      outline(l, x, baseline);
+      cairo_set_source_rgb(cr_, 1, 1, 1);
+      cairo_set_line_join(cr_, CAIRO_LINE_JOIN_ROUND);
+      cairo_set_line_width(cr_, 2 * reach);
+      cairo_stroke(cr_);
+      cairo_restore(cr_);
+      return;
+    }
+    PangoLayoutLine* line = pango_layout_get_line_readonly(l.layout, 0);
+    double pen = x;
+    for (GSList* run = line->runs; run != nullptr; run = run->next) {
+      auto* item = static_cast<PangoGlyphItem*>(run->data);
+      cairo_scaled_font_t* font =
+          pango_cairo_font_get_scaled_font(PANGO_CAIRO_FONT(item->item->analysis.font));
+      for (int g = 0; g < item->glyphs->num_glyphs; ++g) {
+        const PangoGlyphInfo& info = item->glyphs->glyphs[g];
+        const GlyphHalo* halo = font ? glyph_halo(font, info.glyph, reach) : nullptr;
+        if (halo != nullptr) {
+          cairo_save(cr_);
+          cairo_set_source_surface(
+              cr_, halo->surface, pen + pango_units_to_double(info.geometry.x_offset) + halo->x,
+              baseline + pango_units_to_double(info.geometry.y_offset) + halo->y);
+          cairo_paint(cr_);
+          cairo_restore(cr_);
+        }
+        pen += pango_units_to_double(info.geometry.width);
+      }
+    }
+  }
+
+  // Adds the glyph outlines of the line (baseline at (x, baseline)) to the current path.
+  void outline(const Line& l, double x, double baseline) {
+    cairo_move_to(cr_, x, baseline);
+    pango_cairo_layout_line_path(cr_, pango_layout_get_line_readonly(l.layout, 0));
+  }
+
+  // Characters drawn so far that no installed font has.
+  std::size_t unknown_glyphs() const { return unknown_glyphs_; }
+
+ private:
+  static std::string font_key(const Font& font) {
+    char size[32];
+    std::snprintf(size, sizeof size, "%.17g", font.size);
+    return font.family + (font.bold ? "|b|" : "|r|") + size;
+  }
+  const PangoFontDescription* description(const Font& font, const std::string& key) {
+    if (auto it = fonts_.find(key); it != fonts_.end()) return it->second;
+    PangoFontDescription* desc = pango_font_description_new();
+    pango_font_description_set_family(desc, font.family.c_str());
+    pango_font_description_set_weight(desc, font.bold ? PANGO_WEIGHT_BOLD : PANGO_WEIGHT_NORMAL);
+    pango_font_description_set_style(desc, PANGO_STYLE_NORMAL);
+    // Absolute size: in user units (points), independent of the font map's resolution.
+    pango_font_description_set_absolute_size(desc, font.size * PANGO_SCALE);
+    fonts_.emplace(key, desc);
+    return desc;
+  }
+
+  // The recorded halo of one glyph; null for glyphs without ink. Its top-left corner is at
+  // (x, y) from the glyph origin: recording surfaces start at (0, 0), as cairo's SVG output
+  // misplaces one whose extents start elsewhere.
+  struct GlyphHalo {
+    cairo_surface_t* surface = nullptr;
+    double x = 0, y = 0;
+  };
+  const GlyphHalo* glyph_halo(cairo_scaled_font_t* font, PangoGlyph glyph, double reach) {
+    auto key = std::make_pair(font, glyph);
+    if (auto it = halos_.find(key); it != halos_.end()) {
+      return it->second.surface ? &it->second : nullptr;
+    }
+    GlyphHalo result;
+    cairo_surface_t* halo = nullptr;
+    cairo_glyph_t g{glyph, 0, 0};
+    cairo_text_extents_t e;
+    cairo_scaled_font_glyph_extents(font, &g, 1, &e);
+    if ((glyph & PANGO_GLYPH_UNKNOWN_FLAG) == 0 && e.width > 0 && e.height > 0 &&
+        cairo_scaled_font_status(font) == CAIRO_STATUS_SUCCESS) {
+      double pad = reach + 1;
+      result.x = e.x_bearing - pad;
+      result.y = e.y_bearing - pad;
+      cairo_rectangle_t extents{0, 0, e.width + 2 * pad, e.height + 2 * pad};
+      halo = cairo_recording_surface_create(CAIRO_CONTENT_COLOR_ALPHA, &extents);
+      cairo_t* c = cairo_create(halo);
+      cairo_set_source_rgb(c, 1, 1, 1);
+      cairo_set_scaled_font(c, font);
+      cairo_glyph_t at{glyph, -result.x, -result.y};
+      cairo_glyph_path(c, &at, 1);
+      cairo_set_line_join(c, CAIRO_LINE_JOIN_ROUND);
+      cairo_set_line_width(c, 2 * reach);
+      cairo_stroke(c);
+      bool ok = cairo_status(c) == CAIRO_STATUS_SUCCESS;
+      cairo_destroy(c);
+      if (!ok || cairo_surface_status(halo) != CAIRO_STATUS_SUCCESS) {
+        cairo_surface_destroy(halo);
+        halo = nullptr;
+      }
+    }
+    result.surface = halo;
+    auto it = halos_.emplace(key, result).first;
+    return halo ? &it->second : nullptr;
+  }
+
+  cairo_t* cr_;
+  PangoContext* context_ = nullptr;
+  std::map<std::pair<cairo_scaled_font_t*, PangoGlyph>, GlyphHalo> halos_;
+  std::unordered_map<std::string, PangoFontDescription*> fonts_;
+  std::unordered_map<std::string, LineMetrics> metrics_;
+  std::unordered_map<std::string, Line> lines_;
+  std::size_t unknown_glyphs_ = 0;
+};
 
 // Greedy word wrap of one line of text to `width`.
-std::vector<std::string> wrap(cairo_t* cr, const std::string& text, double width) {
+std::vector<std::string> wrap(Typesetter& ts, const Font& font, const std::string& text,
+                              double width) {
   std::vector<std::string> lines;
   std::string line;
   std::size_t i = 0;
@@ -275,7 +581,7 @@ std::vector<std::string> wrap(cairo_t* cr, const std::string& text, double width
     if (j == std::string::npos) j = text.size();
     std::string word = text.substr(i, j - i);
     std::string candidate = line.empty() ? word : line + " " + word;
-    if (!line.empty() && text_width(cr, candidate) > width) {
+    if (!line.empty() && ts.width(font, candidate) > width) {
       lines.push_back(line);
       line = word;
     } else {
@@ -285,13 +591,6 @@ std::vector<std::string> wrap(cairo_t* cr, const std::string& text, double width
   }
   lines.push_back(line);
   return lines;
-}
-
-void draw_text(cairo_t* cr, double x, double baseline, const std::string& text, const Rgba& color) {
-  set_color(cr, color);
-  cairo_move_to(cr, x, baseline);
-  cairo_show_text(cr, text.c_str());
-  cairo_new_path(cr);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -317,15 +616,15 @@ Font caption_font(const Style& s) { return {s.font_family, s.caption_font_size, 
 Font title_font(const Style& s) { return {s.font_family, s.title_font_size + 1.5, true}; }
 Font panel_title_font(const Style& s) { return {s.font_family, s.title_font_size, false}; }
 
-Footer layout_footer(cairo_t* cr, const FigureOptions& o, double width) {
+Footer layout_footer(Typesetter& ts, const FigureOptions& o, double width) {
   Footer f;
   if (!o.legend.empty()) {
-    use_font(cr, legend_font(o.style));
+    const Font font = legend_font(o.style);
     std::vector<Footer::Item> line;
     double used = 0;
     for (const LegendEntry& e : o.legend) {
       Footer::Item item{e.color, clean_text(e.text, false), 0};
-      item.width = kSwatch + kSwatchGap + text_width(cr, item.text);
+      item.width = kSwatch + kSwatchGap + ts.width(font, item.text);
       double need = line.empty() ? item.width : used + kItemGap + item.width;
       if (!line.empty() && need > width) {
         f.legend_lines.push_back(std::move(line));
@@ -336,31 +635,31 @@ Footer layout_footer(cairo_t* cr, const FigureOptions& o, double width) {
       used = need;
     }
     if (!line.empty()) f.legend_lines.push_back(std::move(line));
-    f.height += 8 + static_cast<double>(f.legend_lines.size()) * line_metrics(cr).height * 1.15;
+    f.height += 8 + static_cast<double>(f.legend_lines.size()) * ts.metrics(font).height * 1.15;
   }
   if (!o.caption.empty()) {
-    use_font(cr, caption_font(o.style));
+    const Font font = caption_font(o.style);
     std::string caption = clean_text(o.caption, true);
     std::size_t i = 0;
     while (i <= caption.size()) {
       std::size_t j = caption.find('\n', i);
       if (j == std::string::npos) j = caption.size();
-      for (std::string& l : wrap(cr, caption.substr(i, j - i), width)) {
+      for (std::string& l : wrap(ts, font, caption.substr(i, j - i), width)) {
         f.caption_lines.push_back(std::move(l));
       }
       i = j + 1;
     }
-    f.height += 6 + static_cast<double>(f.caption_lines.size()) * line_metrics(cr).height * 1.1;
+    f.height += 6 + static_cast<double>(f.caption_lines.size()) * ts.metrics(font).height * 1.1;
   }
   return f;
 }
 
-void draw_footer(cairo_t* cr, const Footer& f, const FigureOptions& o, double top) {
+void draw_footer(cairo_t* cr, Typesetter& ts, const Footer& f, const FigureOptions& o, double top) {
   double y = top;
   double center = o.width / 2;
   if (!f.legend_lines.empty()) {
-    use_font(cr, legend_font(o.style));
-    LineMetrics m = line_metrics(cr);
+    const Font font = legend_font(o.style);
+    LineMetrics m = ts.metrics(font);
     y += 8;
     for (const auto& line : f.legend_lines) {
       double total = 0;
@@ -377,18 +676,19 @@ void draw_footer(cairo_t* cr, const Footer& f, const FigureOptions& o, double to
         set_color(cr, with_alpha(mix(item.color, kOutline, 0.35), 1.0));
         cairo_set_line_width(cr, 0.4);
         cairo_stroke(cr);
-        draw_text(cr, x + kSwatch + kSwatchGap, baseline, item.text, kText);
+        ts.draw(font, x + kSwatch + kSwatchGap, baseline, item.text, kText);
         x += item.width + kItemGap;
       }
       y += m.height * 1.15;
     }
   }
   if (!f.caption_lines.empty()) {
-    use_font(cr, caption_font(o.style));
-    LineMetrics m = line_metrics(cr);
+    const Font font = caption_font(o.style);
+    LineMetrics m = ts.metrics(font);
     y += 6;
     for (const std::string& line : f.caption_lines) {
-      draw_text(cr, center - text_width(cr, line) / 2, y + m.ascent, line, kCaption);
+      const Line& l = ts.line(font, line);
+      ts.draw(l, center - l.width / 2, y + m.ascent, kCaption);
       y += m.height * 1.1;
     }
   }
@@ -569,9 +869,9 @@ double auto_alpha(std::size_t n) {
 
 // Draws one panel inside `cell` (title on top, frame below) and returns its layout. With
 // `fill_cell` the frame is the whole cell (grids: every panel the same size); otherwise it hugs
-// the data.
-PanelLayout draw_panel(cairo_t* cr, const PanelInput& in, const Box& cell, const Style& style,
-                       bool fill_cell) {
+// the data. `raster`: the target is an image (PNG), where label halos are drawn by stamping.
+PanelLayout draw_panel(cairo_t* cr, Typesetter& ts, const PanelInput& in, const Box& cell,
+                       const Style& style, bool fill_cell, Format format) {
   const Points& p = *in.points;
   const std::size_t n = p.size();
   PanelLayout layout;
@@ -579,10 +879,7 @@ PanelLayout draw_panel(cairo_t* cr, const PanelInput& in, const Box& cell, const
   Box area = cell;
   std::string title = clean_text(in.title, false);
   if (!title.empty()) {
-    Font f = panel_title_font(style);
-    use_font(cr, f);
-    LineMetrics m = line_metrics(cr);
-    area.y0 += m.height + 3;
+    area.y0 += ts.metrics(panel_title_font(style)).height + 3;
   }
   double aw = std::max(area.x1 - area.x0, 1.0), ah = std::max(area.y1 - area.y0, 1.0);
 
@@ -661,10 +958,10 @@ PanelLayout draw_panel(cairo_t* cr, const PanelInput& in, const Box& cell, const
   layout.offset_y = (frame.y0 + frame.y1) / 2 + (vlo + vhi) / 2 * scale;
 
   if (!title.empty()) {
-    use_font(cr, panel_title_font(style));
-    LineMetrics m = line_metrics(cr);
+    const Font font = panel_title_font(style);
+    const Line& l = ts.line(font, title);
     double cx = (frame.x0 + frame.x1) / 2;
-    draw_text(cr, cx - text_width(cr, title) / 2, frame.y0 - 3 - m.descent, title, kText);
+    ts.draw(l, cx - l.width / 2, frame.y0 - 3 - ts.metrics(font).descent, kText);
   }
 
   // Markers.
@@ -765,10 +1062,7 @@ PanelLayout draw_panel(cairo_t* cr, const PanelInput& in, const Box& cell, const
     double font_size = style.label_font_size * std::clamp(side / 300.0, 0.8, 1.0);
     Font regular{style.font_family, font_size, false};
     Font bold{style.font_family, font_size + 0.5, true};
-    use_font(cr, regular);
-    LineMetrics mr = line_metrics(cr);
-    use_font(cr, bold);
-    LineMetrics mb = line_metrics(cr);
+    const LineMetrics mr = ts.metrics(regular);
     constexpr double kHalo = 1.0;  // box padding for the halo
     LabelOptions lo;
     lo.max_labels = style.max_labels;
@@ -779,25 +1073,20 @@ PanelLayout draw_panel(cairo_t* cr, const PanelInput& in, const Box& cell, const
     if (p.label_order.empty()) spread_spatially(priority, p, fx, fy, 4 * mr.height);
     std::vector<LabelRequest> requests;
     std::vector<std::uint32_t> request_point;
-    std::vector<std::string> texts;
+    std::vector<const Line*> lines;  // the shaped text of each request, drawn as measured
     requests.reserve(std::min(priority.size(), max_attempts));
-    bool current_bold = true;
     for (std::uint32_t i : priority) {
       if (requests.size() >= max_attempts) break;
       if (!finite_point(p, i)) continue;
       std::string text = trim_spaces(clean_text(p.labels[i], false));
       if (text.empty()) continue;
       bool emph = p.emphasis.size() == n && p.emphasis[i] != 0;
-      if (emph != current_bold) {
-        use_font(cr, emph ? bold : regular);
-        current_bold = emph;
-      }
-      const LineMetrics& m = emph ? mb : mr;
-      double w = text_width(cr, text) + 2 * kHalo;
-      double h = m.ascent + m.descent * 0.6 + 2 * kHalo;
+      const Line& l = ts.line(emph ? bold : regular, text);
+      double w = l.width + 2 * kHalo;
+      double h = l.ascent + l.descent * 0.6 + 2 * kHalo;
       requests.push_back({fx[i], fy[i], w, h, radius[i]});
       request_point.push_back(i);
-      texts.push_back(std::move(text));
+      lines.push_back(&l);
     }
     std::vector<float> obstacles;
     obstacles.reserve(order.size() * 2);
@@ -808,31 +1097,60 @@ PanelLayout draw_panel(cairo_t* cr, const PanelInput& in, const Box& cell, const
     Box bounds{frame.x0 + 1, frame.y0 + 1, frame.x1 - 1, frame.y1 - 1};
     std::vector<PlacedLabel> placed = place_labels(requests, bounds, lo, obstacles);
 
+    // Each label sits on a white halo (85% opaque) reaching kHaloReach beyond its glyphs, so it
+    // reads over markers. Labels are pairwise disjoint, so all halos can go first, then all text.
+    constexpr double kHaloReach = 1.1;
     cairo_save(cr);
-    cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
-    cairo_set_line_width(cr, 2.2);
-    current_bold = true;
-    use_font(cr, bold);
+    cairo_rectangle(cr, frame.x0, frame.y0, fw, fh);
+    cairo_clip(cr);
+    if (placed.empty()) {
+      // no halos
+    } else if (format == Format::svg) {
+      // SVG: the outlines of all labels as one stroked path (one stroke: overlaps don't add up).
+      // Not the group used below: cairo 1.16's SVG output leaks the recording surfaces behind
+      // groups and recorded sources.
+      cairo_new_path(cr);
+      for (const PlacedLabel& pl : placed) {
+        const Line& l = *lines[pl.request];
+        ts.outline(l, pl.box.x0 + kHalo, pl.box.y0 + kHalo + l.ascent);
+      }
+      cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
+      cairo_set_line_width(cr, 2 * kHaloReach);
+      set_color(cr, Rgba{1, 1, 1, 0.85});
+      cairo_stroke(cr);
+    } else {
+      cairo_push_group(cr);  // halos painted opaque, then the group at 85%: no doubling up
+      set_color(cr, Rgba{1, 1, 1, 1});
+      for (const PlacedLabel& pl : placed) {
+        const Line& l = *lines[pl.request];
+        double x = pl.box.x0 + kHalo, baseline = pl.box.y0 + kHalo + l.ascent;
+        if (format == Format::png) {
+          // Images: the glyphs stamped in white around two rings (16 offsets). Looks the same
+          // as stroking the outlines at this size and is several times cheaper: stamping
+          // reuses cached glyph masks, stroking rasterises every outline.
+          for (int k = 0; k < 16; ++k) {
+            double r = k < 8 ? kHaloReach : kHaloReach / 2;
+            double angle = (k + (k < 8 ? 0.0 : 0.5)) * std::numbers::pi / 4;
+            ts.stamp(l, x + r * std::cos(angle), baseline + r * std::sin(angle));
+          }
+        } else {
+          // PDF: each distinct glyph's stroked outline recorded once (a form XObject) and
+          // placed at every use of the glyph.
+          ts.recorded_halo(l, x, baseline, kHaloReach);
+        }
+      }
+      cairo_pop_group_to_source(cr);
+      cairo_paint_with_alpha(cr, 0.85);
+    }
+    cairo_restore(cr);
     for (const PlacedLabel& pl : placed) {
       std::uint32_t i = request_point[pl.request];
       bool emph = p.emphasis.size() == n && p.emphasis[i] != 0;
-      if (emph != current_bold) {
-        use_font(cr, emph ? bold : regular);
-        current_bold = emph;
-      }
-      const LineMetrics& m = emph ? mb : mr;
-      // Halo from the outline; the text itself as glyphs (selectable text in PDF and SVG).
-      double x = pl.box.x0 + kHalo, baseline = pl.box.y0 + kHalo + m.ascent;
-      cairo_new_path(cr);
-      cairo_move_to(cr, x, baseline);
-      cairo_text_path(cr, texts[pl.request].c_str());
-      set_color(cr, Rgba{1, 1, 1, 0.85});
-      cairo_stroke(cr);
-      draw_text(cr, x, baseline, texts[pl.request], emph ? Rgba{0, 0, 0, 1} : kText);
+      const Line& l = *lines[pl.request];
+      ts.draw(l, pl.box.x0 + kHalo, pl.box.y0 + kHalo + l.ascent, emph ? Rgba{0, 0, 0, 1} : kText);
       layout.labelled.push_back(i);
       layout.label_boxes.push_back(pl.box);
     }
-    cairo_restore(cr);
   }
 
   // Thin frame, no ticks: t-SNE axes carry no meaning. 3D panels have their box instead.
@@ -867,6 +1185,7 @@ RenderResult render_figure(const fs::path& out, std::span<const PanelInput> pane
   for (const PanelInput& in : panels) validate(*in.points, out);
   Canvas canvas(out, options.width, options.height, options.png_scale);
   cairo_t* cr = canvas.cr();
+  Typesetter ts(cr);
   const Style& style = options.style;
 
   set_color(cr, options.background);
@@ -878,12 +1197,13 @@ RenderResult render_figure(const fs::path& out, std::span<const PanelInput> pane
 
   std::string title = clean_text(options.title, false);
   if (!title.empty()) {
-    use_font(cr, title_font(style));
-    LineMetrics lm = line_metrics(cr);
-    draw_text(cr, options.width / 2 - text_width(cr, title) / 2, area.y0 + lm.ascent, title, kText);
+    const Font font = title_font(style);
+    LineMetrics lm = ts.metrics(font);
+    const Line& l = ts.line(font, title);
+    ts.draw(l, options.width / 2 - l.width / 2, area.y0 + lm.ascent, kText);
     area.y0 += lm.height + 6;
   }
-  Footer footer = layout_footer(cr, options, inner_w);
+  Footer footer = layout_footer(ts, options, inner_w);
   area.y1 -= footer.height;
   if (area.y1 - area.y0 < 20) {
     throw Error(
@@ -894,12 +1214,11 @@ RenderResult render_figure(const fs::path& out, std::span<const PanelInput> pane
   RenderResult result;
   std::size_t count = panels.size();
   if (count == 1) {
-    result.panels.push_back(draw_panel(cr, panels[0], area, style, false));
+    result.panels.push_back(draw_panel(cr, ts, panels[0], area, style, false, canvas.format()));
   } else if (count > 1) {
     bool titles = std::any_of(panels.begin(), panels.end(),
                               [](const PanelInput& p) { return !p.title.empty(); });
-    use_font(cr, panel_title_font(style));
-    double title_h = titles ? line_metrics(cr).height + 3 : 0;
+    double title_h = titles ? ts.metrics(panel_title_font(style)).height + 3 : 0;
     constexpr double kGap = 10;
     int cols = options.columns > 0 ? std::min<int>(options.columns, static_cast<int>(count))
                                    : choose_columns(count, area.x1 - area.x0 + kGap,
@@ -918,10 +1237,11 @@ RenderResult render_figure(const fs::path& out, std::span<const PanelInput> pane
                area.y0 + static_cast<double>(r) * (ch + kGap), 0, 0};
       cell.x1 = cell.x0 + cw;
       cell.y1 = cell.y0 + ch;
-      result.panels.push_back(draw_panel(cr, panels[k], cell, style, true));
+      result.panels.push_back(draw_panel(cr, ts, panels[k], cell, style, true, canvas.format()));
     }
   }
-  draw_footer(cr, footer, options, area.y1);
+  draw_footer(cr, ts, footer, options, area.y1);
+  result.unknown_glyphs = ts.unknown_glyphs();
   canvas.write();
   return result;
 }

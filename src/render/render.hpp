@@ -1,6 +1,8 @@
 #pragma once
 // Static figures with Cairo: 2D scatter maps with de-cluttered labels, small-multiples grids,
 // fixed 3D views, legends and captions, written as PNG (2x), SVG or PDF by file extension.
+// Text is laid out with Pango: characters the font family lacks (CJK, emoji, other scripts)
+// come from any installed font that has them (fontconfig's fallback).
 //
 // render knows points, labels and colours only: plain arrays in, files out. Every output is
 // rendered to memory and written atomically (temp file + rename). Errors are tokmap::Error and
@@ -93,7 +95,7 @@ struct Style {
   double label_font_size = 7;
   double title_font_size = 9.5;
   double caption_font_size = 7.5;
-  std::string font_family = "DejaVu Sans";
+  std::string font_family = "DejaVu Sans";  // a fontconfig family; others fill in missing glyphs
   double depth_cue = 0.65;  // 3D: 0 = none, 1 = farthest points fade to white / shrink most
   bool box_3d = true;       // 3D: faint wireframe of the bounding box
 };
@@ -164,6 +166,8 @@ struct PanelLayout {
 
 struct RenderResult {
   std::vector<PanelLayout> panels;
+  std::size_t unknown_glyphs = 0;  // characters drawn (labels, titles, legend, caption) that no
+                                   // installed font has: they show as hex boxes
 };
 
 // One 2D (or 3D, with `camera`) scatter filling the figure.

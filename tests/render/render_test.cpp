@@ -1,6 +1,7 @@
 #include "render/render.hpp"
 
 #include <cairo.h>
+#include <fontconfig/fontconfig.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -583,4 +584,132 @@ TEST_F(RenderTest, DefaultLabelOrderReachesEveryRegion) {
   ASSERT_FALSE(labelled.empty());
   EXPECT_LT(labelled.front(), 900u);
   EXPECT_TRUE(std::is_sorted(labelled.begin(), labelled.end()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text beyond Latin: Pango with fontconfig's fallback
+
+namespace {
+
+// Does some installed font have every one of these characters (each may come from another font)?
+bool fonts_cover(std::u32string_view chars) {
+  for (char32_t c : chars) {
+    FcCharSet* set = FcCharSetCreate();
+    FcCharSetAddChar(set, static_cast<FcChar32>(c));
+    FcPattern* pattern = FcPatternCreate();
+    FcPatternAddCharSet(pattern, FC_CHARSET, set);
+    FcObjectSet* objects = FcObjectSetBuild(FC_FAMILY, nullptr);
+    FcFontSet* fonts = FcFontList(nullptr, pattern, objects);
+    bool found = fonts != nullptr && fonts->nfont > 0;
+    if (fonts != nullptr) FcFontSetDestroy(fonts);
+    FcObjectSetDestroy(objects);
+    FcPatternDestroy(pattern);
+    FcCharSetDestroy(set);
+    if (!found) return false;
+  }
+  return true;
+}
+
+// Ink (non-white pixels, 2x PNG) inside a label box, and a fingerprint of its pixels.
+std::pair<std::size_t, std::vector<int>> ink_in(const Image& image, const rd::Box& box) {
+  std::size_t ink = 0;
+  std::vector<int> pixels;
+  for (int y = static_cast<int>(2 * box.y0); y < static_cast<int>(2 * box.y1); ++y) {
+    for (int x = static_cast<int>(2 * box.x0); x < static_cast<int>(2 * box.x1); ++x) {
+      int r, g, b;
+      image.rgb(x, y, r, g, b);
+      if (r < 240 || g < 240 || b < 240) ++ink;
+      pixels.push_back(r + g + b);
+    }
+  }
+  return {ink, pixels};
+}
+
+// One labelled point in the middle of a small figure without legend or caption.
+rd::RenderResult render_label(const fs::path& out, const std::string& label) {
+  static const std::vector<float> coords = {0, 0};
+  std::vector<std::string> labels = {label};
+  rd::Points p;
+  p.coords = coords;
+  p.labels = labels;
+  rd::FigureOptions o;
+  o.width = o.height = 160;
+  o.style.label_font_size = 9;
+  return rd::render_scatter(out, p, o);
+}
+
+}  // namespace
+
+TEST_F(RenderTest, ScriptsBeyondLatinDrawRealGlyphs) {
+  if (!fonts_cover(U"日本語Приветé😀")) {
+    GTEST_SKIP() << "no installed font has the CJK/Cyrillic/emoji test characters "
+                    "(scripts/install-deps.sh installs fonts-droid-fallback and fonts-dejavu-core)";
+  }
+  std::vector<float> coords = {0, 0, 10, 0, 0, 10, 10, 10, 5, 5};
+  std::vector<std::string> labels = {"日本語", "Привет", "é", "😀", " 本"};
+  rd::Points p;
+  p.coords = coords;
+  p.labels = labels;
+  rd::FigureOptions o;
+  o.title = "語彙 \xC2\xB7 Словарь";
+  o.legend = {{rd::categorical_color(0), "日本語のテキスト"}};
+  o.caption = "トークン \xF0\x9F\x98\x80";
+  for (const char* name : {"cjk.png", "cjk.svg", "cjk.pdf"}) {
+    rd::RenderResult r = rd::render_scatter(dir_ / name, p, o);
+    EXPECT_EQ(r.unknown_glyphs, 0u) << name;
+    EXPECT_EQ(r.panels[0].labelled.size(), labels.size()) << name;
+  }
+  // Same input, same bytes, fallback fonts included.
+  rd::render_scatter(dir_ / "again.png", p, o);
+  EXPECT_EQ(read_bytes(dir_ / "cjk.png"), read_bytes(dir_ / "again.png"));
+
+  // "日本" against two characters no font has (Pango draws hex boxes): the glyphs are counted
+  // as found, and the label's pixels are real ink, different from the missing-glyph boxes.
+  rd::RenderResult cjk = render_label(dir_ / "nihon.png", "日本");
+  rd::RenderResult tofu = render_label(dir_ / "tofu.png", "\xF4\x8F\xBF\xBD\xF4\x8F\xBF\xBC");
+  EXPECT_EQ(cjk.unknown_glyphs, 0u);
+  EXPECT_EQ(tofu.unknown_glyphs, 2u);
+  ASSERT_EQ(cjk.panels[0].label_boxes.size(), 1u);
+  ASSERT_EQ(tofu.panels[0].label_boxes.size(), 1u);
+  auto [cjk_ink, cjk_pixels] = ink_in(read_png(dir_ / "nihon.png"), cjk.panels[0].label_boxes[0]);
+  auto [tofu_ink, tofu_pixels] = ink_in(read_png(dir_ / "tofu.png"), tofu.panels[0].label_boxes[0]);
+  EXPECT_GT(cjk_ink, 60u);
+  EXPECT_NE(cjk_pixels, tofu_pixels);
+  // Label boxes are Pango's logical extents: two full-width glyphs are about 2 em wide.
+  const rd::Box& box = cjk.panels[0].label_boxes[0];
+  EXPECT_NEAR(box.x1 - box.x0 - 2.0, 2 * 9 * 0.8, 9 * 0.8 * 0.5);  // 9 pt font, panel < 300 pt
+}
+
+TEST_F(RenderTest, PngIsRgbWhenOpaqueAndRgbaWhenNot) {
+  // Byte 25 of a PNG is the IHDR colour type: 2 = RGB, 6 = RGBA.
+  Data d = blobs(100, 2, 9);
+  rd::FigureOptions o;
+  o.width = 200;
+  o.height = 150;
+  rd::render_scatter(dir_ / "opaque.png", d.points(), o);
+  std::string opaque = read_bytes(dir_ / "opaque.png");
+  ASSERT_GT(opaque.size(), 26u);
+  EXPECT_EQ(opaque[25], 2);
+  Image image = read_png(dir_ / "opaque.png");
+  ASSERT_TRUE(image.ok);
+  EXPECT_EQ(image.width, 400);
+  EXPECT_GT(image.ink(), 1000u);
+
+  o.background = rd::Rgba{1, 1, 1, 0};
+  rd::render_scatter(dir_ / "clear.png", d.points(), o);
+  std::string clear = read_bytes(dir_ / "clear.png");
+  ASSERT_GT(clear.size(), 26u);
+  EXPECT_EQ(clear[25], 6);
+  Image see_through = read_png(dir_ / "clear.png");
+  ASSERT_TRUE(see_through.ok);
+  auto alpha_at = [&](int x, int y) {
+    return see_through.data[static_cast<std::size_t>(y) * see_through.stride +
+                            static_cast<std::size_t>(x) * 4 + 3];  // little-endian ARGB32
+  };
+  EXPECT_EQ(alpha_at(0, 0), 0);  // the margin stays transparent
+  std::size_t opaque_pixels = 0;
+  for (int y = 0; y < see_through.height; ++y) {
+    for (int x = 0; x < see_through.width; ++x) opaque_pixels += alpha_at(x, y) == 255;
+  }
+  EXPECT_GT(opaque_pixels, 100u);  // the frame and the highlighted markers' outlines
 }
