@@ -128,23 +128,25 @@ void attractive_d(std::span<float> out, const SparseP& p, std::span<const float>
   const float inv_dof = static_cast<float>(1.0 / dof);
 #pragma omp parallel for num_threads(threads) schedule(static, 256)
   for (std::size_t i = 0; i < n; ++i) {
-    std::array<float, D> f{};
-    std::array<float, D> yi;
-    for (int a = 0; a < D; ++a) yi[a] = y[i * D + a];
+    // Scalar accumulators and a gather per coordinate, so the loop vectorises.
+    const float y0 = y[i * D], y1 = D > 1 ? y[i * D + 1] : 0.0f, y2 = D > 2 ? y[i * D + 2] : 0.0f;
+    float f0 = 0.0f, f1 = 0.0f, f2 = 0.0f;
     const std::int64_t begin = p.row_ptr[i], end = p.row_ptr[i + 1];
     const std::int32_t* col = p.col.data();
     const float* val = p.val.data();
+    const float* yd = y.data();
+#pragma omp simd reduction(+ : f0, f1, f2)
     for (std::int64_t e = begin; e < end; ++e) {
-      const float* yj = y.data() + static_cast<std::size_t>(col[e]) * D;
-      std::array<float, D> diff;
-      float d2 = 0.0f;
-      for (int a = 0; a < D; ++a) {
-        diff[a] = yi[a] - yj[a];
-        d2 += diff[a] * diff[a];
-      }
-      const float pg = val[e] / (1.0f + d2 * inv_dof);
-      for (int a = 0; a < D; ++a) f[a] += pg * diff[a];
+      const std::size_t j = static_cast<std::size_t>(col[e]) * D;
+      const float d0 = y0 - yd[j];
+      const float d1 = D > 1 ? y1 - yd[j + (D > 1 ? 1 : 0)] : 0.0f;
+      const float d2 = D > 2 ? y2 - yd[j + (D > 2 ? 2 : 0)] : 0.0f;
+      const float pg = val[e] / (1.0f + (d0 * d0 + d1 * d1 + d2 * d2) * inv_dof);
+      f0 += pg * d0;
+      f1 += pg * d1;
+      f2 += pg * d2;
     }
+    const std::array<float, 3> f{f0, f1, f2};
     for (int a = 0; a < D; ++a) out[i * D + a] = exaggeration * f[a];
   }
 }
@@ -163,6 +165,17 @@ void attractive_forces(std::span<float> out, const SparseP& p, std::span<const f
   }
 }
 
+FftParams fft_params(const TsneOptions& options, int dims) {
+  FftParams params;
+  params.boxes_per_unit = dims == 2 ? options.fft_boxes_per_unit_2d : options.fft_boxes_per_unit_3d;
+  params.min_boxes = dims == 2 ? options.fft_min_boxes_2d : options.fft_min_boxes_3d;
+  params.nodes_per_box = options.fft_nodes_per_box;
+  params.near_radius = options.fft_near_radius;
+  params.split_box = options.fft_split_box;
+  params.near_degree = options.fft_near_degree;
+  return params;
+}
+
 double gradient(std::span<float> out, const SparseP& p, std::span<const float> y, int dims,
                 double exaggeration, double dof, Method method, const TsneOptions& options,
                 FftWorkspace* workspace) {
@@ -176,10 +189,7 @@ double gradient(std::span<float> out, const SparseP& p, std::span<const float> y
       z = repulsive_barnes_hut(rep, y, n, dims, dof, options.theta, options.threads);
       break;
     case Method::fft: {
-      FftParams params;
-      params.boxes_per_unit = dims == 2 ? options.fft_boxes_per_unit_2d : options.fft_boxes_per_unit_3d;
-      params.min_boxes = dims == 2 ? options.fft_min_boxes_2d : options.fft_min_boxes_3d;
-      params.nodes_per_box = options.fft_nodes_per_box;
+      const FftParams params = fft_params(options, dims);
       FftWorkspace local;
       z = repulsive_fft(rep, y, n, dims, dof, params, workspace ? *workspace : local,
                         options.threads);
@@ -352,10 +362,7 @@ TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
       if (method == Method::barnes_hut)
         z = repulsive_barnes_hut(scratch, y, n, dims, options.dof, options.theta, options.threads);
       else if (method == Method::fft) {
-        FftParams params;
-        params.boxes_per_unit = dims == 2 ? options.fft_boxes_per_unit_2d : options.fft_boxes_per_unit_3d;
-        params.min_boxes = dims == 2 ? options.fft_min_boxes_2d : options.fft_min_boxes_3d;
-        params.nodes_per_box = options.fft_nodes_per_box;
+        const FftParams params = fft_params(options, dims);
         z = repulsive_fft(scratch, y, n, dims, options.dof, params, workspace, options.threads);
       } else {
         z = last_z;

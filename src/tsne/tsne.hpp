@@ -62,6 +62,11 @@ struct TsneOptions {
   double fft_boxes_per_unit_3d = 1.0;
   int fft_min_boxes_3d = 10;
   int fft_nodes_per_box = 3;
+  // Kernel splitting for wide maps (see FftParams): near-field radius (0 = off), the far grid's
+  // box width and the degree of the far part's Taylor polynomial inside the radius.
+  double fft_near_radius = 4.0;
+  double fft_split_box = 4.0;
+  int fft_near_degree = 1;
   int kl_every = 50;                  // KL divergence (and the callback) every this many iterations
   std::size_t exact_kl_max_n = 10000; // exact KL up to this n, estimated above (see kl_divergence)
   int threads = 0;                    // 0 = all cores
@@ -148,6 +153,18 @@ struct FftParams {
   double boxes_per_unit = 1.0;
   int min_boxes = 20;
   int nodes_per_box = 3;
+  // Kernel splitting for wide maps: K = K_far + (K - K_far), where K_far equals K beyond
+  // near_radius and is a Taylor polynomial in r^2 (degree near_degree, matched at near_radius)
+  // inside it. K_far is smooth on a scale of near_radius, so it goes on a grid of boxes
+  // split_box wide; the compact difference is summed exactly over the pairs closer than
+  // near_radius (cell lists). Considered once the fine grid (1 / boxes_per_unit) would need more
+  // than split_min_boxes boxes per dimension, with near_radius and split_box scaled by 1 to 8 as
+  // a cost model finds cheapest; near_radius <= 0 disables it.
+  double near_radius = 0.0;
+  int near_degree = 3;
+  double split_box = 2.0;
+  int split_min_boxes = 40;
+  bool force_split = false;  // split with exactly near_radius (benchmarks and tests)
 };
 // Holds FFTW plans and buffers between iterations.
 class FftWorkspace {
@@ -164,6 +181,9 @@ class FftWorkspace {
 };
 double repulsive_fft(std::span<float> out, std::span<const float> y, std::size_t n, int dims,
                      double dof, const FftParams& params, FftWorkspace& workspace, int threads = 0);
+
+// The FFT parameters of `options` for maps of `dims` dimensions.
+FftParams fft_params(const TsneOptions& options, int dims);
 
 // Full gradient (see the convention above) with the chosen method; returns Z.
 double gradient(std::span<float> out, const SparseP& p, std::span<const float> y, int dims,

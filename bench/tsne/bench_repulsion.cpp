@@ -1,0 +1,89 @@
+// bench_repulsion: times one repulsion evaluation (FFT with several grid settings, Barnes-Hut)
+// on a fixed embedding and reports its error against the exact O(N^2) sums.
+//
+//   bench_repulsion EMBEDDING.npy [REPEATS [SCALE [THREADS]]]
+//
+// Use a converged map (e.g. the output of `tokmap tsne`): its spread is what the late
+// iterations, which dominate the run time, see.
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "io/io.hpp"
+#include "tsne/tsne.hpp"
+
+namespace {
+
+double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    den += double(b[i]) * b[i];
+  }
+  return std::sqrt(num / den);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: bench_repulsion EMBEDDING.npy [REPEATS [SCALE [THREADS]]]\n");
+    return 2;
+  }
+  auto m = tokmap::io::read_npy(argv[1]);
+  const int repeats = argc > 2 ? std::stoi(argv[2]) : 5;
+  // Optional scale: the same map shrunk or grown, as earlier or later iterations see it.
+  const int threads = argc > 4 ? std::stoi(argv[4]) : 1;
+  const float scale = argc > 3 ? std::stof(argv[3]) : 1.0f;
+  for (auto& v : m.data) v *= scale;
+  const std::size_t n = m.rows;
+  const int dims = static_cast<int>(m.cols);
+  std::vector<float> exact(n * dims), out(n * dims);
+  const double z_exact = tokmap::tsne::repulsive_exact(exact, m.data, n, dims, 1.0);
+  std::printf("n %zu dims %d  Z exact %.6e\n", n, dims, z_exact);
+  struct Setting {
+    double boxes_per_unit;
+    int nodes;
+    double near_radius = 0.0;  // > 0: kernel splitting
+    double split_box = 2.0;
+    int degree = 3;
+  };
+  std::vector<Setting> settings = {{1.0, 3}, {0.5, 3}, {0.5, 4}};
+  for (double r : {2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0})
+    for (double b : {0.75, 1.0, 1.25})
+      for (int deg : {0, 1}) settings.push_back({1.0, 3, r, r * b, deg});
+  for (const auto& s : settings) {
+    tokmap::tsne::FftParams params;
+    params.boxes_per_unit = s.boxes_per_unit;
+    params.nodes_per_box = s.nodes;
+    params.min_boxes = 20;
+    params.near_radius = s.near_radius;
+    params.split_box = s.split_box;
+    params.near_degree = s.degree;
+    params.force_split = s.near_radius > 0;
+    tokmap::tsne::FftWorkspace ws;
+    double z = tokmap::tsne::repulsive_fft(out, m.data, n, dims, 1.0, params, ws);  // warm-up
+    // CPU time of this process (one thread, see below): steadier than wall time on a shared
+    // machine.
+    const std::clock_t c0 = std::clock();
+    for (int r = 0; r < repeats; ++r)
+      z = tokmap::tsne::repulsive_fft(out, m.data, n, dims, 1.0, params, ws, threads);
+    const double ms = 1000.0 * double(std::clock() - c0) / CLOCKS_PER_SEC / repeats;
+    if (s.near_radius > 0)
+      std::printf("fft split r_c %.1f box %.1f degree %d: ", s.near_radius, s.split_box, s.degree);
+    else
+      std::printf("fft box %.3f nodes %d (h %.3f): ", 1.0 / s.boxes_per_unit, s.nodes,
+                  1.0 / s.boxes_per_unit / s.nodes);
+    std::printf("%8.2f ms  force err %.2e  Z err %.2e\n", ms, relative_error(out, exact),
+                std::abs(z - z_exact) / z_exact);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const double z = tokmap::tsne::repulsive_barnes_hut(out, m.data, n, dims, 1.0, 0.5);
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("barnes-hut theta 0.5: %8.2f ms  force err %.2e  Z err %.2e\n", ms,
+              relative_error(out, exact), std::abs(z - z_exact) / z_exact);
+}
