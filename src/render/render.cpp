@@ -1,4 +1,5 @@
-// Figures with Cairo: layout (title, panels, legend, caption), markers, labels, output.
+// Figures with Cairo, text with Pango: layout (title, panels, legend, caption), markers, labels,
+// output.
 #include "render/render.hpp"
 
 #include <cairo-pdf.h>
