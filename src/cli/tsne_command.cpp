@@ -298,7 +298,8 @@ void add_tsne_command(CLI::App& app) {
   command->add_option("--metric", options->metric, "euclidean or cosine")->capture_default_str();
   command
       ->add_option("--pca", options->pca,
-                   "Reduce to this many dimensions first (auto: 50 when D > 50; 0: off)")
+                   "Reduce to this many dimensions for the neighbour search (auto: 50 when D > 50; "
+                   "0: off); neighbours are re-ranked in the full space")
       ->capture_default_str();
   command->add_option("--init", options->init, "pca, random, or a .npy file (N x dims)")
       ->capture_default_str();

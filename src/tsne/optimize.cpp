@@ -273,9 +273,11 @@ TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
     throw Error("all " + std::to_string(n) + " rows are identical; t-SNE needs distinct points");
   std::size_t dx = d;
   const int pca_dims = options.pca_dims == -1 ? (d > 50 ? 50 : 0) : options.pca_dims;
+  std::vector<float> full;  // the prepared input before PCA, kept for re-ranking
   if (pca_dims > 0 && static_cast<std::size_t>(pca_dims) < d) {
     std::vector<float> reduced(n * static_cast<std::size_t>(pca_dims));
     pca(reduced, x, n, d, static_cast<std::size_t>(pca_dims));
+    if (options.pca_rerank) full = std::move(x);
     x = std::move(reduced);
     dx = static_cast<std::size_t>(pca_dims);
   }
@@ -298,9 +300,44 @@ TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
   knn_options.exact_threshold = options.exact_knn_threshold;
   knn_options.seed = options.seed;
   knn_options.threads = options.threads;
-  const neighbors::KnnResult knn = neighbors::knn(x, n, dx, knn_options);
-  std::vector<float> sq(knn.distances.size());
-  for (std::size_t e = 0; e < sq.size(); ++e) sq[e] = knn.distances[e] * knn.distances[e];
+  std::vector<float> sq(n * k);
+  neighbors::KnnResult knn;
+  if (!full.empty()) {
+    // PCA makes the search fast; the affinities come from the full input: half as many
+    // candidates again are found in the reduced space and re-ranked by their full distance.
+    knn_options.k = std::min(n - 1, k + (k + 1) / 2);
+    const std::size_t kc = knn_options.k;
+    const neighbors::KnnResult candidates = neighbors::knn(x, n, dx, knn_options);
+    knn.indices.resize(n * k);
+    knn.distances.resize(n * k);
+    const int t = n < 1024 ? 1 : thread_count(options.threads);
+#pragma omp parallel num_threads(t)
+    {
+      std::vector<std::pair<float, std::int32_t>> ranked(kc);
+#pragma omp for schedule(static, 256)
+      for (std::size_t i = 0; i < n; ++i) {
+        const float* xi = &full[i * d];
+        for (std::size_t c = 0; c < kc; ++c) {
+          const std::int32_t j = candidates.indices[i * kc + c];
+          const float* xj = &full[static_cast<std::size_t>(j) * d];
+          float s2 = 0.0f;
+#pragma omp simd reduction(+ : s2)
+          for (std::size_t a = 0; a < d; ++a) s2 += (xi[a] - xj[a]) * (xi[a] - xj[a]);
+          ranked[c] = {s2, j};
+        }
+        std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(k),
+                          ranked.end());
+        for (std::size_t c = 0; c < k; ++c) {
+          sq[i * k + c] = ranked[c].first;
+          knn.indices[i * k + c] = ranked[c].second;
+        }
+      }
+    }
+    full = {};
+  } else {
+    knn = neighbors::knn(x, n, dx, knn_options);
+    for (std::size_t e = 0; e < sq.size(); ++e) sq[e] = knn.distances[e] * knn.distances[e];
+  }
   std::vector<float> conditional(n * k);
   conditional_probabilities(conditional, sq, n, k, perplexity, options.threads);
   const SparseP p = joint_probabilities(conditional, knn.indices, n, k);

@@ -42,7 +42,7 @@ struct TsneOptions {
   double early_exaggeration = 12.0;
   double learning_rate = 0.0;         // <= 0: auto = max(n / exaggeration of the phase, 50)
   double momentum = 0.5;              // during early exaggeration
-  double final_momentum = 0.8;        // afterwards
+  double final_momentum = 0.9;        // afterwards (0.8 in openTSNE; 0.9 measured better, docs/BENCHMARKS.md)
   double min_gain = 0.01;
   double max_step_norm = 5.0;         // per-point update norm cap; <= 0 disables
   double dof = 1.0;                   // degrees of freedom of the t kernel (1 = standard t-SNE)
@@ -52,6 +52,9 @@ struct TsneOptions {
   std::size_t exact_knn_threshold = 50000;
   bool center = true;                 // subtract column means (euclidean metric)
   int pca_dims = -1;                  // -1: 50 when d > 50; 0: off; otherwise reduce to this
+  // With PCA: find 1.5 k neighbour candidates in the reduced space and keep the k nearest in the
+  // full space, whose distances then give P (false: P from the reduced space).
+  bool pca_rerank = true;
   Init init = Init::pca;
   std::vector<float> initial_embedding;  // (n, dims) for Init::given
   double theta = 0.5;                 // Barnes-Hut opening angle

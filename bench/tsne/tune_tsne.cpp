@@ -1,0 +1,60 @@
+// tune_tsne: runs the t-SNE library with optimiser settings given as key=value, for measuring
+// defaults (the CLI exposes only the documented flags).
+//
+//   tune_tsne DATA.npy [iterations=750] [ee_iterations=250] [ee=12] [momentum=0.5]
+//             [final_momentum=0.8] [max_step=5] [learning_rate=0] [pca=-1] [threads=0]
+//             [method=fft|bh|exact] [dims=2] [out=Y.npy]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "io/io.hpp"
+#include "tsne/tsne.hpp"
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: tune_tsne DATA.npy [key=value ...]\n");
+    return 2;
+  }
+  const auto x = tokmap::io::read_npy(argv[1]);
+  tokmap::tsne::TsneOptions o;
+  std::string out;
+  for (int a = 2; a < argc; ++a) {
+    const std::string arg = argv[a];
+    const auto eq = arg.find('=');
+    const std::string key = arg.substr(0, eq), value = arg.substr(eq + 1);
+    const double v = std::atof(value.c_str());
+    if (key == "iterations") o.iterations = static_cast<int>(v);
+    else if (key == "ee_iterations") o.early_exaggeration_iterations = static_cast<int>(v);
+    else if (key == "ee") o.early_exaggeration = v;
+    else if (key == "momentum") o.momentum = v;
+    else if (key == "final_momentum") o.final_momentum = v;
+    else if (key == "max_step") o.max_step_norm = v;
+    else if (key == "learning_rate") o.learning_rate = v;
+    else if (key == "pca") o.pca_dims = static_cast<int>(v);
+    else if (key == "rerank") o.pca_rerank = v != 0;
+    else if (key == "seed") o.seed = static_cast<std::uint64_t>(v);
+    else if (key == "threads") o.threads = static_cast<int>(v);
+    else if (key == "dims") o.dims = static_cast<int>(v);
+    else if (key == "out") out = value;
+    else if (key == "method")
+      o.method = value == "bh" ? tokmap::tsne::Method::barnes_hut
+                 : value == "exact" ? tokmap::tsne::Method::exact : tokmap::tsne::Method::fft;
+    else {
+      std::fprintf(stderr, "unknown key %s\n", key.c_str());
+      return 2;
+    }
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = tokmap::tsne::run_tsne(x.data, x.rows, x.cols, o);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("KL %.4f  %.2f s\n", r.kl, s);
+  if (!out.empty()) {
+    tokmap::io::Matrix m;
+    m.rows = r.n;
+    m.cols = static_cast<std::size_t>(r.dims);
+    m.data = r.embedding;
+    tokmap::io::write_npy(out, m);
+  }
+}
