@@ -1,7 +1,7 @@
 // bench_repulsion: times one repulsion evaluation (FFT with several grid settings, Barnes-Hut)
 // on a fixed embedding and reports its error against the exact O(N^2) sums.
 //
-//   bench_repulsion EMBEDDING.npy [REPEATS [SCALE [THREADS]]]
+//   bench_repulsion EMBEDDING.npy [REPEATS [SCALE [THREADS [all|auto|radii]]]]
 //
 // Use a converged map (e.g. the output of `tokmap tsne`): its spread is what the late
 // iterations, which dominate the run time, see.
@@ -30,7 +30,7 @@ double relative_error(const std::vector<float>& a, const std::vector<float>& b) 
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: bench_repulsion EMBEDDING.npy [REPEATS [SCALE [THREADS]]]\n");
+    std::fprintf(stderr, "usage: bench_repulsion EMBEDDING.npy [REPEATS [SCALE [THREADS [all|auto|radii]]]]\n");
     return 2;
   }
   auto m = tokmap::io::read_npy(argv[1]);
@@ -51,19 +51,30 @@ int main(int argc, char** argv) {
     double split_box = 2.0;
     int degree = 3;
   };
-  std::vector<Setting> settings = {{1.0, 3}, {0.5, 3}, {0.5, 4}};
-  for (double r : {2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0})
-    for (double b : {0.75, 1.0, 1.25})
-      for (int deg : {0, 1}) settings.push_back({1.0, 3, r, r * b, deg});
+  // "auto": the library's defaults (the cost model picks the grid); "all": a sweep.
+  const std::string set = argc > 5 ? argv[5] : "all";
+  std::vector<Setting> settings;
+  if (set == "auto") {
+    const tokmap::tsne::TsneOptions defaults;
+    settings.push_back({1.0, 3, -defaults.fft_near_radius, defaults.fft_split_box,
+                        defaults.fft_near_degree});
+  } else if (set == "radii") {
+    for (double r : {2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0}) settings.push_back({1.0, 3, r, r, 1});
+  } else {
+    settings = {{1.0, 3}, {0.5, 3}, {0.5, 4}};
+    for (double r : {2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0})
+      for (double b : {0.75, 1.0, 1.25})
+        for (int deg : {0, 1}) settings.push_back({1.0, 3, r, r * b, deg});
+  }
   for (const auto& s : settings) {
     tokmap::tsne::FftParams params;
     params.boxes_per_unit = s.boxes_per_unit;
     params.nodes_per_box = s.nodes;
-    params.min_boxes = 20;
-    params.near_radius = s.near_radius;
+    params.min_boxes = tokmap::tsne::fft_params(tokmap::tsne::TsneOptions{}, dims).min_boxes;
+    params.near_radius = std::abs(s.near_radius);
     params.split_box = s.split_box;
     params.near_degree = s.degree;
-    params.force_split = s.near_radius > 0;
+    params.force_split = s.near_radius > 0;  // negative: the cost model decides
     tokmap::tsne::FftWorkspace ws;
     double z = tokmap::tsne::repulsive_fft(out, m.data, n, dims, 1.0, params, ws);  // warm-up
     // CPU time of this process (one thread, see below): steadier than wall time on a shared
@@ -72,7 +83,9 @@ int main(int argc, char** argv) {
     for (int r = 0; r < repeats; ++r)
       z = tokmap::tsne::repulsive_fft(out, m.data, n, dims, 1.0, params, ws, threads);
     const double ms = 1000.0 * double(std::clock() - c0) / CLOCKS_PER_SEC / repeats;
-    if (s.near_radius > 0)
+    if (s.near_radius < 0)
+      std::printf("fft defaults (cost model): ");
+    else if (s.near_radius > 0)
       std::printf("fft split r_c %.1f box %.1f degree %d: ", s.near_radius, s.split_box, s.degree);
     else
       std::printf("fft box %.3f nodes %d (h %.3f): ", 1.0 / s.boxes_per_unit, s.nodes,

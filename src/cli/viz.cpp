@@ -483,9 +483,10 @@ void run_viz(const VizOptions& options) {
       pair.b = static_cast<int>(m);
       pair.layer_a = layer_a;
       pair.layer_b = wanted;
+      pair.k = 10;
       pair.overlap =
           analysis::neighborhood_overlap({states[0].hidden[l], n, states[0].width},
-                                         {states[m].hidden[lb], n, states[m].width}, 10, metric);
+                                         {states[m].hidden[lb], n, states[m].width}, pair.k, metric);
       pair.mean = std::accumulate(pair.overlap.begin(), pair.overlap.end(), 0.0) / double(n);
       data.comparison.push_back(std::move(pair));
     }

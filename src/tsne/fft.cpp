@@ -204,6 +204,14 @@ struct SplitKernel {
   std::array<std::array<double, kMaxDegree + 1>, 2> coef{};
 };
 
+// Cells are r_c / kNearSpan wide and a point visits the kNearSpan cells around its own in every
+// dimension. Span 2 visits less area (2D: 6.25 r_c^2 instead of 9 r_c^2) but measured no
+// faster on 10,000- and 100,000-point maps (more, shorter runs), so it is 1.
+#ifndef TOKMAP_NEAR_SPAN
+#define TOKMAP_NEAR_SPAN 1
+#endif
+constexpr int kNearSpan = TOKMAP_NEAR_SPAN;
+
 // Near-field correction of a split kernel: adds sum_{j: |yi-yj| < r_c} (wg - wg_far)(yi - yj)
 // to out_i and returns sum_i sum_{j: |yi-yj| < r_c} (w - w_far) (j = i included). Points are
 // bucketed in cells at least r_c wide and stored cell by cell (coordinates per dimension), so
@@ -217,7 +225,8 @@ double near_field(std::span<float> out, std::span<const float> y, std::size_t n,
   const double r_c = std::sqrt(sk.t_c);
   // At least r_c wide, and no more than about 2n cells in all.
   const double min_cell = range / std::pow(2.0 * static_cast<double>(n), 1.0 / D);
-  const double cell = std::max(r_c, min_cell);
+  const int span = kNearSpan;
+  const double cell = std::max(r_c / span, min_cell);
   const int nc = static_cast<int>(range / cell) + 1;
   std::size_t cells = 1;
   for (int a = 0; a < D; ++a) cells *= static_cast<std::size_t>(nc);
@@ -266,7 +275,7 @@ double near_field(std::span<float> out, std::span<const float> y, std::size_t n,
     double z = 0.0;
     // Leading offsets (all dimensions but the last) of the neighbouring cells.
     std::array<int, D> off;
-    off.fill(-1);
+    off.fill(-span);
     while (true) {
       bool inside = true;
       std::size_t row = 0;
@@ -276,7 +285,8 @@ double near_field(std::span<float> out, std::span<const float> y, std::size_t n,
         row = row * static_cast<std::size_t>(nc) + static_cast<std::size_t>(std::max(k, 0));
       }
       if (inside) {
-        const int first = std::max(home[D - 1] - 1, 0), last = std::min(home[D - 1] + 1, nc - 1);
+        const int first = std::max(home[D - 1] - span, 0);
+        const int last = std::min(home[D - 1] + span, nc - 1);
         const std::uint32_t q0 = start[row * nc + first], q1 = start[row * nc + last + 1];
         if (fast) {
           float zf = 0.0f, f0 = 0.0f, f1 = 0.0f, f2 = 0.0f;
@@ -318,7 +328,7 @@ double near_field(std::span<float> out, std::span<const float> y, std::size_t n,
         }
       }
       int a = D - 2;
-      while (a >= 0 && off[a] == 1) off[a--] = -1;
+      while (a >= 0 && off[a] == span) off[a--] = -span;
       if (a < 0) break;
       ++off[a];
     }
@@ -334,7 +344,8 @@ double near_field(std::span<float> out, std::span<const float> y, std::size_t n,
 template <int D>
 double near_candidates(std::span<const float> y, std::size_t n, double lo, double range,
                        double r_c) {
-  const double cell = std::max(r_c, range / std::pow(2.0 * static_cast<double>(n), 1.0 / D));
+  const int span = kNearSpan;
+  const double cell = std::max(r_c / span, range / std::pow(2.0 * static_cast<double>(n), 1.0 / D));
   const int nc = static_cast<int>(range / cell) + 1;
   std::size_t cells = 1;
   for (int a = 0; a < D; ++a) cells *= static_cast<std::size_t>(nc);
@@ -358,7 +369,7 @@ double near_candidates(std::span<const float> y, std::size_t n, double lo, doubl
     }
     double around = 0.0;
     std::array<int, D> off;
-    off.fill(-1);
+    off.fill(-span);
     while (true) {
       bool inside = true;
       std::size_t at = 0;
@@ -369,7 +380,7 @@ double near_candidates(std::span<const float> y, std::size_t n, double lo, doubl
       }
       if (inside) around += count[at];
       int a = D - 1;
-      while (a >= 0 && off[a] == 1) off[a--] = -1;
+      while (a >= 0 && off[a] == span) off[a--] = -span;
       if (a < 0) break;
       ++off[a];
     }
@@ -377,6 +388,10 @@ double near_candidates(std::span<const float> y, std::size_t n, double lo, doubl
   }
   return total;
 }
+
+// Grid size caps (boxes per dimension): beyond them the boxes widen with the map.
+constexpr int kMaxBoxes2d = 640;
+constexpr int kMaxBoxes3d = 40;
 
 template <int D>
 double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size_t n, double dof,
@@ -417,9 +432,14 @@ double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size
   bool split = false;
   double near_radius = 0.0;
   if (params.near_radius > 0 && (params.force_split || nb > params.split_min_boxes)) {
+    // Seconds on one core: 0.6 ns per FFT node and log2(nodes) (6 transforms' worth), 1.5 ns
+    // per near-field candidate pair (bench_repulsion on 100,000-point 2D and 3D maps). A grid
+    // over the size cap below would lose accuracy: not a candidate.
+    const int cap = D == 3 ? kMaxBoxes3d : kMaxBoxes2d;
     const auto fft_cost = [&](int boxes) {
       const double nodes = std::pow(2.0 * boxes * p, D);
-      return 0.4e-9 * 6.0 * nodes * std::log2(nodes);
+      return boxes > cap ? std::numeric_limits<double>::infinity()
+                         : 0.6e-9 * 6.0 * nodes * std::log2(nodes);
     };
     const auto boxes_for = [&](double width) {
       return std::max(static_cast<int>(std::ceil(range / width)), 1);
@@ -427,9 +447,10 @@ double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size
     double best = params.force_split ? std::numeric_limits<double>::infinity() : fft_cost(nb);
     for (double factor : {1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0}) {
       const double r_c = params.near_radius * factor;
-      const double cost = fft_cost(boxes_for(params.split_box * factor)) +
-                          2.4e-9 * near_candidates<D>(y, n, lo, range, r_c);
-      if (cost < best) {
+      const int boxes = boxes_for(params.split_box * factor);
+      if (boxes > cap && !params.force_split) continue;
+      const double cost = fft_cost(boxes) + 1.5e-9 * near_candidates<D>(y, n, lo, range, r_c);
+      if (cost < best || params.force_split) {
         best = cost;
         split = true;
         near_radius = r_c;
@@ -446,7 +467,7 @@ double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size
   // Cap the grid: in 3D the fixed box width would need (2 * 3 * range)^3 FFT points once the map
   // is a hundred units wide (minutes per iteration). Beyond the cap the boxes widen with the
   // map instead, trading interpolation accuracy for a bounded cost per iteration.
-  const int max_boxes = D == 3 ? 40 : 640;
+  const int max_boxes = D == 3 ? kMaxBoxes3d : kMaxBoxes2d;
   if (nb > max_boxes) {
     nb = max_boxes;
     while (!smooth(nb)) --nb;

@@ -108,15 +108,16 @@ const char* method_name(Method method) {
   return "?";
 }
 
-// Measured on the Brown embeddings, 1 thread, 750 iterations (docs/BENCHMARKS.md):
-//   n = 1000: exact 1.95 s, Barnes-Hut 1.34 s, FFT 3.4 s; n = 2000: 7.3 / 3.3 / 4.1 s;
-//   n = 5000: Barnes-Hut 10.6 s (KL 1.23), FFT 9.4 s (KL 1.29); n = 10000: 26 s / 15 s.
-//   3-D: the FFT grid grows with the cube of the map's width, and was slower than Barnes-Hut
-//   at every size tried (n = 2000: Barnes-Hut 6.7 s, FFT > 10 min), so auto never picks it.
+// Measured on the Brown embeddings, 1 thread, 750 iterations, with the split-kernel FFT
+// (bench/tsne/tune_tsne, docs/BENCHMARKS.md), seconds and KL:
+//   2-D: n = 1000: Barnes-Hut 1.29 (KL 1.089), FFT 0.67 (1.036); n = 2000: 3.32 / 1.25;
+//        n = 5000: 10.2 / 3.0. Exact up to 500 points (0.2 s there, no approximation).
+//   3-D: n = 1000: Barnes-Hut 2.3, FFT 9.3 (the early-exaggeration grid is a fixed cost);
+//        n = 2000: 6.6 / 10.2; n = 5000: 23.0 / 16.4; n = 10000: 60.0 / 28.5.
 Method choose_method(std::size_t n, int dims) {
   if (n <= 500 || dims < 2) return Method::exact;
-  if (dims == 2) return n < 5000 ? Method::barnes_hut : Method::fft;
-  return Method::barnes_hut;
+  if (dims == 2) return Method::fft;
+  return n < 3500 ? Method::barnes_hut : Method::fft;
 }
 
 namespace {
