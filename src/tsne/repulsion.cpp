@@ -22,6 +22,42 @@ double repulsive_exact_d(std::span<float> out, std::span<const float> y, std::si
                          double dof, int threads) {
   const Kernel kernel(dof);
   std::vector<double> z_row(n);
+  if (kernel.standard) {
+    // dof 1: a branch-free loop over every j (the self pair adds w = 1 and no force, taken off
+    // after), on coordinates laid out per dimension so the compiler vectorises it.
+    std::array<std::vector<double>, D> coord;
+    for (int a = 0; a < D; ++a) {
+      coord[a].resize(n);
+      for (std::size_t j = 0; j < n; ++j) coord[a][j] = y[j * D + a];
+    }
+#pragma omp parallel for num_threads(threads) schedule(static, 64)
+    for (std::size_t i = 0; i < n; ++i) {
+      const double y0 = coord[0][i], y1 = D > 1 ? coord[D > 1 ? 1 : 0][i] : 0.0;
+      const double y2 = D > 2 ? coord[D - 1][i] : 0.0;
+      const double* c0 = coord[0].data();
+      const double* c1 = coord[D > 1 ? 1 : 0].data();
+      const double* c2 = coord[D - 1].data();
+      double z = 0.0, f0 = 0.0, f1 = 0.0, f2 = 0.0;
+#pragma omp simd reduction(+ : z, f0, f1, f2)
+      for (std::size_t j = 0; j < n; ++j) {
+        const double d0 = y0 - c0[j];
+        const double d1 = D > 1 ? y1 - c1[j] : 0.0;
+        const double d2 = D > 2 ? y2 - c2[j] : 0.0;
+        const double w = 1.0 / (1.0 + d0 * d0 + d1 * d1 + d2 * d2);
+        const double wg = w * w;
+        z += w;
+        f0 += wg * d0;
+        f1 += wg * d1;
+        f2 += wg * d2;
+      }
+      z_row[i] = z - 1.0;
+      const std::array<double, 3> f{f0, f1, f2};
+      for (int a = 0; a < D; ++a) out[i * D + a] = static_cast<float>(f[a]);
+    }
+    double z = 0.0;
+    for (double v : z_row) z += v;
+    return z;
+  }
 #pragma omp parallel for num_threads(threads) schedule(static, 64)
   for (std::size_t i = 0; i < n; ++i) {
     const float* yi = y.data() + i * D;
