@@ -59,9 +59,9 @@ struct FftWorkspace::Impl {
   std::size_t real_size = 0, complex_size = 0;
   std::array<float*, 2> kernel_real{nullptr, nullptr};
   std::array<fftwf_complex*, 2> kernel_hat{nullptr, nullptr};
-  std::vector<float*> in_real;            // charges: 1, y_1 .. y_D
+  std::vector<float*> in_real;  // charges: 1, y_1 .. y_D
   std::vector<fftwf_complex*> in_hat;
-  std::vector<float*> out_real;           // potentials: K2*1, K2*y_1 .. K2*y_D
+  std::vector<float*> out_real;  // potentials: K2*1, K2*y_1 .. K2*y_D
   std::vector<fftwf_complex*> out_hat;
   fftwf_plan forward = nullptr;
   fftwf_plan backward = nullptr;
@@ -103,7 +103,8 @@ struct FftWorkspace::Impl {
     length = len;
     real_size = 1;
     for (int a = 0; a < d; ++a) real_size *= static_cast<std::size_t>(len);
-    complex_size = real_size / static_cast<std::size_t>(len) * static_cast<std::size_t>(len / 2 + 1);
+    complex_size =
+        real_size / static_cast<std::size_t>(len) * static_cast<std::size_t>(len / 2 + 1);
     const auto alloc_real = [&] {
       auto* p = fftwf_alloc_real(real_size);
       if (!p) throw std::bad_alloc();
@@ -135,8 +136,8 @@ struct FftWorkspace::Impl {
       const unsigned flags = FFTW_ESTIMATE | FFTW_UNALIGNED;
       row_r2c = fftwf_plan_many_dft_r2c(1, &len, 1, kernel_real[0], nullptr, 1, len, kernel_hat[0],
                                         nullptr, 1, h, flags);
-      row_c2r = fftwf_plan_many_dft_c2r(1, &len, 1, out_hat[0], nullptr, 1, h, out_real[0],
-                                        nullptr, 1, len, flags);
+      row_c2r = fftwf_plan_many_dft_c2r(1, &len, 1, out_hat[0], nullptr, 1, h, out_real[0], nullptr,
+                                        1, len, flags);
       const int rest = h % kColumnBlock;
       const int block = kColumnBlock;
       col_fwd = fftwf_plan_many_dft(1, &len, block, kernel_hat[0], nullptr, h, 1, kernel_hat[0],
@@ -149,11 +150,13 @@ struct FftWorkspace::Impl {
         col_bwd_rest = fftwf_plan_many_dft(1, &len, rest, kernel_hat[0], nullptr, h, 1,
                                            kernel_hat[0], nullptr, h, 1, FFTW_BACKWARD, flags);
       }
-      if (!row_r2c || !row_c2r || !col_fwd || !col_bwd || (rest > 0 && (!col_fwd_rest || !col_bwd_rest)))
+      if (!row_r2c || !row_c2r || !col_fwd || !col_bwd ||
+          (rest > 0 && (!col_fwd_rest || !col_bwd_rest)))
         throw Error("FFT: could not plan 1-D transforms of size " + std::to_string(len));
     }
-    if (!forward || !backward) throw Error("FFT: could not plan a transform of size " +
-                                           std::to_string(len) + "^" + std::to_string(d));
+    if (!forward || !backward)
+      throw Error("FFT: could not plan a transform of size " + std::to_string(len) + "^" +
+                  std::to_string(d));
   }
 };
 
@@ -169,7 +172,8 @@ namespace {
 // wg has e = a + 1.
 struct SplitKernel {
   SplitKernel(double dof, double near_radius, int degree)
-      : kernel(dof), t_c(near_radius > 0 ? near_radius * near_radius : 0.0),
+      : kernel(dof),
+        t_c(near_radius > 0 ? near_radius * near_radius : 0.0),
         degree(std::clamp(degree, 0, kMaxDegree)) {
     if (t_c <= 0) return;
     for (int which = 0; which < 2; ++which) {
@@ -219,63 +223,41 @@ constexpr int kNearSpan = TOKMAP_NEAR_SPAN;
 // 2D, 9 in 3D. Each point's sums run over them in a fixed order, so the result does not depend
 // on the thread count. The standard kernel (dof 1) takes a branch-free float loop the compiler
 // vectorises; other dof a scalar double loop.
+// Points bucketed in cells at least r_c / kNearSpan wide (and no more than about 2n cells in
+// all), numbered row-major, with each cell's points contiguous in `start` order; the cells a
+// point must visit are, per leading offset, one contiguous run along the last dimension.
 template <int D>
-double near_field(std::span<float> out, std::span<const float> y, std::size_t n, double lo,
-                  double range, const SplitKernel& sk, int threads) {
-  const double r_c = std::sqrt(sk.t_c);
-  // At least r_c wide, and no more than about 2n cells in all.
-  const double min_cell = range / std::pow(2.0 * static_cast<double>(n), 1.0 / D);
-  const int span = kNearSpan;
-  const double cell = std::max(r_c / span, min_cell);
-  const int nc = static_cast<int>(range / cell) + 1;
-  std::size_t cells = 1;
-  for (int a = 0; a < D; ++a) cells *= static_cast<std::size_t>(nc);
-  std::vector<std::uint32_t> cell_of(n);
-  std::vector<std::uint32_t> start(cells + 1, 0);
-  for (std::size_t i = 0; i < n; ++i) {
-    std::size_t c = 0;
-    for (int a = 0; a < D; ++a) {
-      const int k = std::clamp(static_cast<int>((y[i * D + a] - lo) / cell), 0, nc - 1);
-      c = c * static_cast<std::size_t>(nc) + static_cast<std::size_t>(k);
-    }
-    cell_of[i] = static_cast<std::uint32_t>(c);
-    ++start[c + 1];
-  }
-  for (std::size_t c = 0; c < cells; ++c) start[c + 1] += start[c];
-  std::vector<std::uint32_t> order(n);
-  std::array<std::vector<float>, D> coord;  // coord[a][s]: dimension a of the s-th sorted point
-  for (auto& v : coord) v.resize(n);
-  {
-    std::vector<std::uint32_t> fill(start.begin(), start.end() - 1);
+struct CellGrid {
+  CellGrid(std::span<const float> y, std::size_t n, double lo, double range, double r_c) {
+    const double min_cell = range / std::pow(2.0 * static_cast<double>(n), 1.0 / D);
+    const double cell = std::max(r_c / kNearSpan, min_cell);
+    nc = static_cast<int>(range / cell) + 1;
+    std::size_t cells = 1;
+    for (int a = 0; a < D; ++a) cells *= static_cast<std::size_t>(nc);
+    cell_of.resize(n);
+    start.assign(cells + 1, 0);
     for (std::size_t i = 0; i < n; ++i) {
-      const std::size_t at = fill[cell_of[i]]++;
-      order[at] = static_cast<std::uint32_t>(i);
-      for (int a = 0; a < D; ++a) coord[a][at] = y[i * D + a];
+      std::size_t c = 0;
+      for (int a = 0; a < D; ++a) {
+        const int k = std::clamp(static_cast<int>((y[i * D + a] - lo) / cell), 0, nc - 1);
+        c = c * static_cast<std::size_t>(nc) + static_cast<std::size_t>(k);
+      }
+      cell_of[i] = static_cast<std::uint32_t>(c);
+      ++start[c + 1];
     }
+    for (std::size_t c = 0; c < cells; ++c) start[c + 1] += start[c];
   }
-  const bool standard = sk.kernel.standard;
-  const float t_c = static_cast<float>(sk.t_c);
-  // Far parts of degree <= 1 in the float loop: w_far = c0 + c1 (t - t_c), likewise wg.
-  const float w0 = static_cast<float>(sk.coef[0][0]), w1 = sk.degree >= 1 ? static_cast<float>(sk.coef[0][1]) : 0.0f;
-  const float g0 = static_cast<float>(sk.coef[1][0]), g1 = sk.degree >= 1 ? static_cast<float>(sk.coef[1][1]) : 0.0f;
-  const bool fast = standard && sk.degree <= 1;
-  std::vector<double> z_of(n, 0.0);
-#pragma omp parallel for num_threads(threads) schedule(static, 256)
-  for (std::size_t s = 0; s < n; ++s) {
-    const std::size_t i = order[s];
+  std::size_t cells() const { return start.size() - 1; }
+  // Calls run(q0, q1) for each run of sorted positions in the cells around cell c.
+  template <class Run>
+  void for_each_run(std::size_t c, Run&& run) const {
     std::array<int, D> home;
-    std::size_t rest = cell_of[i];
     for (int a = D - 1; a >= 0; --a) {
-      home[a] = static_cast<int>(rest % static_cast<std::size_t>(nc));
-      rest /= static_cast<std::size_t>(nc);
+      home[a] = static_cast<int>(c % static_cast<std::size_t>(nc));
+      c /= static_cast<std::size_t>(nc);
     }
-    std::array<float, D> yi;
-    for (int a = 0; a < D; ++a) yi[a] = coord[a][s];
-    std::array<double, D> force{};
-    double z = 0.0;
-    // Leading offsets (all dimensions but the last) of the neighbouring cells.
-    std::array<int, D> off;
-    off.fill(-span);
+    std::array<int, D> off;  // leading offsets (all dimensions but the last)
+    off.fill(-kNearSpan);
     while (true) {
       bool inside = true;
       std::size_t row = 0;
@@ -285,53 +267,92 @@ double near_field(std::span<float> out, std::span<const float> y, std::size_t n,
         row = row * static_cast<std::size_t>(nc) + static_cast<std::size_t>(std::max(k, 0));
       }
       if (inside) {
-        const int first = std::max(home[D - 1] - span, 0);
-        const int last = std::min(home[D - 1] + span, nc - 1);
-        const std::uint32_t q0 = start[row * nc + first], q1 = start[row * nc + last + 1];
-        if (fast) {
-          float zf = 0.0f, f0 = 0.0f, f1 = 0.0f, f2 = 0.0f;
-          const float* c0 = coord[0].data();
-          const float* c1 = coord[1].data();
-          const float* c2 = coord[D - 1].data();
-#pragma omp simd reduction(+ : zf, f0, f1, f2)
-          for (std::uint32_t q = q0; q < q1; ++q) {
-            const float d0 = yi[0] - c0[q], d1 = yi[1] - c1[q];
-            const float d2 = D == 3 ? yi[D - 1] - c2[q] : 0.0f;
-            const float t = d0 * d0 + d1 * d1 + d2 * d2;
-            const float x = t - t_c;
-            const float g = 1.0f / (1.0f + t);
-            const bool near = t < t_c;
-            zf += near ? g - (w0 + w1 * x) : 0.0f;
-            const float dwg = near ? g * g - (g0 + g1 * x) : 0.0f;
-            f0 += dwg * d0;
-            f1 += dwg * d1;
-            f2 += dwg * d2;
-          }
-          const std::array<float, 3> ff{f0, f1, f2};
-          z += zf;
-          for (int a = 0; a < D; ++a) force[a] += ff[a];
-        } else {
-          for (std::uint32_t q = q0; q < q1; ++q) {
-            std::array<double, D> diff;
-            double t = 0.0;
-            for (int a = 0; a < D; ++a) {
-              diff[a] = static_cast<double>(yi[a]) - coord[a][q];
-              t += diff[a] * diff[a];
-            }
-            if (t >= sk.t_c) continue;
-            double w, wg, w_far, wg_far;
-            sk.kernel.eval(t, w, wg);
-            sk.far(t, w_far, wg_far);
-            z += w - w_far;
-            for (int a = 0; a < D; ++a) force[a] += (wg - wg_far) * diff[a];
-          }
-        }
+        const int first = std::max(home[D - 1] - kNearSpan, 0);
+        const int last = std::min(home[D - 1] + kNearSpan, nc - 1);
+        run(start[row * nc + first], start[row * nc + last + 1]);
       }
       int a = D - 2;
-      while (a >= 0 && off[a] == span) off[a--] = -span;
+      while (a >= 0 && off[a] == kNearSpan) off[a--] = -kNearSpan;
       if (a < 0) break;
       ++off[a];
     }
+  }
+  int nc = 1;
+  std::vector<std::uint32_t> cell_of;  // (n) cell of each point
+  std::vector<std::uint32_t> start;    // (cells + 1) first sorted position of each cell
+};
+
+template <int D>
+double near_field(std::span<float> out, std::span<const float> y, std::size_t n, double lo,
+                  double range, const SplitKernel& sk, int threads) {
+  const CellGrid<D> grid(y, n, lo, range, std::sqrt(sk.t_c));
+  std::vector<std::uint32_t> order(n);
+  std::array<std::vector<float>, D> coord;  // coord[a][s]: dimension a of the s-th sorted point
+  for (auto& v : coord) v.resize(n);
+  {
+    std::vector<std::uint32_t> fill(grid.start.begin(), grid.start.end() - 1);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t at = fill[grid.cell_of[i]]++;
+      order[at] = static_cast<std::uint32_t>(i);
+      for (int a = 0; a < D; ++a) coord[a][at] = y[i * D + a];
+    }
+  }
+  const bool standard = sk.kernel.standard;
+  const float t_c = static_cast<float>(sk.t_c);
+  // Far parts of degree <= 1 in the float loop: w_far = c0 + c1 (t - t_c), likewise wg.
+  const float w0 = static_cast<float>(sk.coef[0][0]),
+              w1 = sk.degree >= 1 ? static_cast<float>(sk.coef[0][1]) : 0.0f;
+  const float g0 = static_cast<float>(sk.coef[1][0]),
+              g1 = sk.degree >= 1 ? static_cast<float>(sk.coef[1][1]) : 0.0f;
+  const bool fast = standard && sk.degree <= 1;
+  std::vector<double> z_of(n, 0.0);
+#pragma omp parallel for num_threads(threads) schedule(static, 256)
+  for (std::size_t s = 0; s < n; ++s) {
+    const std::size_t i = order[s];
+    std::array<float, D> yi;
+    for (int a = 0; a < D; ++a) yi[a] = coord[a][s];
+    std::array<double, D> force{};
+    double z = 0.0;
+    grid.for_each_run(grid.cell_of[i], [&](std::uint32_t q0, std::uint32_t q1) {
+      if (fast) {
+        float zf = 0.0f, f0 = 0.0f, f1 = 0.0f, f2 = 0.0f;
+        const float* c0 = coord[0].data();
+        const float* c1 = coord[1].data();
+        const float* c2 = coord[D - 1].data();
+#pragma omp simd reduction(+ : zf, f0, f1, f2)
+        for (std::uint32_t q = q0; q < q1; ++q) {
+          const float d0 = yi[0] - c0[q], d1 = yi[1] - c1[q];
+          const float d2 = D == 3 ? yi[D - 1] - c2[q] : 0.0f;
+          const float t = d0 * d0 + d1 * d1 + d2 * d2;
+          const float x = t - t_c;
+          const float g = 1.0f / (1.0f + t);
+          const bool near = t < t_c;
+          zf += near ? g - (w0 + w1 * x) : 0.0f;
+          const float dwg = near ? g * g - (g0 + g1 * x) : 0.0f;
+          f0 += dwg * d0;
+          f1 += dwg * d1;
+          f2 += dwg * d2;
+        }
+        const std::array<float, 3> ff{f0, f1, f2};
+        z += zf;
+        for (int a = 0; a < D; ++a) force[a] += ff[a];
+      } else {
+        for (std::uint32_t q = q0; q < q1; ++q) {
+          std::array<double, D> diff;
+          double t = 0.0;
+          for (int a = 0; a < D; ++a) {
+            diff[a] = static_cast<double>(yi[a]) - coord[a][q];
+            t += diff[a] * diff[a];
+          }
+          if (t >= sk.t_c) continue;
+          double w, wg, w_far, wg_far;
+          sk.kernel.eval(t, w, wg);
+          sk.far(t, w_far, wg_far);
+          z += w - w_far;
+          for (int a = 0; a < D; ++a) force[a] += (wg - wg_far) * diff[a];
+        }
+      }
+    });
     for (int a = 0; a < D; ++a) out[i * D + a] += static_cast<float>(force[a]);
     z_of[i] = z;
   }
@@ -344,47 +365,14 @@ double near_field(std::span<float> out, std::span<const float> y, std::size_t n,
 template <int D>
 double near_candidates(std::span<const float> y, std::size_t n, double lo, double range,
                        double r_c) {
-  const int span = kNearSpan;
-  const double cell = std::max(r_c / span, range / std::pow(2.0 * static_cast<double>(n), 1.0 / D));
-  const int nc = static_cast<int>(range / cell) + 1;
-  std::size_t cells = 1;
-  for (int a = 0; a < D; ++a) cells *= static_cast<std::size_t>(nc);
-  std::vector<std::uint32_t> count(cells, 0);
-  for (std::size_t i = 0; i < n; ++i) {
-    std::size_t c = 0;
-    for (int a = 0; a < D; ++a) {
-      const int k = std::clamp(static_cast<int>((y[i * D + a] - lo) / cell), 0, nc - 1);
-      c = c * static_cast<std::size_t>(nc) + static_cast<std::size_t>(k);
-    }
-    ++count[c];
-  }
+  const CellGrid<D> grid(y, n, lo, range, r_c);
   double total = 0.0;
-  for (std::size_t c = 0; c < cells; ++c) {
-    if (count[c] == 0) continue;
-    std::array<int, D> home;
-    std::size_t rest = c;
-    for (int a = D - 1; a >= 0; --a) {
-      home[a] = static_cast<int>(rest % static_cast<std::size_t>(nc));
-      rest /= static_cast<std::size_t>(nc);
-    }
+  for (std::size_t c = 0; c < grid.cells(); ++c) {
+    const double here = grid.start[c + 1] - grid.start[c];
+    if (here == 0) continue;
     double around = 0.0;
-    std::array<int, D> off;
-    off.fill(-span);
-    while (true) {
-      bool inside = true;
-      std::size_t at = 0;
-      for (int a = 0; a < D; ++a) {
-        const int k = home[a] + off[a];
-        if (k < 0 || k >= nc) inside = false;
-        at = at * static_cast<std::size_t>(nc) + static_cast<std::size_t>(std::max(k, 0));
-      }
-      if (inside) around += count[at];
-      int a = D - 1;
-      while (a >= 0 && off[a] == span) off[a--] = -span;
-      if (a < 0) break;
-      ++off[a];
-    }
-    total += count[c] * around;
+    grid.for_each_run(c, [&](std::uint32_t q0, std::uint32_t q1) { around += q1 - q0; });
+    total += here * around;
   }
   return total;
 }
@@ -426,8 +414,8 @@ double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size
     box = fixed_box;
   }
   // Wide maps: split the kernel, with a coarser grid for its smooth far part, when that is
-  // cheaper. Radii near_radius * {1, 1.5, 2, 3, 4, 6, 8} (box widths in proportion) compete with the
-  // fine grid under a cost model fitted on this machine: per FFT node and log, per near-field
+  // cheaper. Radii near_radius * {1, 1.5, 2, 3, 4, 6, 8} (box widths in proportion) compete with
+  // the fine grid under a cost model fitted on this machine: per FFT node and log, per near-field
   // candidate pair (bench/tsne/bench_repulsion measures both). Sparse maps (3D) get wide radii.
   bool split = false;
   double near_radius = 0.0;
@@ -479,8 +467,8 @@ double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size
   constexpr int kOut = D + 1;  // potentials K2*1, K2*y_1 .. K2*y_D
   ws.ensure(D, len);
   const double h = box / p;
-  const bool kernel_ready = ws.kernel_valid && ws.kernel_h == h && ws.kernel_dof == dof &&
-                            ws.kernel_t_c == kernel.t_c;
+  const bool kernel_ready =
+      ws.kernel_valid && ws.kernel_h == h && ws.kernel_dof == dof && ws.kernel_t_c == kernel.t_c;
 
   std::array<std::size_t, D> stride;
   stride[D - 1] = 1;
@@ -591,7 +579,8 @@ double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size
     }
   }
   const int hcols = len / 2 + 1;
-  const int column_blocks = (hcols + FftWorkspace::Impl::kColumnBlock - 1) / FftWorkspace::Impl::kColumnBlock;
+  const int column_blocks =
+      (hcols + FftWorkspace::Impl::kColumnBlock - 1) / FftWorkspace::Impl::kColumnBlock;
   // One 1-D column pass over `count` arrays, in place.
   const auto column_pass = [&](fftwf_complex* const* arrays, int count, bool forward_dir) {
     const int items = count * column_blocks;
@@ -663,8 +652,10 @@ double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size
     double sum = 0.0;
     for (std::size_t col = 0; col < half; ++col) {
       const double weight = (col == 0 || col == half - 1) ? 1.0 : 2.0;
-      sum += weight * (static_cast<double>(ch[col][0]) * ch[col][0] +
-                       static_cast<double>(ch[col][1]) * ch[col][1]) * k1[col][0];
+      sum += weight *
+             (static_cast<double>(ch[col][0]) * ch[col][0] +
+              static_cast<double>(ch[col][1]) * ch[col][1]) *
+             k1[col][0];
     }
     parseval_row[row] = sum;
   };
@@ -675,8 +666,10 @@ double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size
     for (std::int64_t item = 0; item < items; ++item) {
       const auto c = static_cast<int>(item / rows_total);
       const auto row = static_cast<std::size_t>(item % rows_total);
-      if (c == kOut) parseval_of_row(row);
-      else multiply_rows(c, row);
+      if (c == kOut)
+        parseval_of_row(row);
+      else
+        multiply_rows(c, row);
     }
     std::vector<fftwf_complex*> outs(ws.out_hat.begin(), ws.out_hat.end());
     column_pass(outs.data(), kOut, false);
@@ -714,8 +707,7 @@ double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size
     }
     for (auto& v : phi) v *= scale;
     for (int a = 0; a < D; ++a)
-      out[i * D + a] =
-          static_cast<float>((y[i * D + a] - center) * phi[0] - phi[1 + a]);
+      out[i * D + a] = static_cast<float>((y[i * D + a] - center) * phi[0] - phi[1 + a]);
   }
   const double near_z = split ? near_field<D>(out, y, n, lo, range, kernel, threads) : 0.0;
   // Minus the self terms w(0) = 1.
@@ -728,8 +720,10 @@ double repulsive_fft(std::span<float> out, std::span<const float> y, std::size_t
                      double dof, const FftParams& params, FftWorkspace& workspace, int threads) {
   const int t = n < 4096 ? 1 : (threads > 0 ? threads : omp_get_max_threads());
   switch (dims) {
-    case 2: return repulsive_fft_d<2>(out, y, n, dof, params, workspace.impl(), t);
-    case 3: return repulsive_fft_d<3>(out, y, n, dof, params, workspace.impl(), t);
+    case 2:
+      return repulsive_fft_d<2>(out, y, n, dof, params, workspace.impl(), t);
+    case 3:
+      return repulsive_fft_d<3>(out, y, n, dof, params, workspace.impl(), t);
     default:
       throw Error("FFT repulsion supports 2 or 3 dimensions, got " + std::to_string(dims),
                   ErrorKind::usage);
