@@ -74,6 +74,10 @@ struct FftWorkspace::Impl {
   // The kernel transforms in kernel_hat are valid for this node spacing and dof.
   bool kernel_valid = false;
   double kernel_h = 0.0, kernel_dof = 0.0, kernel_t_c = 0.0;
+  // The split chosen by the cost model for a fine grid of choice_nb boxes and choice_n points.
+  int choice_nb = -1;
+  std::size_t choice_n = 0;
+  double choice_radius = 0.0, choice_params = 0.0;
 
   void release() {
     std::lock_guard<std::mutex> lock(planner_mutex());
@@ -315,20 +319,23 @@ double near_field(std::span<float> out, std::span<const float> y, std::size_t n,
     double z = 0.0;
     grid.for_each_run(grid.cell_of[i], [&](std::uint32_t q0, std::uint32_t q1) {
       if (fast) {
+        // Locals, not captures: the vector loop must see them as invariant registers.
         float zf = 0.0f, f0 = 0.0f, f1 = 0.0f, f2 = 0.0f;
         const float* c0 = coord[0].data();
         const float* c1 = coord[1].data();
         const float* c2 = coord[D - 1].data();
+        const float y0 = yi[0], y1 = yi[1], y2 = yi[D - 1], tc = t_c;
+        const float a0 = w0, a1 = w1, b0 = g0, b1 = g1;
 #pragma omp simd reduction(+ : zf, f0, f1, f2)
         for (std::uint32_t q = q0; q < q1; ++q) {
-          const float d0 = yi[0] - c0[q], d1 = yi[1] - c1[q];
-          const float d2 = D == 3 ? yi[D - 1] - c2[q] : 0.0f;
+          const float d0 = y0 - c0[q], d1 = y1 - c1[q];
+          const float d2 = D == 3 ? y2 - c2[q] : 0.0f;
           const float t = d0 * d0 + d1 * d1 + d2 * d2;
-          const float x = t - t_c;
+          const float x = t - tc;
           const float g = 1.0f / (1.0f + t);
-          const bool near = t < t_c;
-          zf += near ? g - (w0 + w1 * x) : 0.0f;
-          const float dwg = near ? g * g - (g0 + g1 * x) : 0.0f;
+          const bool near = t < tc;
+          zf += near ? g - (a0 + a1 * x) : 0.0f;
+          const float dwg = near ? g * g - (b0 + b1 * x) : 0.0f;
           f0 += dwg * d0;
           f1 += dwg * d1;
           f2 += dwg * d2;
@@ -419,10 +426,18 @@ double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size
   // candidate pair (bench/tsne/bench_repulsion measures both). Sparse maps (3D) get wide radii.
   bool split = false;
   double near_radius = 0.0;
-  if (params.near_radius > 0 && (params.force_split || nb > params.split_min_boxes)) {
-    // Seconds on one core: 0.6 ns per FFT node and log2(nodes) (6 transforms' worth), 1.5 ns
-    // per near-field candidate pair (bench_repulsion on 100,000-point 2D and 3D maps). A grid
-    // over the size cap below would lose accuracy: not a candidate.
+  const bool reuse = !params.force_split && ws.choice_nb == nb && ws.choice_n == n &&
+                     ws.choice_params == params.near_radius;
+  if (reuse) {
+    // The fine grid has the same size as when the cost model last ran (the map grows slowly):
+    // keep its choice rather than pay for the candidate counts every iteration.
+    near_radius = ws.choice_radius;
+    split = near_radius > 0;
+  } else if (params.near_radius > 0 && (params.force_split || nb > params.split_min_boxes)) {
+    // Seconds on one core: 0.6 ns per FFT node and log2(nodes) (6 transforms' worth); near field
+    // 1.2 ns per candidate pair plus 50 ns per run of cells (bench_repulsion on 10,000- and
+    // 100,000-point 2D and 3D maps: with these it picks the fastest radius measured on each).
+    // A grid over the size cap below would lose accuracy: not a candidate.
     const int cap = D == 3 ? kMaxBoxes3d : kMaxBoxes2d;
     const auto fft_cost = [&](int boxes) {
       const double nodes = std::pow(2.0 * boxes * p, D);
@@ -432,12 +447,15 @@ double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size
     const auto boxes_for = [&](double width) {
       return std::max(static_cast<int>(std::ceil(range / width)), 1);
     };
+    // Each point visits 3^(D-1) runs of cells whatever the radius.
+    const double run_cost = 50e-9 * static_cast<double>(n) * (D == 3 ? 9.0 : 3.0);
     double best = params.force_split ? std::numeric_limits<double>::infinity() : fft_cost(nb);
     for (double factor : {1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0}) {
       const double r_c = params.near_radius * factor;
       const int boxes = boxes_for(params.split_box * factor);
       if (boxes > cap && !params.force_split) continue;
-      const double cost = fft_cost(boxes) + 1.5e-9 * near_candidates<D>(y, n, lo, range, r_c);
+      const double cost = fft_cost(boxes) + 1.2e-9 * near_candidates<D>(y, n, lo, range, r_c) +
+                          run_cost;
       if (cost < best || params.force_split) {
         best = cost;
         split = true;
@@ -445,6 +463,12 @@ double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size
       }
       if (params.force_split) break;
     }
+  }
+  if (!params.force_split) {
+    ws.choice_nb = nb;
+    ws.choice_n = n;
+    ws.choice_radius = split ? near_radius : 0.0;
+    ws.choice_params = params.near_radius;
   }
   if (split) {
     box = params.split_box * near_radius / params.near_radius;
