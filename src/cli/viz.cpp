@@ -17,6 +17,7 @@
 #include "analysis/analysis.hpp"
 #include "io/io.hpp"
 #include "model/model.hpp"
+#include "neighbors/neighbors.hpp"
 #include "render/render.hpp"
 #include "report/report.hpp"
 #include "tsne/tsne.hpp"
@@ -453,6 +454,11 @@ void run_viz(const VizOptions& options) {
   };
   {
     Progress progress(options.common, "t-SNE", runs_total);
+    // Small maps run one chain per core, each single-threaded: BLAS (PCA, k-NN) must not start
+    // its own threads on top (they oversubscribe the cores and spin: the GPT-2-small-shaped case
+    // of bench/viz took 2.0 s without figures with them, 1.0 s without).
+    std::optional<neighbors::ScopedBlasThreads> blas;
+    if (small && cores > 1 && chains.size() > 1) blas.emplace(1);
     run_parallel(
         chains.size(), small ? cores : 1, [&](std::size_t i) { run_chain(chains[i]); },
         [&] { progress.update(runs_done.load()); });

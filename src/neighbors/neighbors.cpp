@@ -246,4 +246,10 @@ double recall(const KnnResult& approx, const KnnResult& exact) {
   return static_cast<double>(hits) / static_cast<double>(approx.n * approx.k);
 }
 
+ScopedBlasThreads::ScopedBlasThreads(int threads) : previous_(openblas_get_num_threads()) {
+  openblas_set_num_threads(std::max(threads, 1));
+}
+
+ScopedBlasThreads::~ScopedBlasThreads() { openblas_set_num_threads(previous_); }
+
 }  // namespace tokmap::neighbors

@@ -67,4 +67,18 @@ float distance(const float* a, const float* b, std::size_t d, Metric metric);
 // Fraction of (row, neighbour) pairs of `approx` that also appear in the same row of `exact`.
 double recall(const KnnResult& approx, const KnnResult& exact);
 
+// OpenBLAS keeps its own thread pool, whose idle threads spin and yield. Callers that already run
+// one job per core (viz's parallel t-SNE chains) give BLAS one thread while they do; the previous
+// setting comes back at the end of the scope. The setting is process-wide: one scope at a time.
+class ScopedBlasThreads {
+ public:
+  explicit ScopedBlasThreads(int threads);
+  ~ScopedBlasThreads();
+  ScopedBlasThreads(const ScopedBlasThreads&) = delete;
+  ScopedBlasThreads& operator=(const ScopedBlasThreads&) = delete;
+
+ private:
+  int previous_;
+};
+
 }  // namespace tokmap::neighbors
