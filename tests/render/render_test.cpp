@@ -686,21 +686,23 @@ TEST_F(RenderTest, PngIsRgbWhenOpaqueAndRgbaWhenNot) {
   rd::FigureOptions o;
   o.width = 200;
   o.height = 150;
-  rd::render_scatter(dir_ / "opaque.png", d.points(), o);
-  std::string opaque = read_bytes(dir_ / "opaque.png");
-  ASSERT_GT(opaque.size(), 26u);
-  EXPECT_EQ(opaque[25], 2);
-  Image image = read_png(dir_ / "opaque.png");
+  // Renders to `name`, checks the colour type byte and that the file decodes.
+  auto render_png = [&](const std::string& name, char colour_type) {
+    rd::render_scatter(dir_ / name, d.points(), o);
+    const std::string bytes = read_bytes(dir_ / name);
+    EXPECT_GT(bytes.size(), 26u);
+    if (bytes.size() > 26) EXPECT_EQ(bytes[25], colour_type) << name;
+    Image image = read_png(dir_ / name);
+    EXPECT_TRUE(image.ok) << name;
+    return image;
+  };
+  const Image image = render_png("opaque.png", 2);
   ASSERT_TRUE(image.ok);
   EXPECT_EQ(image.width, 400);
   EXPECT_GT(image.ink(), 1000u);
 
   o.background = rd::Rgba{1, 1, 1, 0};
-  rd::render_scatter(dir_ / "clear.png", d.points(), o);
-  std::string clear = read_bytes(dir_ / "clear.png");
-  ASSERT_GT(clear.size(), 26u);
-  EXPECT_EQ(clear[25], 6);
-  Image see_through = read_png(dir_ / "clear.png");
+  const Image see_through = render_png("clear.png", 6);
   ASSERT_TRUE(see_through.ok);
   auto alpha_at = [&](int x, int y) {
     return see_through.data[static_cast<std::size_t>(y) * see_through.stride +
