@@ -1,5 +1,7 @@
 // Shared helpers for the browser tests: Debian's Chromium through playwright-core, offline.
 import { chromium } from 'playwright-core';
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -54,6 +56,31 @@ export function buildReport(dataFile) {
   const file = path.join(dir, 'index.html');
   fs.writeFileSync(file, fillTemplate(template, data));
   return { dir, file, url: 'file://' + file };
+}
+
+/**
+ * Registers the suite's hooks: before, `precheck()`, a report built from `samplePath` and a
+ * browser, handed to `receive({ browser, report, sample })`; after, no request may have left the
+ * machine, and the browser and the report folder go away.
+ */
+export function useSampleReport(samplePath, receive, precheck = () => {}) {
+  let browser, report;
+  before(async () => {
+    precheck();
+    assert.ok(fs.existsSync(samplePath), 'run node web/make-sample.mjs first');
+    fs.mkdirSync(artifacts, { recursive: true });
+    const sample = JSON.parse(fs.readFileSync(samplePath, 'utf8'));
+    report = buildReport(samplePath);
+    browser = await launch();
+    receive({ browser, report, sample });
+  });
+  after(async () => {
+    if (browser) {
+      assert.deepEqual(browser.requests, [], 'no request may leave the machine');
+      await browser.close();
+    }
+    if (report) fs.rmSync(report.dir, { recursive: true, force: true });
+  });
 }
 
 export async function openPage(browser, url) {

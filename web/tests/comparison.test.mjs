@@ -1,31 +1,17 @@
 // Model comparison and legend filtering on the synthetic sample (web/make-sample.mjs): two
 // models of different depth (7 and 5 hidden states) whose comparison pairs match relative depth.
 // Real headless Chromium, file://, network blocked, as in report.test.mjs.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { launch, buildReport, openPage, webDir, artifacts } from './browser.mjs';
+import { useSampleReport, buildReport, openPage, webDir, artifacts } from './browser.mjs';
 import { viridis } from '../src/palette.js';
 
 const samplePath = path.join(webDir, 'sample-data.json');
 let browser, report, sample;
 
-before(async () => {
-  assert.ok(fs.existsSync(samplePath), 'run node web/make-sample.mjs first');
-  fs.mkdirSync(artifacts, { recursive: true });
-  sample = JSON.parse(fs.readFileSync(samplePath, 'utf8'));
-  report = buildReport(samplePath);
-  browser = await launch();
-});
-
-after(async () => {
-  if (browser) {
-    assert.deepEqual(browser.requests, [], 'no request may leave the machine');
-    await browser.close();
-  }
-  if (report) fs.rmSync(report.dir, { recursive: true, force: true });
-});
+useSampleReport(samplePath, (suite) => ({ browser, report, sample } = suite));
 
 const frames = (page) => page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
 

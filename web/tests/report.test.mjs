@@ -1,10 +1,10 @@
 // The report page as a person would use it: real headless Chromium (Debian's), file://,
 // network blocked. Run: node --test web/tests/   (after node web/build.mjs && node web/make-sample.mjs)
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { launch, buildReport, openPage, webDir, artifacts, chromiumPath, median } from './browser.mjs';
+import { useSampleReport, buildReport, openPage, webDir, artifacts, chromiumPath, median } from './browser.mjs';
 import { PLACEHOLDER } from '../report.mjs';
 
 const templatePath = path.join(webDir, 'dist', 'report-template.html');
@@ -14,22 +14,9 @@ const BG = [255, 254, 250];
 
 let browser, report, sample;
 
-before(async () => {
+useSampleReport(samplePath, (suite) => ({ browser, report, sample } = suite), () => {
   assert.ok(fs.existsSync(templatePath), 'run node web/build.mjs first');
-  assert.ok(fs.existsSync(samplePath), 'run node web/make-sample.mjs first');
   assert.ok(chromiumPath(), 'Chromium not found (apt-get install chromium)');
-  fs.mkdirSync(artifacts, { recursive: true });
-  sample = JSON.parse(fs.readFileSync(samplePath, 'utf8'));
-  report = buildReport(samplePath);
-  browser = await launch();
-});
-
-after(async () => {
-  if (browser) {
-    assert.deepEqual(browser.requests, [], 'no request may leave the machine');
-    await browser.close();
-  }
-  if (report) fs.rmSync(report.dir, { recursive: true, force: true });
 });
 
 /** Decodes a PNG screenshot in the page itself and counts pixels that differ from the background. */
