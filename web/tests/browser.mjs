@@ -95,3 +95,14 @@ export async function openPage(browser, url) {
 }
 
 export const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.floor(s.length / 2)] : NaN; };
+
+/** Pixels that differ between two PNG screenshots (decoded in the page). */
+export async function diffPixels(page, a, b) {
+  return page.evaluate(async ([x, y]) => {
+    const load = async (b64) => { const i = new Image(); i.src = 'data:image/png;base64,' + b64; await i.decode(); const c = document.createElement('canvas'); c.width = i.width; c.height = i.height; const g = c.getContext('2d'); g.drawImage(i, 0, 0); return g.getImageData(0, 0, c.width, c.height).data; };
+    const p = await load(x), q = await load(y);
+    let n = 0;
+    for (let i = 0; i < Math.min(p.length, q.length); i += 4) if (Math.abs(p[i] - q[i]) + Math.abs(p[i + 1] - q[i + 1]) + Math.abs(p[i + 2] - q[i + 2]) > 30) n++;
+    return n;
+  }, [a.toString('base64'), b.toString('base64')]);
+}

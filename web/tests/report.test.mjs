@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { useSampleReport, buildReport, openPage, webDir, artifacts, chromiumPath, median } from './browser.mjs';
+import { useSampleReport, buildReport, diffPixels, openPage, webDir, artifacts, chromiumPath, median } from './browser.mjs';
 import { PLACEHOLDER } from '../report.mjs';
 
 const templatePath = path.join(webDir, 'dist', 'report-template.html');
@@ -46,15 +46,6 @@ async function canvasShot(page, name, v = 0) {
   return png;
 }
 
-async function diffPixels(page, a, b) {
-  return page.evaluate(async ([x, y]) => {
-    const load = async (b64) => { const i = new Image(); i.src = 'data:image/png;base64,' + b64; await i.decode(); const c = document.createElement('canvas'); c.width = i.width; c.height = i.height; const g = c.getContext('2d'); g.drawImage(i, 0, 0); return g.getImageData(0, 0, c.width, c.height).data; };
-    const p = await load(x), q = await load(y);
-    let n = 0;
-    for (let i = 0; i < Math.min(p.length, q.length); i += 4) if (Math.abs(p[i] - q[i]) + Math.abs(p[i + 1] - q[i + 1]) + Math.abs(p[i + 2] - q[i + 2]) > 30) n++;
-    return n;
-  }, [a.toString('base64'), b.toString('base64')]);
-}
 
 test('the template holds the data placeholder exactly once, inside the data script, and nothing remote', () => {
   const html = fs.readFileSync(templatePath, 'utf8');
