@@ -183,21 +183,22 @@ double gradient(std::span<float> out, const SparseP& p, std::span<const float> y
   const std::size_t n = p.n;
   std::vector<float> rep(n * dims);
   double z = 0.0;
-  switch (method) {
-    case Method::automatic:
-    case Method::exact: z = repulsive_exact(rep, y, n, dims, dof, options.threads); break;
-    case Method::barnes_hut:
-      z = repulsive_barnes_hut(rep, y, n, dims, dof, options.theta, options.threads);
-      break;
-    case Method::fft: {
-      const FftParams params = fft_params(options, dims);
-      FftWorkspace local;
-      z = repulsive_fft(rep, y, n, dims, dof, params, workspace ? *workspace : local,
-                        options.threads);
-      break;
-    }
+  // Small exact maps: both parts in one pass (P is nearly dense there).
+  const bool fused =
+      (method == Method::exact || method == Method::automatic) && dof == 1.0 && n <= 4096;
+  if (fused) {
+    z = exact_forces_fused(out, rep, p, y, dims, exaggeration, options.threads);
+  } else if (method == Method::barnes_hut) {
+    z = repulsive_barnes_hut(rep, y, n, dims, dof, options.theta, options.threads);
+  } else if (method == Method::fft) {
+    const FftParams params = fft_params(options, dims);
+    FftWorkspace local;
+    z = repulsive_fft(rep, y, n, dims, dof, params, workspace ? *workspace : local,
+                      options.threads);
+  } else {
+    z = repulsive_exact(rep, y, n, dims, dof, options.threads);
   }
-  attractive_forces(out, p, y, dims, exaggeration, dof, options.threads);
+  if (!fused) attractive_forces(out, p, y, dims, exaggeration, dof, options.threads);
   const double inv_z = z > 0 ? 1.0 / z : 0.0;
   for (std::size_t e = 0; e < n * dims; ++e)
     out[e] = static_cast<float>(out[e] - inv_z * rep[e]);

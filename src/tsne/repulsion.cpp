@@ -85,6 +85,63 @@ double repulsive_exact_d(std::span<float> out, std::span<const float> y, std::si
   return z;
 }
 
+// Both parts of the exact gradient in one pass (dof 1): P's row i is scattered into a dense row
+// so the loop over every j stays branch-free and vectorises; the self pair adds w = 1 to Z and
+// nothing to the forces.
+template <int D>
+double exact_forces_fused_d(std::span<float> att, std::span<float> rep, const SparseP& p,
+                            std::span<const float> y, double exaggeration, int threads) {
+  const std::size_t n = p.n;
+  std::array<std::vector<double>, D> coord;
+  for (int a = 0; a < D; ++a) {
+    coord[a].resize(n);
+    for (std::size_t j = 0; j < n; ++j) coord[a][j] = y[j * D + a];
+  }
+  std::vector<double> z_row(n);
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<double> p_row(n, 0.0);
+#pragma omp for schedule(static, 64)
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::int64_t begin = p.row_ptr[i], end = p.row_ptr[i + 1];
+      for (std::int64_t e = begin; e < end; ++e)
+        p_row[static_cast<std::size_t>(p.col[e])] = p.val[e];
+      const double y0 = coord[0][i], y1 = D > 1 ? coord[D > 1 ? 1 : 0][i] : 0.0;
+      const double y2 = D > 2 ? coord[D - 1][i] : 0.0;
+      const double* c0 = coord[0].data();
+      const double* c1 = coord[D > 1 ? 1 : 0].data();
+      const double* c2 = coord[D - 1].data();
+      const double* pr = p_row.data();
+      double z = 0.0, a0 = 0.0, a1 = 0.0, a2 = 0.0, r0 = 0.0, r1 = 0.0, r2 = 0.0;
+#pragma omp simd reduction(+ : z, a0, a1, a2, r0, r1, r2)
+      for (std::size_t j = 0; j < n; ++j) {
+        const double d0 = y0 - c0[j];
+        const double d1 = D > 1 ? y1 - c1[j] : 0.0;
+        const double d2 = D > 2 ? y2 - c2[j] : 0.0;
+        const double w = 1.0 / (1.0 + d0 * d0 + d1 * d1 + d2 * d2);
+        const double pw = pr[j] * w, ww = w * w;
+        z += w;
+        a0 += pw * d0;
+        a1 += pw * d1;
+        a2 += pw * d2;
+        r0 += ww * d0;
+        r1 += ww * d1;
+        r2 += ww * d2;
+      }
+      for (std::int64_t e = begin; e < end; ++e) p_row[static_cast<std::size_t>(p.col[e])] = 0.0;
+      z_row[i] = z - 1.0;
+      const std::array<double, 3> fa{a0, a1, a2}, fr{r0, r1, r2};
+      for (int a = 0; a < D; ++a) {
+        att[i * D + a] = static_cast<float>(exaggeration * fa[a]);
+        rep[i * D + a] = static_cast<float>(fr[a]);
+      }
+    }
+  }
+  double z = 0.0;
+  for (double v : z_row) z += v;
+  return z;
+}
+
 // Space-partitioning tree over a point set: each internal node has 2^D children (quadtree in
 // 2D, octree in 3D). A node becomes a leaf when it holds one point, when all its points are
 // identical (exact duplicates), or at the depth limit; leaves may hold many points, which are
@@ -265,6 +322,17 @@ double repulsive_exact(std::span<float> out, std::span<const float> y, std::size
     case 1: return repulsive_exact_d<1>(out, y, n, dof, n < 1024 ? 1 : t);
     case 2: return repulsive_exact_d<2>(out, y, n, dof, n < 1024 ? 1 : t);
     case 3: return repulsive_exact_d<3>(out, y, n, dof, n < 1024 ? 1 : t);
+    default: throw Error("exact repulsion supports 1 to 3 dimensions, got " + std::to_string(dims));
+  }
+}
+
+double exact_forces_fused(std::span<float> att, std::span<float> rep, const SparseP& p,
+                          std::span<const float> y, int dims, double exaggeration, int threads) {
+  const int t = p.n < 1024 ? 1 : thread_count(threads);
+  switch (dims) {
+    case 1: return exact_forces_fused_d<1>(att, rep, p, y, exaggeration, t);
+    case 2: return exact_forces_fused_d<2>(att, rep, p, y, exaggeration, t);
+    case 3: return exact_forces_fused_d<3>(att, rep, p, y, exaggeration, t);
     default: throw Error("exact repulsion supports 1 to 3 dimensions, got " + std::to_string(dims));
   }
 }

@@ -149,6 +149,12 @@ void attractive_forces(std::span<float> out, const SparseP& p, std::span<const f
 // Repulsive part, un-normalised: out (n, dims) = sum_j w_ij g_ij (yi - yj); returns Z.
 double repulsive_exact(std::span<float> out, std::span<const float> y, std::size_t n, int dims,
                        double dof, int threads = 0);
+// Both exact parts in one pass over all pairs, dof 1 only: att (n, dims) = the attractive part
+// (as attractive_forces), rep (n, dims) = the un-normalised repulsion (as repulsive_exact);
+// returns Z. For small maps, whose P is nearly dense (gradient() uses it up to 4,096 points).
+double exact_forces_fused(std::span<float> att, std::span<float> rep, const SparseP& p,
+                          std::span<const float> y, int dims, double exaggeration,
+                          int threads = 0);
 double repulsive_barnes_hut(std::span<float> out, std::span<const float> y, std::size_t n,
                             int dims, double dof, double theta, int threads = 0);
 

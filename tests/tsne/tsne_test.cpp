@@ -233,6 +233,29 @@ TEST(Tsne, SplitKernelRepulsionMatchesExact) {
   }
 }
 
+// The fused exact pass (dense P rows, one loop) against the two reference kernels.
+TEST(Tsne, FusedExactForcesMatchSeparateKernels) {
+  const std::size_t n = 300;
+  for (int dims : {1, 2, 3}) {
+    auto y = embedding_like(n, dims, 31);
+    nb::KnnOptions knn_options;
+    knn_options.k = 30;
+    const auto knn = nb::knn(y, n, static_cast<std::size_t>(dims), knn_options);
+    std::vector<float> sq(n * 30), conditional(n * 30);
+    for (std::size_t e = 0; e < sq.size(); ++e) sq[e] = knn.distances[e] * knn.distances[e];
+    ts::conditional_probabilities(conditional, sq, n, 30, 10.0, 1);
+    const auto p = ts::joint_probabilities(conditional, knn.indices, n, 30);
+    std::vector<float> att(y.size()), rep(y.size()), att_ref(y.size()), rep_ref(y.size());
+    const double z = ts::exact_forces_fused(att, rep, p, y, dims, 12.0);
+    ts::attractive_forces(att_ref, p, y, dims, 12.0, 1.0);
+    const double z_ref = ts::repulsive_exact(rep_ref, y, n, dims, 1.0);
+    SCOPED_TRACE("dims " + std::to_string(dims));
+    EXPECT_LT(relative_error(att, att_ref), 1e-5);
+    EXPECT_LT(relative_error(rep, rep_ref), 1e-6);
+    EXPECT_NEAR(z, z_ref, 1e-9 * z_ref);
+  }
+}
+
 TEST(Tsne, FullGradientMatchesExactOnSmallEmbedding) {
   // Early-optimisation geometry: everything within a unit-sized blob.
   const std::size_t n = 800, d = 10;
