@@ -215,10 +215,7 @@ struct SplitKernel {
 // Cells are r_c / kNearSpan wide and a point visits the kNearSpan cells around its own in every
 // dimension. Span 2 visits less area (2D: 6.25 r_c^2 instead of 9 r_c^2) but measured no
 // faster on 10,000- and 100,000-point maps (more, shorter runs), so it is 1.
-#ifndef TOKMAP_NEAR_SPAN
-#define TOKMAP_NEAR_SPAN 1
-#endif
-constexpr int kNearSpan = TOKMAP_NEAR_SPAN;
+constexpr int kNearSpan = 1;
 
 // Near-field correction of a split kernel: adds sum_{j: |yi-yj| < r_c} (wg - wg_far)(yi - yj)
 // to out_i and returns sum_i sum_{j: |yi-yj| < r_c} (w - w_far) (j = i included). Points are

@@ -17,6 +17,17 @@ namespace {
 
 int thread_count(int requested) { return requested > 0 ? requested : omp_get_max_threads(); }
 
+// y (n, D) row-major as one double column per dimension, for loops that vectorise over points.
+template <int D>
+std::array<std::vector<double>, D> columns(std::span<const float> y, std::size_t n) {
+  std::array<std::vector<double>, D> coord;
+  for (int a = 0; a < D; ++a) {
+    coord[a].resize(n);
+    for (std::size_t j = 0; j < n; ++j) coord[a][j] = y[j * D + a];
+  }
+  return coord;
+}
+
 template <int D>
 double repulsive_exact_d(std::span<float> out, std::span<const float> y, std::size_t n,
                          double dof, int threads) {
@@ -25,11 +36,7 @@ double repulsive_exact_d(std::span<float> out, std::span<const float> y, std::si
   if (kernel.standard) {
     // dof 1: a branch-free loop over every j (the self pair adds w = 1 and no force, taken off
     // after), on coordinates laid out per dimension so the compiler vectorises it.
-    std::array<std::vector<double>, D> coord;
-    for (int a = 0; a < D; ++a) {
-      coord[a].resize(n);
-      for (std::size_t j = 0; j < n; ++j) coord[a][j] = y[j * D + a];
-    }
+    const auto coord = columns<D>(y, n);
 #pragma omp parallel for num_threads(threads) schedule(static, 64)
     for (std::size_t i = 0; i < n; ++i) {
       const double y0 = coord[0][i], y1 = D > 1 ? coord[D > 1 ? 1 : 0][i] : 0.0;
@@ -92,11 +99,7 @@ template <int D>
 double exact_forces_fused_d(std::span<float> att, std::span<float> rep, const SparseP& p,
                             std::span<const float> y, double exaggeration, int threads) {
   const std::size_t n = p.n;
-  std::array<std::vector<double>, D> coord;
-  for (int a = 0; a < D; ++a) {
-    coord[a].resize(n);
-    for (std::size_t j = 0; j < n; ++j) coord[a][j] = y[j * D + a];
-  }
+  const auto coord = columns<D>(y, n);
   std::vector<double> z_row(n);
 #pragma omp parallel num_threads(threads)
   {
