@@ -9,6 +9,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/io.hpp"
@@ -99,6 +100,18 @@ std::vector<float> embedding_like(std::size_t n, int dims, unsigned seed) {
     for (int a = 0; a < dims; ++a) y[i * dims + a] = centres[c * dims + a] + s * normal(rng);
   }
   return y;
+}
+
+// Exact k nearest neighbours of y (n, dims) and their squared distances (n, k).
+std::pair<nb::KnnResult, std::vector<float>> neighbors_squared(const std::vector<float>& y,
+                                                               std::size_t n, int dims,
+                                                               std::size_t k) {
+  nb::KnnOptions options;
+  options.k = k;
+  auto knn = nb::knn(y, n, static_cast<std::size_t>(dims), options);
+  std::vector<float> sq(knn.distances.size());
+  for (std::size_t e = 0; e < sq.size(); ++e) sq[e] = knn.distances[e] * knn.distances[e];
+  return {std::move(knn), std::move(sq)};
 }
 
 double pos_agreement(const std::vector<float>& y, std::size_t n, int dims,
@@ -238,11 +251,8 @@ TEST(Tsne, FusedExactForcesMatchSeparateKernels) {
   const std::size_t n = 300;
   for (int dims : {1, 2, 3}) {
     auto y = embedding_like(n, dims, 31);
-    nb::KnnOptions knn_options;
-    knn_options.k = 30;
-    const auto knn = nb::knn(y, n, static_cast<std::size_t>(dims), knn_options);
-    std::vector<float> sq(n * 30), conditional(n * 30);
-    for (std::size_t e = 0; e < sq.size(); ++e) sq[e] = knn.distances[e] * knn.distances[e];
+    const auto [knn, sq] = neighbors_squared(y, n, dims, 30);
+    std::vector<float> conditional(n * 30);
     ts::conditional_probabilities(conditional, sq, n, 30, 10.0, 1);
     const auto p = ts::joint_probabilities(conditional, knn.indices, n, 30);
     std::vector<float> att(y.size()), rep(y.size()), att_ref(y.size()), rep_ref(y.size());
@@ -379,11 +389,8 @@ TEST(Tsne, KernelsBitIdenticalAcrossThreadCounts) {
     auto y = embedding_like(n, dims, 21);
     if (dims == 3)
       for (auto& v : y) v *= 0.3f;
-    nb::KnnOptions knn_options;
-    knn_options.k = 10;
-    const auto knn = nb::knn(y, n, static_cast<std::size_t>(dims), knn_options);
-    std::vector<float> sq(n * 10), conditional(n * 10);
-    for (std::size_t e = 0; e < sq.size(); ++e) sq[e] = knn.distances[e] * knn.distances[e];
+    const auto [knn, sq] = neighbors_squared(y, n, dims, 10);
+    std::vector<float> conditional(n * 10);
     ts::conditional_probabilities(conditional, sq, n, 10, 3.0, 1);
     std::vector<float> c3(n * 10);
     ts::conditional_probabilities(c3, sq, n, 10, 3.0, 3);
