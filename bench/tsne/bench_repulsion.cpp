@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <exception>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,7 +30,7 @@ double relative_error(const std::vector<float>& a, const std::vector<float>& b) 
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   if (argc < 2) {
     std::fprintf(
         stderr,
@@ -130,4 +131,7 @@ int main(int argc, char** argv) {
   for (const auto& r : results)
     std::printf("%s: %8.2f ms  force err %.2e  Z err %.2e\n", r.name.c_str(), r.ms,
                 relative_error(r.force, exact), std::abs(r.z - z_exact) / z_exact);
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bench_repulsion: %s\n", e.what());
+  return 1;
 }

@@ -7,12 +7,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <string>
 
 #include "io/io.hpp"
 #include "tsne/tsne.hpp"
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   if (argc < 2) {
     std::fprintf(stderr, "usage: tune_tsne DATA.npy [key=value ...]\n");
     return 2;
@@ -25,22 +26,34 @@ int main(int argc, char** argv) {
     const auto eq = arg.find('=');
     const std::string key = arg.substr(0, eq), value = arg.substr(eq + 1);
     const double v = std::atof(value.c_str());
-    if (key == "iterations") o.iterations = static_cast<int>(v);
-    else if (key == "ee_iterations") o.early_exaggeration_iterations = static_cast<int>(v);
-    else if (key == "ee") o.early_exaggeration = v;
-    else if (key == "momentum") o.momentum = v;
-    else if (key == "final_momentum") o.final_momentum = v;
-    else if (key == "max_step") o.max_step_norm = v;
-    else if (key == "learning_rate") o.learning_rate = v;
-    else if (key == "pca") o.pca_dims = static_cast<int>(v);
-    else if (key == "rerank") o.pca_rerank = v != 0;
-    else if (key == "seed") o.seed = static_cast<std::uint64_t>(v);
-    else if (key == "threads") o.threads = static_cast<int>(v);
-    else if (key == "dims") o.dims = static_cast<int>(v);
-    else if (key == "out") out = value;
+    if (key == "iterations")
+      o.iterations = static_cast<int>(v);
+    else if (key == "ee_iterations")
+      o.early_exaggeration_iterations = static_cast<int>(v);
+    else if (key == "ee")
+      o.early_exaggeration = v;
+    else if (key == "momentum")
+      o.momentum = v;
+    else if (key == "final_momentum")
+      o.final_momentum = v;
+    else if (key == "max_step")
+      o.max_step_norm = v;
+    else if (key == "learning_rate")
+      o.learning_rate = v;
+    else if (key == "pca")
+      o.pca_dims = static_cast<int>(v);
+    else if (key == "seed")
+      o.seed = static_cast<std::uint64_t>(v);
+    else if (key == "threads")
+      o.threads = static_cast<int>(v);
+    else if (key == "dims")
+      o.dims = static_cast<int>(v);
+    else if (key == "out")
+      out = value;
     else if (key == "method")
-      o.method = value == "bh" ? tokmap::tsne::Method::barnes_hut
-                 : value == "exact" ? tokmap::tsne::Method::exact : tokmap::tsne::Method::fft;
+      o.method = value == "bh"      ? tokmap::tsne::Method::barnes_hut
+                 : value == "exact" ? tokmap::tsne::Method::exact
+                                    : tokmap::tsne::Method::fft;
     else {
       std::fprintf(stderr, "unknown key %s\n", key.c_str());
       return 2;
@@ -57,4 +70,7 @@ int main(int argc, char** argv) {
     m.data = r.embedding;
     tokmap::io::write_npy(out, m);
   }
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "tune_tsne: %s\n", e.what());
+  return 1;
 }

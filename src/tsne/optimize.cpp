@@ -279,7 +279,7 @@ TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
   if (pca_dims > 0 && static_cast<std::size_t>(pca_dims) < d) {
     std::vector<float> reduced(n * static_cast<std::size_t>(pca_dims));
     pca(reduced, x, n, d, static_cast<std::size_t>(pca_dims));
-    if (options.pca_rerank) full = std::move(x);
+    full = std::move(x);
     x = std::move(reduced);
     dx = static_cast<std::size_t>(pca_dims);
   }

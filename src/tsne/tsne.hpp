@@ -51,10 +51,10 @@ struct TsneOptions {
   neighbors::Algorithm knn_algorithm = neighbors::Algorithm::automatic;
   std::size_t exact_knn_threshold = 50000;
   bool center = true;                 // subtract column means (euclidean metric)
-  int pca_dims = -1;                  // -1: 50 when d > 50; 0: off; otherwise reduce to this
-  // With PCA: find 1.5 k neighbour candidates in the reduced space and keep the k nearest in the
-  // full space, whose distances then give P (false: P from the reduced space).
-  bool pca_rerank = true;
+  // -1: 50 when d > 50; 0: off; otherwise reduce to this. PCA speeds up the neighbour search only:
+  // 1.5 k candidates found in the reduced space are re-ranked by their full-space distance, so P
+  // is the full input's.
+  int pca_dims = -1;
   Init init = Init::pca;
   std::vector<float> initial_embedding;  // (n, dims) for Init::given
   double theta = 0.5;                 // Barnes-Hut opening angle

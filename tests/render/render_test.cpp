@@ -691,7 +691,9 @@ TEST_F(RenderTest, PngIsRgbWhenOpaqueAndRgbaWhenNot) {
     rd::render_scatter(dir_ / name, d.points(), o);
     const std::string bytes = read_bytes(dir_ / name);
     EXPECT_GT(bytes.size(), 26u);
-    if (bytes.size() > 26) EXPECT_EQ(bytes[25], colour_type) << name;
+    if (bytes.size() > 26) {
+      EXPECT_EQ(bytes[25], colour_type) << name;
+    }
     Image image = read_png(dir_ / name);
     EXPECT_TRUE(image.ok) << name;
     return image;
