@@ -159,13 +159,17 @@ TEST(Forward, LongTextsUseOverlappingWindowsWithMostLeftContext) {
        {Expect{0, 0, 64}, Expect{32, 64, 96}, Expect{64, 96, 128}, Expect{86, 128, 150}}) {
     const Captured window = window_states(e.window_begin);
     for (std::size_t l = 0; l < 2; ++l) {
-      for (std::size_t t = e.keep_begin; t < e.keep_end; ++t) {
-        for (std::size_t c = 0; c < C; ++c) {
-          ASSERT_FLOAT_EQ(whole.states[l][t * C + c],
-                          window.states[l][(t - e.window_begin) * C + c])
-              << "token " << t << " layer " << options.layers[l];
-        }
-      }
+      const std::vector<float> from_whole(whole.states[l].begin() + e.keep_begin * C,
+                                          whole.states[l].begin() + e.keep_end * C);
+      const std::vector<float> from_window(
+          window.states[l].begin() + (e.keep_begin - e.window_begin) * C,
+          window.states[l].begin() + (e.keep_end - e.window_begin) * C);
+      // Not bit-identical: the whole run and the window run multiply matrices of different row
+      // counts, and OpenBLAS picks its blocking (hence the summation order) by shape and kernel.
+      // Measured relative error: 0 under Prescott and Sandybridge, 4.2e-7 under Haswell and Zen.
+      // A token taken from the wrong window differs by O(1), so 1e-5 still tells them apart.
+      EXPECT_LE(relative_error(from_whole, from_window), 1e-5)
+          << "tokens " << e.keep_begin << ".." << e.keep_end << " layer " << options.layers[l];
     }
   }
 }
