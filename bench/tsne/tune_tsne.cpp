@@ -3,8 +3,10 @@
 //
 //   tune_tsne DATA.npy [iterations=750] [ee_iterations=250] [ee=12] [momentum=0.5]
 //             [final_momentum=0.8] [max_step=5] [learning_rate=0] [pca=-1] [threads=0]
-//             [method=fft|bh|exact] [dims=2] [out=Y.npy]
+//             [method=fft|bh|exact] [dims=2] [perplexity=30] [metric=euclidean|cosine]
+//             [rows=N (the first N rows)] [out=Y.npy]
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -21,6 +23,7 @@ int main(int argc, char** argv) try {
   const auto x = tokmap::io::read_npy(argv[1]);
   tokmap::tsne::TsneOptions o;
   std::string out;
+  std::size_t rows = 0;  // 0: all; otherwise the first `rows` rows
   for (int a = 2; a < argc; ++a) {
     const std::string arg = argv[a];
     const auto eq = arg.find('=');
@@ -48,6 +51,17 @@ int main(int argc, char** argv) try {
       o.threads = static_cast<int>(v);
     else if (key == "dims")
       o.dims = static_cast<int>(v);
+    else if (key == "limit_ee")
+      o.limit_early_exaggeration = v != 0;
+    else if (key == "lr_floor")
+      o.learning_rate_floor = v;
+    else if (key == "perplexity")
+      o.perplexity = v;
+    else if (key == "metric")
+      o.metric = value == "cosine" ? tokmap::neighbors::Metric::cosine
+                                   : tokmap::neighbors::Metric::euclidean;
+    else if (key == "rows")
+      rows = static_cast<std::size_t>(v);
     else if (key == "out")
       out = value;
     else if (key == "method")
@@ -60,9 +74,20 @@ int main(int argc, char** argv) try {
     }
   }
   const auto t0 = std::chrono::steady_clock::now();
-  const auto r = tokmap::tsne::run_tsne(x.data, x.rows, x.cols, o);
+  const std::size_t n = rows > 0 && rows < x.rows ? rows : x.rows;
+  const auto r = tokmap::tsne::run_tsne(std::span(x.data).first(n * x.cols), n, x.cols, o);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("KL %.4f  %.2f s\n", r.kl, s);
+  double spread_min = 1e300, spread_max = 0;
+  for (int a = 0; a < r.dims; ++a) {
+    double m = 0, v = 0;
+    for (std::size_t i = 0; i < r.n; ++i) m += r.embedding[i * r.dims + a];
+    m /= static_cast<double>(r.n);
+    for (std::size_t i = 0; i < r.n; ++i) v += std::pow(r.embedding[i * r.dims + a] - m, 2);
+    const double sd = std::sqrt(v / static_cast<double>(r.n));
+    spread_min = std::min(spread_min, sd);
+    spread_max = std::max(spread_max, sd);
+  }
+  std::printf("KL %.4f  %.2f s  std %.3g..%.3g\n", r.kl, s, spread_min, spread_max);
   if (!out.empty()) {
     tokmap::io::Matrix m;
     m.rows = r.n;

@@ -31,6 +31,44 @@ void parallel_rows(int n, int threads, Fn&& fn) {
   fn(0, std::min(n, chunk));
 }
 
+// Runs fn(index) for index in [0, count) on up to `threads` threads, each taking every
+// threads-th index. Work is cut into the same pieces for any thread count, so the results do not
+// depend on it (each piece calls single-threaded BLAS).
+template <typename Fn>
+void parallel_pieces(int count, int threads, Fn&& fn) {
+  threads = std::clamp(threads, 1, std::max(1, count));
+  if (threads <= 1) {
+    for (int i = 0; i < count; ++i) fn(i, 0);
+    return;
+  }
+  std::vector<std::jthread> workers;
+  for (int w = 1; w < threads; ++w)
+    workers.emplace_back([&fn, w, threads, count] {
+      for (int i = w; i < count; i += threads) fn(i, w);
+    });
+  for (int i = 0; i < count; i += threads) fn(i, 0);
+}
+
+// Sets OpenBLAS's thread count for a scope and restores it after.
+class BlasThreads {
+ public:
+  explicit BlasThreads(int threads) : previous_(openblas_get_num_threads()) {
+    openblas_set_num_threads(threads);
+  }
+  ~BlasThreads() { openblas_set_num_threads(previous_); }
+  BlasThreads(const BlasThreads&) = delete;
+  BlasThreads& operator=(const BlasThreads&) = delete;
+
+ private:
+  int previous_;
+};
+
+// Rows per matmul piece: a token's result depends on its piece alone, never on the thread count
+// (OpenBLAS's own threading splits the matrix by thread count, and its edge tiles round
+// differently: embed and viz gave other bits for --threads 1 and 2). Repacking the weights per
+// piece costs 1/(2 * 64) of the multiply.
+constexpr int kMatmulRows = 64;
+
 // A window of one text's tokens run as one sequence; tokens [keep_begin, keep_end) of the text
 // take their hidden states from it.
 struct Window {
@@ -70,9 +108,9 @@ std::string blas_kernel_advice() {
   const bool generic = core == "Prescott" || core == "Core2" || core == "Penryn" ||
                        core == "Nehalem" || core == "Sandybridge" || core == "Katmai";
   if (!generic) return {};
-  const char* better = __builtin_cpu_supports("avx512f")  ? "SkylakeX"
-                       : __builtin_cpu_supports("avx2") ? "Haswell"
-                                                        : nullptr;
+  const char* better = __builtin_cpu_supports("avx512f") ? "SkylakeX"
+                       : __builtin_cpu_supports("avx2")  ? "Haswell"
+                                                         : nullptr;
   if (better == nullptr) return {};
   return "OpenBLAS runs its generic '" + core + "' kernel on this CPU, which supports " +
          (std::string(better) == "SkylakeX" ? "AVX-512" : "AVX2") +
@@ -154,7 +192,7 @@ void forward(const Model& model, std::span<const std::vector<std::int32_t>> text
   const int threads = options.threads > 0
                           ? options.threads
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (options.threads > 0) openblas_set_num_threads(options.threads);
+  const BlasThreads blas(1);  // parallel over fixed pieces instead (parallel_pieces)
   const int stride = options.window_stride > 0 ? std::min(options.window_stride, config.n_positions)
                                                : std::max(1, config.n_positions / 2);
   const std::vector<Window> windows = plan_windows(texts, config.n_positions, stride);
@@ -182,8 +220,25 @@ void forward(const Model& model, std::span<const std::vector<std::int32_t>> text
     hidden.resize(std::size_t(T) * I);
     captured.resize(layers.size() * TC);
     int max_window = 0;
-    for (const auto& w : batch) max_window = std::max(max_window, w.length);
-    scratch.resize(std::size_t(max_window) * max_window);
+    std::vector<std::size_t> window_rows;  // first row of each window in the batch
+    for (std::size_t rows = 0; const auto& w : batch) {
+      max_window = std::max(max_window, w.length);
+      window_rows.push_back(rows);
+      rows += static_cast<std::size_t>(w.length);
+    }
+    scratch.resize(std::size_t(threads) * max_window * max_window);
+
+    // out (T, OC) = inp (T, K) weight (K, OC) + bias, in fixed pieces of kMatmulRows rows.
+    auto matmul_rows = [&](std::vector<float>& out, const std::vector<float>& inp,
+                           std::span<const float> weight, std::span<const float> bias, int K,
+                           int OC) {
+      parallel_pieces((T + kMatmulRows - 1) / kMatmulRows, threads, [&](int piece, int) {
+        const int begin = piece * kMatmulRows, rows = std::min(kMatmulRows, T - begin);
+        kernels::matmul(std::span(out).subspan(std::size_t(begin) * OC, std::size_t(rows) * OC),
+                        std::span(inp).subspan(std::size_t(begin) * K, std::size_t(rows) * K),
+                        weight, bias, rows, K, OC);
+      });
+    };
 
     auto capture = [&](int layer, const float* state) {
       if (selected_slot[layer] >= 0) {
@@ -218,26 +273,30 @@ void forward(const Model& model, std::span<const std::vector<std::int32_t>> text
     for (int l = 0; l < deepest && l < n_layer; ++l) {
       const Model::Layer& layer = model.layers[l];
       layernorm_rows(ln, x, layer.ln_1_weight, layer.ln_1_bias);
-      kernels::matmul(qkv, ln, layer.attn_weight, layer.attn_bias, T, C, 3 * C);
+      matmul_rows(qkv, ln, layer.attn_weight, layer.attn_bias, C, 3 * C);
       float scale = config.scale_attn_weights ? 1.0f / std::sqrt(float(C / config.n_head)) : 1.0f;
       if (config.scale_attn_by_inverse_layer_idx) scale /= float(l + 1);
-      std::size_t row = 0;
-      for (const auto& w : batch) {
-        kernels::attention(std::span(att).subspan(row * C), std::span(qkv).subspan(row * 3 * C),
-                           scratch, w.length, C, config.n_head, scale);
-        row += w.length;
-      }
-      kernels::matmul(proj, att, layer.attn_proj_weight, layer.attn_proj_bias, T, C, C);
+      // One piece per window and head.
+      parallel_pieces(
+          static_cast<int>(batch.size()) * config.n_head, threads, [&](int piece, int worker) {
+            const Window& w = batch[static_cast<std::size_t>(piece / config.n_head)];
+            const std::size_t row = window_rows[piece / config.n_head];
+            kernels::attention_head(
+                std::span(att).subspan(row * C), std::span(qkv).subspan(row * 3 * C),
+                std::span(scratch).subspan(std::size_t(worker) * max_window * max_window), w.length,
+                C, config.n_head, piece % config.n_head, scale);
+          });
+      matmul_rows(proj, att, layer.attn_proj_weight, layer.attn_proj_bias, C, C);
       for (std::size_t i = 0; i < TC; ++i) x[i] += proj[i];
 
       layernorm_rows(ln, x, layer.ln_2_weight, layer.ln_2_bias);
-      kernels::matmul(hidden, ln, layer.fc_weight, layer.fc_bias, T, C, I);
+      matmul_rows(hidden, ln, layer.fc_weight, layer.fc_bias, C, I);
       parallel_rows(T, threads, [&](int begin, int end) {
         kernels::activation(
             std::span(hidden).subspan(std::size_t(begin) * I, std::size_t(end - begin) * I),
             config.activation);
       });
-      kernels::matmul(proj, hidden, layer.fc_proj_weight, layer.fc_proj_bias, T, I, C);
+      matmul_rows(proj, hidden, layer.fc_proj_weight, layer.fc_proj_bias, I, C);
       for (std::size_t i = 0; i < TC; ++i) x[i] += proj[i];
 
       if (l + 1 < n_layer) {

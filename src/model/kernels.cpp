@@ -124,31 +124,34 @@ void causal_softmax_row(float* row, int i, int width) {
 
 }  // namespace
 
-void attention(std::span<float> out, std::span<const float> qkv, std::span<float> scratch, int T,
-               int C, int n_head, float scale) {
+void attention_head(std::span<float> out, std::span<const float> qkv, std::span<float> scratch,
+                    int T, int C, int n_head, int h, float scale) {
   const int hs = C / n_head;
   const int row_stride = 3 * C;
   float* scores = scratch.data();  // (T, T), only the causal part of each row block is used
   // Row blocks of queries only need the keys up to their last row: computing the lower
   // triangle block by block halves the work of the full (T, T) product.
   constexpr int kBlock = 64;
-  for (int h = 0; h < n_head; ++h) {
-    const float* q = qkv.data() + h * hs;
-    const float* k = qkv.data() + C + h * hs;
-    const float* v = qkv.data() + 2 * C + h * hs;
-    for (int i0 = 0; i0 < T; i0 += kBlock) {
-      const int rows = std::min(kBlock, T - i0);
-      const int keys = i0 + rows;
-      float* block = scores + std::size_t(i0) * T;
-      // block = scale * q[i0 : i0 + rows] k[0 : keys]^T
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, keys, hs, scale,
-                  q + std::size_t(i0) * row_stride, row_stride, k, row_stride, 0.0f, block, T);
-      for (int r = 0; r < rows; ++r) causal_softmax_row(block + std::size_t(r) * T, i0 + r, keys);
-      // out[i0 : i0 + rows, head] = block v[0 : keys]
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, keys, 1.0f, block, T, v,
-                  row_stride, 0.0f, out.data() + std::size_t(i0) * C + h * hs, C);
-    }
+  const float* q = qkv.data() + h * hs;
+  const float* k = qkv.data() + C + h * hs;
+  const float* v = qkv.data() + 2 * C + h * hs;
+  for (int i0 = 0; i0 < T; i0 += kBlock) {
+    const int rows = std::min(kBlock, T - i0);
+    const int keys = i0 + rows;
+    float* block = scores + std::size_t(i0) * T;
+    // block = scale * q[i0 : i0 + rows] k[0 : keys]^T
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, keys, hs, scale,
+                q + std::size_t(i0) * row_stride, row_stride, k, row_stride, 0.0f, block, T);
+    for (int r = 0; r < rows; ++r) causal_softmax_row(block + std::size_t(r) * T, i0 + r, keys);
+    // out[i0 : i0 + rows, head] = block v[0 : keys]
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, keys, 1.0f, block, T, v,
+                row_stride, 0.0f, out.data() + std::size_t(i0) * C + h * hs, C);
   }
+}
+
+void attention(std::span<float> out, std::span<const float> qkv, std::span<float> scratch, int T,
+               int C, int n_head, float scale) {
+  for (int h = 0; h < n_head; ++h) attention_head(out, qkv, scratch, T, C, n_head, h, scale);
 }
 
 void attention_naive(std::span<float> out, std::span<const float> qkv, int T, int C, int n_head,

@@ -163,6 +163,9 @@ void layernorm(std::span<float> out, std::span<const float> inp, std::span<const
 // scratch: at least (T, T) floats.
 void attention(std::span<float> out, std::span<const float> qkv, std::span<float> scratch, int T,
                int C, int n_head, float scale);
+// The same for head h alone: writes out's columns [h * C / n_head, (h + 1) * C / n_head).
+void attention_head(std::span<float> out, std::span<const float> qkv, std::span<float> scratch,
+                    int T, int C, int n_head, int h, float scale);
 void attention_naive(std::span<float> out, std::span<const float> qkv, int T, int C, int n_head,
                      float scale);
 // In place on (n) values.

@@ -80,7 +80,8 @@ void top_eigenpairs(std::vector<double>& matrix, std::size_t dim, std::size_t k,
   dsyevr_("V", "I", "U", &dn, matrix.data(), &dn, &vl, &vu, &il, &iu, &abstol, &m, w.data(),
           z.data(), &dn, isuppz.data(), work.data(), &lwork, iwork.data(), &liwork, &info, 1, 1, 1);
   if (info != 0 || m != static_cast<int>(k))
-    throw Error("PCA: eigen-decomposition failed (LAPACK dsyevr info " + std::to_string(info) + ")");
+    throw Error("PCA: eigen-decomposition failed (LAPACK dsyevr info " + std::to_string(info) +
+                ")");
   values.resize(k);
   vectors.resize(dim * k);
   for (std::size_t c = 0; c < k; ++c) {  // dsyevr returns ascending order
@@ -126,8 +127,9 @@ void pca_gram(std::span<float> out, const std::vector<float>& centered, std::siz
 
 void pca(std::span<float> out, std::span<const float> in, std::size_t n, std::size_t d,
          std::size_t k) {
-  if (k == 0 || k > d) throw Error("PCA: cannot keep " + std::to_string(k) + " of " +
-                                   std::to_string(d) + " dimensions");
+  if (k == 0 || k > d)
+    throw Error("PCA: cannot keep " + std::to_string(k) + " of " + std::to_string(d) +
+                " dimensions");
   std::vector<double> mean(d, 0.0);
   for (std::size_t i = 0; i < n; ++i)
     for (std::size_t j = 0; j < d; ++j) mean[j] += in[i * d + j];
@@ -149,9 +151,9 @@ void pca(std::span<float> out, std::span<const float> in, std::size_t n, std::si
   const std::size_t block = 4096;
   for (std::size_t start = 0; start < n; start += block) {
     const std::size_t rows = std::min(block, n - start);
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<int>(d),
-                static_cast<int>(rows), 1.0f, centered.data() + start * d, static_cast<int>(d),
-                0.0f, block_cov.data(), static_cast<int>(d));
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<int>(d), static_cast<int>(rows),
+                1.0f, centered.data() + start * d, static_cast<int>(d), 0.0f, block_cov.data(),
+                static_cast<int>(d));
     for (std::size_t a = 0; a < d; ++a)
       for (std::size_t b = a; b < d; ++b) cov[a * d + b] += block_cov[a * d + b];
   }
@@ -206,11 +208,11 @@ void conditional_probabilities(std::span<float> out, std::span<const float> sq_d
         if (diff > 0) {
           beta_min = beta;
           beta = beta_max == std::numeric_limits<double>::infinity() ? beta * 2.0
-                                                                      : (beta + beta_max) / 2.0;
+                                                                     : (beta + beta_max) / 2.0;
         } else {
           beta_max = beta;
           beta = beta_min == -std::numeric_limits<double>::infinity() ? beta / 2.0
-                                                                       : (beta + beta_min) / 2.0;
+                                                                      : (beta + beta_min) / 2.0;
         }
       }
       for (std::size_t j = 0; j < k; ++j) out[i * k + j] = static_cast<float>(p[j]);
@@ -264,6 +266,123 @@ SparseP joint_probabilities(std::span<const float> conditional,
   p.val.resize(merged.size());
   for (std::size_t e = 0; e < merged.size(); ++e) p.val[e] = static_cast<float>(merged[e] / total);
   return p;
+}
+
+namespace {
+
+// y = L x for the graph Laplacian L = D - P of P (D = diag of P's row sums); x, y: (n).
+void laplacian_times(std::span<double> y, const SparseP& p, std::span<const double> degree,
+                     std::span<const double> x) {
+  for (std::size_t i = 0; i < p.n; ++i) {
+    double s = 0.0;
+    for (std::int64_t e = p.row_ptr[i]; e < p.row_ptr[i + 1]; ++e)
+      s += static_cast<double>(p.val[e]) * x[static_cast<std::size_t>(p.col[e])];
+    y[i] = degree[i] * x[i] - s;
+  }
+}
+
+std::vector<double> row_sums(const SparseP& p) {
+  std::vector<double> degree(p.n, 0.0);
+  for (std::size_t i = 0; i < p.n; ++i)
+    for (std::int64_t e = p.row_ptr[i]; e < p.row_ptr[i + 1]; ++e) degree[i] += p.val[e];
+  return degree;
+}
+
+// The `count` smallest eigenvalues of a symmetric (dim, dim) matrix, ascending.
+std::vector<double> smallest_eigenvalues(std::vector<double> matrix, std::size_t dim,
+                                         std::size_t count) {
+  for (double& v : matrix) v = -v;
+  std::vector<double> values, vectors;
+  top_eigenpairs(matrix, dim, count, values, vectors);
+  for (double& v : values) v = -v;
+  return values;
+}
+
+}  // namespace
+
+std::vector<double> laplacian_low_eigenvalues_dense(const SparseP& p, int count) {
+  const std::size_t n = p.n;
+  const std::vector<double> degree = row_sums(p);
+  std::vector<double> dense(n * n, 0.0);
+  for (std::size_t i = 0; i < n; ++i) {
+    dense[i * n + i] = degree[i];
+    for (std::int64_t e = p.row_ptr[i]; e < p.row_ptr[i + 1]; ++e)
+      dense[i * n + static_cast<std::size_t>(p.col[e])] -= p.val[e];
+  }
+  const std::size_t wanted = std::min<std::size_t>(static_cast<std::size_t>(count), n - 1);
+  std::vector<double> values = smallest_eigenvalues(std::move(dense), n, wanted + 1);
+  values.erase(values.begin());  // the constant vector's 0
+  return values;
+}
+
+std::vector<double> laplacian_low_eigenvalues(const SparseP& p, int count) {
+  const std::size_t n = p.n;
+  if (n <= 200) return laplacian_low_eigenvalues_dense(p, count);
+  // Lanczos on the complement of the constant vector (L's null vector), with full
+  // re-orthogonalisation. Interlacing makes the k-th smallest Ritz value an upper bound of
+  // lambda_{k+1}, so stopping early errs towards larger eigenvalues. Memory: steps * n doubles.
+  const std::size_t steps = std::min<std::size_t>(n - 1, n <= 100000 ? 100 : 30);
+  const std::vector<double> degree = row_sums(p);
+  const double inv_sqrt_n = 1.0 / std::sqrt(static_cast<double>(n));
+  std::vector<std::vector<double>> basis;
+  std::vector<double> alpha, beta;
+  const auto orthogonalise = [&](std::vector<double>& v) {
+    for (int pass = 0; pass < 2; ++pass) {
+      double c = 0.0;
+      for (double x : v) c += x * inv_sqrt_n;
+      for (double& x : v) x -= c * inv_sqrt_n;
+      for (const auto& b : basis) {
+        double d = 0.0;
+        for (std::size_t i = 0; i < n; ++i) d += v[i] * b[i];
+        for (std::size_t i = 0; i < n; ++i) v[i] -= d * b[i];
+      }
+    }
+    double norm = 0.0;
+    for (double x : v) norm += x * x;
+    return std::sqrt(norm);
+  };
+  // A fixed, irregular start vector (any vector with a component on every eigenvector does).
+  std::vector<double> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = std::sin(12.9898 * static_cast<double>(i) + 1.0);
+  double norm = orthogonalise(v);
+  std::vector<double> w(n);
+  for (std::size_t step = 0; step < steps && norm > 1e-12; ++step) {
+    for (double& x : v) x /= norm;
+    laplacian_times(w, p, degree, v);
+    double a = 0.0;
+    for (std::size_t i = 0; i < n; ++i) a += w[i] * v[i];
+    alpha.push_back(a);
+    basis.push_back(v);
+    norm = orthogonalise(w);
+    beta.push_back(norm);
+    std::swap(v, w);
+  }
+  const std::size_t m = alpha.size();
+  std::vector<double> tridiagonal(m * m, 0.0);
+  for (std::size_t i = 0; i < m; ++i) {
+    tridiagonal[i * m + i] = alpha[i];
+    if (i + 1 < m) tridiagonal[i * m + i + 1] = tridiagonal[(i + 1) * m + i] = beta[i];
+  }
+  return smallest_eigenvalues(std::move(tridiagonal), m,
+                              std::min<std::size_t>(static_cast<std::size_t>(count), m));
+}
+
+double early_exaggeration_for(const SparseP& p, int dims, double requested) {
+  if (requested <= 1.0 || p.n < 3) return requested;
+  // With the map small (all w_ij ~ 1), the gradient is linear in the map: each column y evolves
+  // as dy ~ -(ex L_P - L_U) y, where L_U, the Laplacian of uniform affinities, is
+  // 1 / (n - 1) on every non-constant vector. A Laplacian mode of P with
+  // ex (n - 1) lambda_k > 1 contracts, one below expands (Linderman & Steinerberger 2019).
+  // When P is nearly uniform -- few points for the perplexity, a sentence or a paragraph -- every
+  // mode contracts under ex = 12 and the map shrinks to a line or a point until its
+  // coordinates are equal in floating point. Capped at half the value at which the map's `dims`
+  // leading modes stop expanding, they grow at half the rate they have without exaggeration,
+  // and the map keeps its dimensions; for wide, clustered P the cap is far above 12.
+  const std::vector<double> lambda = laplacian_low_eigenvalues(p, dims);
+  const double top = lambda.empty() ? 0.0 : lambda.back();
+  if (!(top > 0)) return requested;
+  const double cap = 0.5 / (static_cast<double>(p.n - 1) * top);
+  return std::max(1.0, std::min(requested, cap));
 }
 
 }  // namespace tokmap::tsne

@@ -74,7 +74,8 @@ struct FftWorkspace::Impl {
   // The kernel transforms in kernel_hat are valid for this node spacing and dof.
   bool kernel_valid = false;
   double kernel_h = 0.0, kernel_dof = 0.0, kernel_t_c = 0.0;
-  // The split chosen by the cost model for a fine grid of choice_nb boxes and choice_n points.
+  // The split chosen by the cost model for a fine grid of choice_nb boxes and choice_n points
+  // (choice_radius: the near radius; 0: the fine grid alone; negative: exact sums).
   int choice_nb = -1;
   std::size_t choice_n = 0;
   double choice_radius = 0.0, choice_params = 0.0;
@@ -421,7 +422,7 @@ double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size
   // cheaper. Radii near_radius * {1, 1.5, 2, 3, 4, 6, 8} (box widths in proportion) compete with
   // the fine grid under a cost model fitted on this machine: per FFT node and log, per near-field
   // candidate pair (bench/tsne/bench_repulsion measures both). Sparse maps (3D) get wide radii.
-  bool split = false;
+  bool split = false, direct = false;
   double near_radius = 0.0;
   const bool reuse = !params.force_split && ws.choice_nb == nb && ws.choice_n == n &&
                      ws.choice_params == params.near_radius;
@@ -430,43 +431,62 @@ double repulsive_fft_d(std::span<float> out, std::span<const float> y, std::size
     // keep its choice rather than pay for the candidate counts every iteration.
     near_radius = ws.choice_radius;
     split = near_radius > 0;
-  } else if (params.near_radius > 0 && (params.force_split || nb > params.split_min_boxes)) {
+    direct = near_radius < 0;
+  } else {
     // Seconds on one core: 0.6 ns per FFT node and log2(nodes) (6 transforms' worth); near field
-    // 1.2 ns per candidate pair plus 50 ns per run of cells (bench_repulsion on 10,000- and
-    // 100,000-point 2D and 3D maps: with these it picks the fastest radius measured on each).
-    // A grid over the size cap below would lose accuracy: not a candidate.
+    // 1.2 ns per candidate pair plus 50 ns per run of cells (bench/tsne/bench_repulsion on 10,000-
+    // and 100,000-point 2D and 3D maps: with these it picks the fastest radius measured on each).
+    // A grid over the size cap below would lose accuracy: not a candidate for the split.
     const int cap = D == 3 ? kMaxBoxes3d : kMaxBoxes2d;
-    const auto fft_cost = [&](int boxes) {
+    const auto grid_cost = [&](int boxes) {
       const double nodes = std::pow(2.0 * boxes * p, D);
-      return boxes > cap ? std::numeric_limits<double>::infinity()
-                         : 0.6e-9 * 6.0 * nodes * std::log2(nodes);
+      return 0.6e-9 * 6.0 * nodes * std::log2(nodes);
     };
-    const auto boxes_for = [&](double width) {
-      return std::max(static_cast<int>(std::ceil(range / width)), 1);
+    const auto fft_cost = [&](int boxes) {
+      return boxes > cap ? std::numeric_limits<double>::infinity() : grid_cost(boxes);
     };
-    // Each point visits 3^(D-1) runs of cells whatever the radius.
-    const double run_cost = 50e-9 * static_cast<double>(n) * (D == 3 ? 9.0 : 3.0);
     double best = params.force_split ? std::numeric_limits<double>::infinity() : fft_cost(nb);
-    for (double factor : {1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0}) {
-      const double r_c = params.near_radius * factor;
-      const int boxes = boxes_for(params.split_box * factor);
-      if (boxes > cap && !params.force_split) continue;
-      const double cost = fft_cost(boxes) + 1.2e-9 * near_candidates<D>(y, n, lo, range, r_c) +
-                          run_cost;
-      if (cost < best || params.force_split) {
-        best = cost;
-        split = true;
-        near_radius = r_c;
+    if (params.near_radius > 0 && (params.force_split || nb > params.split_min_boxes)) {
+      // Wide maps: split the kernel, with a coarser grid for its smooth far part, when that is
+      // cheaper. Radii near_radius * {1, 1.5, 2, 3, 4, 6, 8} (box widths in proportion) compete
+      // with the fine grid. Sparse maps (3D) get wide radii.
+      const auto boxes_for = [&](double width) {
+        return std::max(static_cast<int>(std::ceil(range / width)), 1);
+      };
+      // Each point visits 3^(D-1) runs of cells whatever the radius.
+      const double run_cost = 50e-9 * static_cast<double>(n) * (D == 3 ? 9.0 : 3.0);
+      for (double factor : {1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0}) {
+        const double r_c = params.near_radius * factor;
+        const int boxes = boxes_for(params.split_box * factor);
+        if (boxes > cap && !params.force_split) continue;
+        const double cost =
+            fft_cost(boxes) + 1.2e-9 * near_candidates<D>(y, n, lo, range, r_c) + run_cost;
+        if (cost < best || params.force_split) {
+          best = cost;
+          split = true;
+          near_radius = r_c;
+        }
+        if (params.force_split) break;
       }
-      if (params.force_split) break;
+    }
+    // Few points: the grid has a floor of min_boxes per dimension, so its cost does not fall
+    // with n, and all n^2 pairs summed exactly cost less (a 50-point 3D map paid 26 ms per
+    // iteration for a 60^3 transform). The vectorised exact loop: about 1 ns per pair in 2D,
+    // 1.3 ns in 3D (one core).
+    const double pair_cost = D == 3 ? 1.3e-9 : 1.0e-9;
+    const double grid = std::min(best, grid_cost(std::min(nb, cap)));
+    if (!params.force_split && pair_cost * static_cast<double>(n) * static_cast<double>(n) < grid) {
+      direct = true;
+      split = false;
     }
   }
   if (!params.force_split) {
     ws.choice_nb = nb;
     ws.choice_n = n;
-    ws.choice_radius = split ? near_radius : 0.0;
+    ws.choice_radius = direct ? -1.0 : split ? near_radius : 0.0;
     ws.choice_params = params.near_radius;
   }
+  if (direct) return repulsive_exact(out, y, n, D, dof, threads);
   if (split) {
     box = params.split_box * near_radius / params.near_radius;
     nb = std::max(static_cast<int>(std::ceil(range / box)), 1);

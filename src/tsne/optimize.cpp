@@ -96,14 +96,75 @@ std::vector<float> gaussian(std::size_t count, std::uint64_t seed, double stddev
   return out;
 }
 
+// Standard deviations of y (n, dims) along its principal axes (square roots of the eigenvalues
+// of its covariance, by Jacobi rotations), descending; non-finite when y is.
+std::array<double, 3> principal_spreads(std::span<const float> y, std::size_t n, int dims) {
+  std::array<double, 3> mean{};
+  for (std::size_t i = 0; i < n; ++i)
+    for (int a = 0; a < dims; ++a) mean[a] += y[i * dims + a];
+  for (int a = 0; a < dims; ++a) mean[a] /= static_cast<double>(n);
+  std::array<std::array<double, 3>, 3> c{};
+  for (std::size_t i = 0; i < n; ++i)
+    for (int a = 0; a < dims; ++a)
+      for (int b = 0; b < dims; ++b)
+        c[a][b] +=
+            (y[i * dims + a] - mean[a]) * (y[i * dims + b] - mean[b]) / static_cast<double>(n);
+  for (int sweep = 0; sweep < 30; ++sweep) {
+    for (int p = 0; p < dims; ++p)
+      for (int q = p + 1; q < dims; ++q) {
+        if (!(std::fabs(c[p][q]) > 1e-300)) continue;
+        const double theta = 0.5 * std::atan2(2.0 * c[p][q], c[q][q] - c[p][p]);
+        const double cs = std::cos(theta), sn = std::sin(theta);
+        for (int k = 0; k < dims; ++k) {  // c = J^T c J with the rotation J in the (p, q) plane
+          const double kp = c[k][p], kq = c[k][q];
+          c[k][p] = cs * kp - sn * kq;
+          c[k][q] = sn * kp + cs * kq;
+        }
+        for (int k = 0; k < dims; ++k) {
+          const double pk = c[p][k], qk = c[q][k];
+          c[p][k] = cs * pk - sn * qk;
+          c[q][k] = sn * pk + cs * qk;
+        }
+      }
+  }
+  std::array<double, 3> spread{};
+  for (int a = 0; a < dims; ++a)
+    spread[a] = std::isfinite(c[a][a]) ? std::sqrt(std::max(c[a][a], 0.0)) : c[a][a];
+  for (int a = 0; a < dims; ++a)  // descending (three values at most)
+    for (int b = a + 1; b < dims; ++b)
+      if (spread[b] > spread[a]) std::swap(spread[a], spread[b]);
+  return spread;
+}
+
+// Empty when the map is usable; otherwise what it collapsed to ("a point", "a line", "a plane").
+// Optimised maps grow from the initial scale to spreads of order 1 to 100 and are close to
+// isotropic; a collapse leaves spreads near 1e-12 of that. So: a map whose widest spread ended
+// below 1% of the start's is a point, and a principal axis below 1e-4 of the widest is flat
+// (n points span at most n - 1 axes: two points are a line by right).
+std::string degenerate_map(std::span<const float> y, std::size_t n, int dims,
+                           double initial_spread) {
+  const std::array<double, 3> spread = principal_spreads(y, n, dims);
+  for (int a = 0; a < dims; ++a)
+    if (!std::isfinite(spread[a])) return "non-finite values";
+  if (!(spread[0] > 0) || spread[0] < 0.01 * initial_spread) return "a point";
+  int axes = 0;
+  for (int a = 0; a < dims; ++a) axes += spread[a] >= 1e-4 * spread[0] ? 1 : 0;
+  if (axes >= std::min<int>(dims, static_cast<int>(n) - 1)) return {};
+  return axes == 1 ? "a line" : "a plane";
+}
+
 }  // namespace
 
 const char* method_name(Method method) {
   switch (method) {
-    case Method::automatic: return "auto";
-    case Method::exact: return "exact";
-    case Method::barnes_hut: return "bh";
-    case Method::fft: return "fft";
+    case Method::automatic:
+      return "auto";
+    case Method::exact:
+      return "exact";
+    case Method::barnes_hut:
+      return "bh";
+    case Method::fft:
+      return "fft";
   }
   return "?";
 }
@@ -159,10 +220,17 @@ void attractive_forces(std::span<float> out, const SparseP& p, std::span<const f
   const int t = p.n < 4096 ? 1 : thread_count(threads);
   const auto ex = static_cast<float>(exaggeration);
   switch (dims) {
-    case 1: attractive_d<1>(out, p, y, ex, dof, t); break;
-    case 2: attractive_d<2>(out, p, y, ex, dof, t); break;
-    case 3: attractive_d<3>(out, p, y, ex, dof, t); break;
-    default: throw Error("t-SNE supports 1 to 3 dimensions, got " + std::to_string(dims));
+    case 1:
+      attractive_d<1>(out, p, y, ex, dof, t);
+      break;
+    case 2:
+      attractive_d<2>(out, p, y, ex, dof, t);
+      break;
+    case 3:
+      attractive_d<3>(out, p, y, ex, dof, t);
+      break;
+    default:
+      throw Error("t-SNE supports 1 to 3 dimensions, got " + std::to_string(dims));
   }
 }
 
@@ -200,8 +268,7 @@ double gradient(std::span<float> out, const SparseP& p, std::span<const float> y
   }
   if (!fused) attractive_forces(out, p, y, dims, exaggeration, dof, options.threads);
   const double inv_z = z > 0 ? 1.0 / z : 0.0;
-  for (std::size_t e = 0; e < n * dims; ++e)
-    out[e] = static_cast<float>(out[e] - inv_z * rep[e]);
+  for (std::size_t e = 0; e < n * dims; ++e) out[e] = static_cast<float>(out[e] - inv_z * rep[e]);
   return z;
 }
 
@@ -241,21 +308,25 @@ TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
                     const TsneOptions& options, const Callback& callback) {
   // --- option checks (usage errors) ---
   const auto usage = [](const std::string& message) { throw Error(message, ErrorKind::usage); };
-  if (options.dims < 1 || options.dims > 3) usage("--dims must be 2 or 3, got " + std::to_string(options.dims));
+  if (options.dims < 1 || options.dims > 3)
+    usage("--dims must be 2 or 3, got " + std::to_string(options.dims));
   if (!(options.perplexity > 0) || !std::isfinite(options.perplexity))
     usage("--perplexity must be positive, got " + number(options.perplexity));
   if (options.iterations < 0) usage("--iterations must be >= 0");
-  if (options.early_exaggeration_iterations < 0) usage("early exaggeration iterations must be >= 0");
+  if (options.early_exaggeration_iterations < 0)
+    usage("early exaggeration iterations must be >= 0");
   if (!(options.early_exaggeration > 0) || !std::isfinite(options.early_exaggeration))
     usage("--early-exaggeration must be positive, got " + number(options.early_exaggeration));
   if (!std::isfinite(options.learning_rate)) usage("--learning-rate must be finite");
-  if (!(options.dof > 0) || !std::isfinite(options.dof)) usage("--dof must be positive, got " + number(options.dof));
+  if (!(options.dof > 0) || !std::isfinite(options.dof))
+    usage("--dof must be positive, got " + number(options.dof));
   if (options.theta < 0) usage("theta must be >= 0");
   if (options.kl_every < 1) usage("kl_every must be >= 1");
   if (options.pca_dims < -1) usage("--pca must be >= 0");
   if (n < 2) throw Error("t-SNE needs at least 2 rows, got " + std::to_string(n));
   if (d == 0) throw Error("t-SNE needs at least 1 column");
-  if (data.size() != n * d) throw Error("t-SNE: data size does not match " + std::to_string(n) + " x " + std::to_string(d));
+  if (data.size() != n * d)
+    throw Error("t-SNE: data size does not match " + std::to_string(n) + " x " + std::to_string(d));
   for (std::size_t e = 0; e < data.size(); ++e)
     if (!std::isfinite(data[e]))
       throw Error("non-finite value in row " + std::to_string(e / d + 1) + ", column " +
@@ -288,12 +359,14 @@ TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
   double perplexity = options.perplexity;
   if (perplexity >= static_cast<double>(n)) {
     const double lowered = static_cast<double>(n - 1) / 3.0;
-    result.warnings.push_back("perplexity " + number(perplexity) + " is not below the number of points (" +
-                              std::to_string(n) + "); using " + number(lowered));
+    result.warnings.push_back("perplexity " + number(perplexity) +
+                              " is not below the number of points (" + std::to_string(n) +
+                              "); using " + number(lowered));
     perplexity = lowered;
   }
   result.perplexity = perplexity;
-  const std::size_t k = std::clamp<std::size_t>(static_cast<std::size_t>(std::floor(3.0 * perplexity)), 1, n - 1);
+  const std::size_t k =
+      std::clamp<std::size_t>(static_cast<std::size_t>(std::floor(3.0 * perplexity)), 1, n - 1);
   result.neighbors = k;
   neighbors::KnnOptions knn_options;
   knn_options.k = k;
@@ -381,13 +454,21 @@ TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
   }
 
   // --- optimisation ---
+  const double early_exaggeration =
+      options.early_exaggeration_iterations > 0 && options.limit_early_exaggeration
+          ? early_exaggeration_for(p, dims, options.early_exaggeration)
+          : options.early_exaggeration;
+  result.early_exaggeration = early_exaggeration;
   // auto (openTSNE's rule): max(n / exaggeration, 50) with the exaggeration of the phase, i.e.
   // n / early_exaggeration during early exaggeration and n afterwards.
   const auto learning_rate = [&](double exaggeration) {
-    return options.learning_rate > 0 ? options.learning_rate
-                                     : std::max(static_cast<double>(n) / exaggeration, 50.0);
+    return options.learning_rate > 0
+               ? options.learning_rate
+               : std::max(static_cast<double>(n) / exaggeration, options.learning_rate_floor);
   };
   const std::size_t size = y.size();
+  const std::vector<float> initial = y;
+  const double initial_spread = principal_spreads(initial, n, dims)[0];
   std::vector<float> grad(size), update(size, 0.0f), gains(size, 1.0f);
   FftWorkspace workspace;
   const int total = options.iterations;
@@ -422,42 +503,68 @@ TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
     return callback(r);
   };
 
-  for (int it = 0; it < total; ++it) {
-    const bool ee = it < options.early_exaggeration_iterations;
-    const double exaggeration = ee ? options.early_exaggeration : 1.0;
-    const auto momentum = static_cast<float>(ee ? options.momentum : options.final_momentum);
-    last_z = gradient(grad, p, y, dims, exaggeration, options.dof, method, options, &workspace);
-    const auto rate = static_cast<float>(learning_rate(exaggeration));
-    const auto min_gain = static_cast<float>(options.min_gain);
-    for (std::size_t e = 0; e < size; ++e) {
-      float g = gains[e];
-      g = (update[e] * grad[e] < 0.0f) ? g + 0.2f : g * 0.8f;
-      g = std::max(g, min_gain);
-      gains[e] = g;
-      update[e] = momentum * update[e] - rate * g * grad[e];
-    }
-    if (options.max_step_norm > 0) {
-      const double cap = options.max_step_norm;
-      for (std::size_t i = 0; i < n; ++i) {
-        double s = 0.0;
-        for (int a = 0; a < dims; ++a) s += static_cast<double>(update[i * dims + a]) * update[i * dims + a];
-        if (s > cap * cap) {
-          const auto f = static_cast<float>(cap / std::sqrt(s));
-          for (int a = 0; a < dims; ++a) update[i * dims + a] *= f;
+  // One whole run from `initial` with the given early exaggeration; false when the callback
+  // stopped it.
+  const auto optimise = [&](double ee_factor) {
+    y = initial;
+    std::fill(update.begin(), update.end(), 0.0f);
+    std::fill(gains.begin(), gains.end(), 1.0f);
+    for (int it = 0; it < total; ++it) {
+      const bool ee = it < options.early_exaggeration_iterations;
+      const double exaggeration = ee ? ee_factor : 1.0;
+      const auto momentum = static_cast<float>(ee ? options.momentum : options.final_momentum);
+      last_z = gradient(grad, p, y, dims, exaggeration, options.dof, method, options, &workspace);
+      const auto rate = static_cast<float>(learning_rate(exaggeration));
+      const auto min_gain = static_cast<float>(options.min_gain);
+      for (std::size_t e = 0; e < size; ++e) {
+        float g = gains[e];
+        g = (update[e] * grad[e] < 0.0f) ? g + 0.2f : g * 0.8f;
+        g = std::max(g, min_gain);
+        gains[e] = g;
+        update[e] = momentum * update[e] - rate * g * grad[e];
+      }
+      if (options.max_step_norm > 0) {
+        const double cap = options.max_step_norm;
+        for (std::size_t i = 0; i < n; ++i) {
+          double s = 0.0;
+          for (int a = 0; a < dims; ++a)
+            s += static_cast<double>(update[i * dims + a]) * update[i * dims + a];
+          if (s > cap * cap) {
+            const auto f = static_cast<float>(cap / std::sqrt(s));
+            for (int a = 0; a < dims; ++a) update[i * dims + a] *= f;
+          }
         }
       }
-    }
-    for (std::size_t e = 0; e < size; ++e) y[e] += update[e];
-    result.iterations = it + 1;
-    if (!std::isfinite(y[0]) || !std::isfinite(y[size - 1]))
-      throw Error("t-SNE diverged at iteration " + std::to_string(it + 1) +
-                  " (try a smaller --learning-rate)");
-    if ((it + 1) % options.kl_every == 0 || it + 1 == total) {
-      if (!report(it + 1, ee)) {
-        result.stopped = true;
-        break;
+      for (std::size_t e = 0; e < size; ++e) y[e] += update[e];
+      result.iterations = it + 1;
+      if (!std::isfinite(y[0]) || !std::isfinite(y[size - 1]))
+        throw Error("t-SNE diverged at iteration " + std::to_string(it + 1) +
+                    " (try a smaller --learning-rate)");
+      if ((it + 1) % options.kl_every == 0 || it + 1 == total) {
+        if (!report(it + 1, ee)) return false;
       }
     }
+    return true;
+  };
+
+  result.stopped = !optimise(early_exaggeration);
+  if (!result.stopped && total > 0) {
+    std::string collapse = degenerate_map(y, n, dims, initial_spread);
+    if (!collapse.empty() && early_exaggeration > 1.0 &&
+        options.early_exaggeration_iterations > 0) {
+      // The exaggerated attraction won everywhere (see early_exaggeration_for): once the points
+      // coincide in floating point the gradient is exactly zero and nothing recovers. Run again
+      // from the same start without exaggeration, which never makes the point map stable.
+      result.warnings.push_back("the map collapsed to " + collapse + " with early exaggeration " +
+                                number(early_exaggeration) + "; ran again without it");
+      result.early_exaggeration = 1.0;
+      result.stopped = !optimise(1.0);
+      collapse = result.stopped ? std::string() : degenerate_map(y, n, dims, initial_spread);
+    }
+    if (!collapse.empty())
+      throw Error("t-SNE collapsed the map to " + collapse +
+                  "; the affinities carry no structure the map can show (try a lower "
+                  "--perplexity or --learning-rate)");
   }
   if (total == 0) report(0, false);
   result.embedding = std::move(y);

@@ -29,8 +29,8 @@ std::array<std::vector<double>, D> columns(std::span<const float> y, std::size_t
 }
 
 template <int D>
-double repulsive_exact_d(std::span<float> out, std::span<const float> y, std::size_t n,
-                         double dof, int threads) {
+double repulsive_exact_d(std::span<float> out, std::span<const float> y, std::size_t n, double dof,
+                         int threads) {
   const Kernel kernel(dof);
   std::vector<double> z_row(n);
   if (kernel.standard) {
@@ -322,10 +322,14 @@ double repulsive_exact(std::span<float> out, std::span<const float> y, std::size
   const int t = thread_count(threads);
   switch (dims) {
     // Small problems run on one thread: a parallel region costs more than it saves there.
-    case 1: return repulsive_exact_d<1>(out, y, n, dof, n < 1024 ? 1 : t);
-    case 2: return repulsive_exact_d<2>(out, y, n, dof, n < 1024 ? 1 : t);
-    case 3: return repulsive_exact_d<3>(out, y, n, dof, n < 1024 ? 1 : t);
-    default: throw Error("exact repulsion supports 1 to 3 dimensions, got " + std::to_string(dims));
+    case 1:
+      return repulsive_exact_d<1>(out, y, n, dof, n < 1024 ? 1 : t);
+    case 2:
+      return repulsive_exact_d<2>(out, y, n, dof, n < 1024 ? 1 : t);
+    case 3:
+      return repulsive_exact_d<3>(out, y, n, dof, n < 1024 ? 1 : t);
+    default:
+      throw Error("exact repulsion supports 1 to 3 dimensions, got " + std::to_string(dims));
   }
 }
 
@@ -333,19 +337,25 @@ double exact_forces_fused(std::span<float> att, std::span<float> rep, const Spar
                           std::span<const float> y, int dims, double exaggeration, int threads) {
   const int t = p.n < 1024 ? 1 : thread_count(threads);
   switch (dims) {
-    case 1: return exact_forces_fused_d<1>(att, rep, p, y, exaggeration, t);
-    case 2: return exact_forces_fused_d<2>(att, rep, p, y, exaggeration, t);
-    case 3: return exact_forces_fused_d<3>(att, rep, p, y, exaggeration, t);
-    default: throw Error("exact repulsion supports 1 to 3 dimensions, got " + std::to_string(dims));
+    case 1:
+      return exact_forces_fused_d<1>(att, rep, p, y, exaggeration, t);
+    case 2:
+      return exact_forces_fused_d<2>(att, rep, p, y, exaggeration, t);
+    case 3:
+      return exact_forces_fused_d<3>(att, rep, p, y, exaggeration, t);
+    default:
+      throw Error("exact repulsion supports 1 to 3 dimensions, got " + std::to_string(dims));
   }
 }
 
-double repulsive_barnes_hut(std::span<float> out, std::span<const float> y, std::size_t n,
-                            int dims, double dof, double theta, int threads) {
+double repulsive_barnes_hut(std::span<float> out, std::span<const float> y, std::size_t n, int dims,
+                            double dof, double theta, int threads) {
   const int t = n < 4096 ? 1 : thread_count(threads);
   switch (dims) {
-    case 2: return repulsive_bh_d<2>(out, y, n, dof, theta, t);
-    case 3: return repulsive_bh_d<3>(out, y, n, dof, theta, t);
+    case 2:
+      return repulsive_bh_d<2>(out, y, n, dof, theta, t);
+    case 3:
+      return repulsive_bh_d<3>(out, y, n, dof, theta, t);
     default:
       throw Error("Barnes-Hut supports 2 or 3 dimensions, got " + std::to_string(dims),
                   ErrorKind::usage);

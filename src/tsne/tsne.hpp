@@ -34,30 +34,36 @@ enum class Init { pca, random, given };
 const char* method_name(Method method);
 
 struct TsneOptions {
-  int dims = 2;                       // 2 or 3 (exact also accepts 1)
-  double perplexity = 30.0;           // lowered to (n - 1) / 3 when >= n (with a warning)
+  int dims = 2;              // 2 or 3 (exact also accepts 1)
+  double perplexity = 30.0;  // lowered to (n - 1) / 3 when >= n (with a warning)
   std::uint64_t seed = 0;
-  int iterations = 750;               // total, early exaggeration included
+  int iterations = 750;  // total, early exaggeration included
   int early_exaggeration_iterations = 250;
   double early_exaggeration = 12.0;
-  double learning_rate = 0.0;         // <= 0: auto = max(n / exaggeration of the phase, 50)
-  double momentum = 0.5;              // during early exaggeration
-  double final_momentum = 0.9;        // afterwards (0.8 in openTSNE; 0.9 measured better, docs/BENCHMARKS.md)
+  // Cap the exaggeration where it would collapse the map (early_exaggeration_for); false uses
+  // early_exaggeration as given, as openTSNE and FIt-SNE do.
+  bool limit_early_exaggeration = true;
+  double learning_rate = 0.0;  // <= 0: auto = max(n / exaggeration of the phase, floor)
+  double learning_rate_floor =
+      200.0;              // the auto rule's floor: scikit-learn's 50 on its 4x gradient
+  double momentum = 0.5;  // during early exaggeration
+  double final_momentum =
+      0.9;  // afterwards (0.8 in openTSNE; 0.9 measured better, docs/BENCHMARKS.md)
   double min_gain = 0.01;
-  double max_step_norm = 5.0;         // per-point update norm cap; <= 0 disables
-  double dof = 1.0;                   // degrees of freedom of the t kernel (1 = standard t-SNE)
+  double max_step_norm = 5.0;  // per-point update norm cap; <= 0 disables
+  double dof = 1.0;            // degrees of freedom of the t kernel (1 = standard t-SNE)
   Method method = Method::automatic;
   neighbors::Metric metric = neighbors::Metric::euclidean;
   neighbors::Algorithm knn_algorithm = neighbors::Algorithm::automatic;
   std::size_t exact_knn_threshold = 50000;
-  bool center = true;                 // subtract column means (euclidean metric)
+  bool center = true;  // subtract column means (euclidean metric)
   // -1: 50 when d > 50; 0: off; otherwise reduce to this. PCA speeds up the neighbour search only:
   // 1.5 k candidates found in the reduced space are re-ranked by their full-space distance, so P
   // is the full input's.
   int pca_dims = -1;
   Init init = Init::pca;
   std::vector<float> initial_embedding;  // (n, dims) for Init::given
-  double theta = 0.5;                 // Barnes-Hut opening angle
+  double theta = 0.5;                    // Barnes-Hut opening angle
   // FFT interpolation: boxes per unit length of the embedding's bounding cube, minimum boxes
   // per dimension, interpolation nodes per box and dimension.
   double fft_boxes_per_unit_2d = 1.0;
@@ -70,9 +76,9 @@ struct TsneOptions {
   double fft_near_radius = 4.0;
   double fft_split_box = 4.0;
   int fft_near_degree = 1;
-  int kl_every = 50;                  // KL divergence (and the callback) every this many iterations
-  std::size_t exact_kl_max_n = 10000; // exact KL up to this n, estimated above (see kl_divergence)
-  int threads = 0;                    // 0 = all cores
+  int kl_every = 50;  // KL divergence (and the callback) every this many iterations
+  std::size_t exact_kl_max_n = 10000;  // exact KL up to this n, estimated above (see kl_divergence)
+  int threads = 0;                     // 0 = all cores
 };
 
 // Symmetric joint probabilities in CSR form: row i holds columns col[row_ptr[i] .. row_ptr[i+1])
@@ -86,10 +92,10 @@ struct SparseP {
 
 // Reported every kl_every iterations and after the last one.
 struct IterationReport {
-  int iteration = 0;         // 1-based count of finished iterations
+  int iteration = 0;  // 1-based count of finished iterations
   int total_iterations = 0;
-  double kl = 0.0;           // KL(P || Q) with the un-exaggerated P
-  bool kl_exact = true;      // false: estimate with the repulsion method's approximate Z
+  double kl = 0.0;       // KL(P || Q) with the un-exaggerated P
+  bool kl_exact = true;  // false: estimate with the repulsion method's approximate Z
   bool early_exaggeration = false;
   std::span<const float> embedding;  // (n, dims), valid only during the call
 };
@@ -102,11 +108,13 @@ struct TsneResult {
   std::vector<float> embedding;  // (n, dims)
   double kl = 0.0;               // at the last iteration
   bool kl_exact = true;
-  int iterations = 0;            // iterations actually run
-  bool stopped = false;          // stopped by the callback
-  Method method = Method::exact; // the repulsion method used
-  double perplexity = 0.0;       // the perplexity used (after lowering)
-  std::size_t neighbors = 0;     // k
+  int iterations = 0;             // iterations actually run
+  bool stopped = false;           // stopped by the callback
+  Method method = Method::exact;  // the repulsion method used
+  double perplexity = 0.0;        // the perplexity used (after lowering)
+  std::size_t neighbors = 0;      // k
+  double early_exaggeration =
+      0;  // the exaggeration used (early_exaggeration_for; 1 after a re-run)
   std::vector<std::string> warnings;
 };
 
@@ -139,8 +147,21 @@ void conditional_probabilities(std::span<float> out, std::span<const float> sq_d
                                std::size_t n, std::size_t k, double perplexity, int threads = 0);
 
 // P = (C + C^T) / sum, from conditional probabilities C (n, k) on the kNN graph `indices` (n, k).
-SparseP joint_probabilities(std::span<const float> conditional, std::span<const std::int32_t> indices,
-                            std::size_t n, std::size_t k);
+SparseP joint_probabilities(std::span<const float> conditional,
+                            std::span<const std::int32_t> indices, std::size_t n, std::size_t k);
+
+// Spectrum of P's graph Laplacian L = D - P (D = diag of P's row sums): its `count` smallest
+// eigenvalues after the constant vector's 0 (lambda_2 ..), ascending. Lanczos above 200 points
+// (Ritz values: upper bounds), a dense eigen-decomposition at or below (and in the _dense
+// reference, O(n^3)).
+std::vector<double> laplacian_low_eigenvalues(const SparseP& p, int count);
+std::vector<double> laplacian_low_eigenvalues_dense(const SparseP& p, int count);
+
+// The early exaggeration used for a `dims`-D map of P: `requested`, capped so that the map's
+// `dims` leading Laplacian modes still expand while it is exaggerated (ex (n - 1) lambda <= 1/2
+// for lambda = lambda_{dims+1}), never below 1. Without the cap, a nearly uniform P (a sentence
+// or a paragraph at perplexity 30) collapses the map to a line or a point.
+double early_exaggeration_for(const SparseP& p, int dims, double requested);
 
 // Attractive part: out (n, dims) = exaggeration * sum_j p_ij g_ij (yi - yj).
 void attractive_forces(std::span<float> out, const SparseP& p, std::span<const float> y, int dims,
@@ -153,10 +174,9 @@ double repulsive_exact(std::span<float> out, std::span<const float> y, std::size
 // (as attractive_forces), rep (n, dims) = the un-normalised repulsion (as repulsive_exact);
 // returns Z. For small maps, whose P is nearly dense (gradient() uses it up to 4,096 points).
 double exact_forces_fused(std::span<float> att, std::span<float> rep, const SparseP& p,
-                          std::span<const float> y, int dims, double exaggeration,
-                          int threads = 0);
-double repulsive_barnes_hut(std::span<float> out, std::span<const float> y, std::size_t n,
-                            int dims, double dof, double theta, int threads = 0);
+                          std::span<const float> y, int dims, double exaggeration, int threads = 0);
+double repulsive_barnes_hut(std::span<float> out, std::span<const float> y, std::size_t n, int dims,
+                            double dof, double theta, int threads = 0);
 
 struct FftParams {
   double boxes_per_unit = 1.0;
