@@ -261,6 +261,10 @@ class Canvas {
         surface_.reset(
             cairo_pdf_surface_create_for_stream(append_to_string, &bytes_, width, height));
         cairo_pdf_surface_set_metadata(surface_.get(), CAIRO_PDF_METADATA_CREATOR, "tokmap");
+        // A fixed date (the reproducible-builds convention) instead of the clock's, so the same
+        // input gives the same bytes.
+        cairo_pdf_surface_set_metadata(surface_.get(), CAIRO_PDF_METADATA_CREATE_DATE,
+                                       "2000-01-01T00:00:00Z");
         break;
     }
     check(cairo_surface_status(surface_.get()), out_);
