@@ -680,9 +680,10 @@ MapAssessment assess_map(const Matrix& map, const MapFacts& facts, const Matrix&
     } else {
       result.effective_dims = static_cast<int>(dims);
       if (dims >= 2 && ratio2 < options.elongated_ratio) {
-        add(Rating::poor, "elongated",
+        add(Rating::fair, "elongated",
             "the map is nearly a straight line (width " + percent(ratio2) +
-                " of its length): suspect a partly collapsed optimisation");
+                " of its length): a partly collapsed optimisation, unless the data are "
+                "one-dimensional");
       }
       if (dims == 3 && ratio3 < options.plane_ratio) {
         result.effective_dims = 2;
@@ -745,9 +746,13 @@ MapAssessment assess_map(const Matrix& map, const MapFacts& facts, const Matrix&
             ") the neighbour numbers are not meaningful: a random map scores " +
             fixed(result.random_trustworthiness, 2) + " trustworthiness");
   } else {
-    result.trustworthiness_rating =
-        grade(facts.trustworthiness, options.rank_good, options.rank_fair);
-    result.continuity_rating = grade(facts.continuity, options.rank_good, options.rank_fair);
+    // The grades are stated for large N, where a random map scores 0.5; for smaller N they keep
+    // the same share of the way from random to perfect (0.9 is 80% of the way from 0.5 to 1).
+    const double base = result.random_trustworthiness;
+    auto scaled = [&](double threshold) { return base + (threshold - 0.5) / 0.5 * (1.0 - base); };
+    const double good = scaled(options.rank_good), fair = scaled(options.rank_fair);
+    result.trustworthiness_rating = grade(facts.trustworthiness, good, fair);
+    result.continuity_rating = grade(facts.continuity, good, fair);
     result.knn_rating = grade(facts.knn_preservation, options.knn_good, options.knn_fair);
     const double limit = result.random_trustworthiness + options.random_margin;
     const bool t_random = std::isfinite(facts.trustworthiness) && facts.trustworthiness < limit;
@@ -759,7 +764,8 @@ MapAssessment assess_map(const Matrix& map, const MapFacts& facts, const Matrix&
           std::string(t_random ? "trustworthiness " + fixed(facts.trustworthiness, 2) : "") +
               (t_random && c_random ? " and " : "") +
               (c_random ? "continuity " + fixed(facts.continuity, 2) : "") +
-              " no better than a random placement (" + fixed(result.random_trustworthiness, 2) +
+              (t_random && c_random ? " are" : " is") + " no better than a random map's (" +
+              fixed(result.random_trustworthiness, 2) +
               "): the map's neighbourhoods are not the data's");
     } else {
       for (const auto& [rating, name, value] :
@@ -767,8 +773,8 @@ MapAssessment assess_map(const Matrix& map, const MapFacts& facts, const Matrix&
             std::tuple{result.continuity_rating, "continuity", facts.continuity}}) {
         if (rating && *rating != Rating::good) {
           add(*rating, "low_" + std::string(name),
-              std::string(name) + " " + fixed(value, 2) + " (good from " +
-                  fixed(options.rank_good, 2) + ")");
+              std::string(name) + " " + fixed(value, 2) + " is " + rating_name(*rating) +
+                  " (good from " + fixed(good, 2) + ", fair from " + fixed(fair, 2) + ")");
         }
       }
     }

@@ -249,7 +249,7 @@ TEST(AssessMap, AStraightLineIsDegenerateIn2DAnd3D) {
     EXPECT_THAT(a.reasons.front(),
                 ::testing::HasSubstr(std::to_string(dims) + "D map is a straight line"));
   }
-  // 10:1 is suspicious (poor), not yet a line.
+  // 20:1 is suspicious (fair: one-dimensional data give such ribbons), not yet a line.
   std::vector<float> map(n * 2);
   const auto along = gaussian(n, 1, 27, 15.0f);
   const auto across = gaussian(n, 1, 28, 0.8f);
@@ -260,7 +260,7 @@ TEST(AssessMap, AStraightLineIsDegenerateIn2DAnd3D) {
   const auto a = assess_map({map, n, 2}, {});
   EXPECT_TRUE(has_flag(a, "elongated")) << describe(a);
   EXPECT_FALSE(has_flag(a, "line"));
-  EXPECT_EQ(a.rating, Rating::poor);
+  EXPECT_EQ(a.rating, Rating::fair);
 }
 
 TEST(AssessMap, AFlat3DMapIsAPlane) {
@@ -340,6 +340,26 @@ TEST(AssessMap, TinyMapsSayTheNeighbourNumbersAreNotMeaningful) {
   // 12 points are enough.
   const auto [o12, m12] = planar_data(12, 35);
   EXPECT_TRUE(assess_map({m12, 12, 2}, facts_of(o12, m12, 12, 2)).neighbors_meaningful);
+}
+
+TEST(AssessMap, RankGradesKeepTheirShareOfTheWayFromRandomForSmallN) {
+  // n = 20, k = 9: a random map scores 0.518, so "good" (80% of the way to 1) starts at 0.904.
+  const std::size_t n = 20;
+  const auto [original, map] = planar_data(n, 38);
+  MapFacts facts;
+  facts.k = 9;
+  facts.continuity = 0.95;
+  facts.trustworthiness = 0.9;
+  auto a = assess_map({map, n, 2}, facts);
+  EXPECT_NEAR(a.random_trustworthiness, 1.0 - 10.0 * 11.0 / (19.0 * 12.0), 1e-12);
+  EXPECT_EQ(a.trustworthiness_rating, Rating::fair) << describe(a);
+  EXPECT_THAT(describe(a), ::testing::HasSubstr("trustworthiness 0.90 is fair (good from 0.90"));
+  facts.trustworthiness = 0.91;
+  EXPECT_EQ(assess_map({map, n, 2}, facts).trustworthiness_rating, Rating::good);
+  facts.trustworthiness = 0.6;  // within 0.1 of random
+  a = assess_map({map, n, 2}, facts);
+  EXPECT_EQ(a.rating, Rating::degenerate);
+  EXPECT_THAT(describe(a), ::testing::HasSubstr("no better than a random map's (0.52)"));
 }
 
 TEST(AssessMap, CoincidentPointsCountUnlessTheirInputsAreDuplicates) {
