@@ -457,20 +457,6 @@ std::vector<float> neighborhood_overlap(const Matrix& a, const Matrix& b, std::s
 
 namespace tokmap::analysis {
 
-const char* rating_name(Rating rating) {
-  switch (rating) {
-    case Rating::good:
-      return "good";
-    case Rating::fair:
-      return "fair";
-    case Rating::poor:
-      return "poor";
-    case Rating::degenerate:
-      return "degenerate";
-  }
-  return "degenerate";
-}
-
 double random_trustworthiness(std::size_t n, std::size_t k) {
   // A random map's k neighbours of i are k random others: a share (n - 1 - k) / (n - 1) of them
   // are false neighbours, each with an original rank uniform on k + 1 .. n - 1, so a mean

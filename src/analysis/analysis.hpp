@@ -89,7 +89,19 @@ std::vector<float> neighborhood_overlap(const Matrix& a, const Matrix& b, std::s
 // Ordered: a larger value is worse.
 enum class Rating { good = 0, fair = 1, poor = 2, degenerate = 3 };
 // "good", "fair", "poor", "degenerate".
-const char* rating_name(Rating rating);
+constexpr const char* rating_name(Rating rating) {
+  switch (rating) {
+    case Rating::good:
+      return "good";
+    case Rating::fair:
+      return "fair";
+    case Rating::poor:
+      return "poor";
+    case Rating::degenerate:
+      break;
+  }
+  return "degenerate";
+}
 
 // The thresholds, in one place. Spreads are per principal axis of the centred map:
 // sigma_k = s_k / sqrt(n), s_k the singular values of the centred (n, dims) coordinates
@@ -97,10 +109,10 @@ const char* rating_name(Rating rating);
 struct AssessOptions {
   // A point: RMS radius sqrt(sum sigma_k^2) below this, in t-SNE map units, or below 1e-5 of the
   // centroid's distance from the origin (float resolution). t-SNE's kernel 1 / (1 + d^2) has a
-  // natural unit length of 1: when every distance is below ~0.02, every w_ij is within 0.1% of 1,
-  // so Q is uniform and the map, however its shape looks once the page zooms in on it, carries
-  // nothing (optimised maps span tens of units; PCA/random inits start at ~1e-4, so a map this
-  // small never left its initialisation).
+  // natural unit length of 1: at an RMS radius of 0.01 typical distances are ~0.014 and
+  // w_ij > 0.999, so Q is uniform to 0.1% and the map, however its shape looks once the page
+  // zooms in on it, carries nothing (optimised maps span tens of units; PCA/random inits start
+  // at ~1e-4, so a map this small never left its initialisation).
   double point_radius = 1e-2;
   // A line: sigma_2 / sigma_1 below this (2D and 3D): a 50:1 aspect ratio. t-SNE's repulsion
   // acts in every direction, so an optimised map spreads over the plane; even genuinely
@@ -146,8 +158,8 @@ struct AssessOptions {
   double knn_good = 0.5;
   double knn_fair = 0.3;
   // Below this many points the k-NN numbers (k lowered to (n - 1) / 2) are not meaningful: with
-  // k <= 5 of 11 others, random maps already score 0.52 trustworthiness and preserve ~45% of
-  // neighbours, so they are reported without a rating.
+  // n = 11 and k = 5 a random map already keeps half of each point's neighbours (k / (n - 1)),
+  // and 7 points leave k = 3 of 6 others, so they are reported without a rating.
   std::size_t min_points_for_neighbors = 12;
 };
 
