@@ -744,6 +744,8 @@ class App {
     b.className = `map-warning${bad ? ` ${a.rating}` : ''}`;
     if (!bad) { b.textContent = ''; b.dataset.rating = ''; return; }
     b.dataset.rating = a.rating;
+    // A degenerate map interrupts (alert); a poor one is announced politely.
+    b.setAttribute('role', a.rating === 'degenerate' ? 'alert' : 'status');
     const head = a.rating === 'degenerate' ? 'Degenerate map: it shows nothing of the data.' : 'Poor map: read it with care.';
     const text = `⚠ ${head} ${a.reasons && a.reasons.length ? sentence(a.reasons[0]) : ''}`;
     if (b.textContent !== text) b.textContent = text;
