@@ -88,6 +88,17 @@ test('the trust panel rates the map and its KL, and lists the report\'s degenera
   await page.evaluate(() => window.__tokmap.setLayer(3, true));
   await frames(page);
   assert.equal(await banner(page), null);
+  // A poor map gets a milder banner, announced politely.
+  const poor = sample.maps.find((x) => x.model === 0 && x.assessment.rating === 'poor');
+  assert.ok(poor, 'the sample has a poor map');
+  await page.selectOption('#seed', '0');
+  await page.selectOption('#perplexity', String(poor.perplexity));
+  await page.selectOption('#dims', String(poor.dims));
+  await page.evaluate((l) => window.__tokmap.setLayer(l, true), sample.layers.indexOf(poor.layer));
+  await frames(page);
+  const p = await banner(page);
+  assert.deepEqual([p.rating, p.role], ['poor', 'status']);
+  assert.match(p.text, /Poor map: read it with care\. Trustworthiness/);
   assert.deepEqual(errors, []);
   await page.close();
 });
