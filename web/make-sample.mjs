@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Writes synthetic but structured report data (docs/REPORT_FORMAT.md):
 //   web/sample-data.json        3 texts, ~60 tokens, 2 models (7 and 5 layers, paired by relative depth),
-//                               2 perplexities, 2D+3D, 3 seeds
+//                               2 perplexities, 2D+3D, 3 seeds; every map assessed, and one
+//                               (demo-brown-gpt2, layer 2, perplexity 15, 3D) a degenerate straight line
 //   web/dist/sample-big.json    100,000 tokens, one layer, one model (the performance check)
 // Deterministic (seeded), so the committed sample does not change between runs.
 import fs from 'node:fs';
@@ -187,6 +188,33 @@ function smallSample() {
       }
     });
   });
+  // Assessments (docs/REPORT_FORMAT.md, "Map assessment"), derived from the numbers above without
+  // drawing more random values; then one map collapsed onto a line, as a broken optimiser leaves it.
+  for (const m of maps) {
+    m.k = 10;
+    m.kl_uniform = r4(m.kl / 0.3);
+    m.assessment = assessSample(m, N);
+    m.seed_kl = m.seed_coords.map(() => m.kl);
+    m.seed_assessments = m.seed_coords.map(() => ({ ...assessSample(m, N), ratings: { ...assessSample(m, N).ratings, trustworthiness: null, continuity: null, knn_preservation: null } }));
+  }
+  const line = maps.find((m) => m.model === 0 && m.layer === 2 && m.perplexity === 15 && m.dims === 3);
+  const lineCoords = (shift) => tokens.flatMap((_, i) => { const t = ((i * 37) % N) / N * 40 - 20 + shift; return [r4(t), r4(2 * t), r4(-t + 1e-3 * (i % 3))]; });
+  line.coords = lineCoords(0);
+  line.seed_coords = line.seed_coords.map((_, s) => lineCoords(s + 1));
+  line.kl = r4(0.97 * line.kl_uniform);
+  line.trustworthiness = 0.71;
+  const lineAssessment = {
+    rating: 'degenerate', flags: ['line', 'uniform_kl', 'low_trustworthiness'],
+    reasons: ['the 3D map is a straight line (its width is 0.0% of its length): a collapsed optimisation, not structure',
+      `KL ${line.kl.toFixed(3)} is 97% of the KL of a map with every point in one place (${line.kl_uniform.toFixed(3)}): the map explains next to nothing of P`,
+      'trustworthiness 0.71 (good from 0.90)'],
+    effective_dims: 1, spread: [18.9, 0.0005, 0.0001], coincident_fraction: 0, kl_ratio: 0.97, random_trustworthiness: 0.51,
+    neighbors_meaningful: true, ratings: { kl: 'degenerate', trustworthiness: 'poor', continuity: 'good', knn_preservation: 'fair' },
+  };
+  line.assessment = lineAssessment;
+  line.seed_kl = line.seed_coords.map(() => line.kl);
+  line.seed_assessments = line.seed_coords.map(() => ({ ...lineAssessment, ratings: { ...lineAssessment.ratings, trustworthiness: null, continuity: null, knn_preservation: null } }));
+
   // Matching relative depth, as tokmap viz pairs them: layer l of 6 with round(l * 4 / 6) of 4.
   // Overlap is a share of k = 10 neighbours, so a multiple of 0.1.
   layers.forEach((layer) => {
@@ -201,6 +229,28 @@ function smallSample() {
     texts, models, layers, perplexities, seeds, dims: [2, 3], tokens, maps, analysis,
     comparison: { pairs },
     settings: { metric: 'cosine', normalize: 'center', exclude_first: false, highlight: ['bank'] },
+  };
+}
+
+/** A plausible assessment of a healthy synthetic map, from its numbers (same grades as src/analysis). */
+function assessSample(m, N) {
+  const grade = (v, good, fair) => (v >= good ? 'good' : v >= fair ? 'fair' : 'poor');
+  const ratio = m.kl / m.kl_uniform;
+  const ratings = {
+    kl: ratio < 0.5 ? 'good' : ratio < 0.75 ? 'fair' : 'poor',
+    trustworthiness: grade(m.trustworthiness, 0.9, 0.8),
+    continuity: grade(m.continuity, 0.9, 0.8),
+    knn_preservation: grade(m.knn_preservation, 0.5, 0.3),
+  };
+  const order = ['good', 'fair', 'poor', 'degenerate'];
+  const reasons = [], flags = [];
+  for (const name of ['trustworthiness', 'continuity']) {
+    if (ratings[name] !== 'good') { flags.push(`low_${name}`); reasons.push(`${name} ${m[name].toFixed(2)} (good from 0.90)`); }
+  }
+  const rating = order[Math.max(order.indexOf(ratings.kl), order.indexOf(ratings.trustworthiness), order.indexOf(ratings.continuity))];
+  return {
+    rating, flags, reasons, effective_dims: m.dims, spread: m.dims === 2 ? [14, 10] : [14, 11, 9], coincident_fraction: 0,
+    kl_ratio: r4(ratio), random_trustworthiness: r4(1 - ((N - 11) * (N - 10)) / ((N - 1) * (2 * N - 31))), neighbors_meaningful: N >= 12, ratings,
   };
 }
 

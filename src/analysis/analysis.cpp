@@ -4,8 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <limits>
 #include <numeric>
 #include <random>
+#include <string>
+#include <tuple>
 #include <unordered_map>
 
 extern "C" void dgesvd_(const char* jobu, const char* jobvt, const int* m, const int* n, double* a,
@@ -444,6 +448,334 @@ std::vector<float> neighborhood_overlap(const Matrix& a, const Matrix& b, std::s
     overlap[i] = static_cast<float>(shared) / static_cast<float>(k);
   }
   return overlap;
+}
+
+}  // namespace tokmap::analysis
+
+// ---------------------------------------------------------------------------------------------
+// Map assessment
+
+namespace tokmap::analysis {
+
+double random_trustworthiness(std::size_t n, std::size_t k) {
+  // A random map's k neighbours of i are k random others: a share (n - 1 - k) / (n - 1) of them
+  // are false neighbours, each with an original rank uniform on k + 1 .. n - 1, so a mean
+  // penalty (rank - k) of (n - k) / 2; scikit-learn's normalisation 2 / (n k (2n - 3k - 1)).
+  const double nn = static_cast<double>(n), kk = static_cast<double>(k);
+  const double denominator = (nn - 1.0) * (2.0 * nn - 3.0 * kk - 1.0);
+  if (n < 2 || !(denominator > 0)) return 0.5;
+  return 1.0 - (nn - 1.0 - kk) * (nn - kk) / denominator;
+}
+
+namespace {
+
+std::string fixed(double value, int digits) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.*f", digits, value);
+  return buffer;
+}
+
+std::string general(double value) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.2g", value);
+  return buffer;
+}
+
+std::string percent(double share) {
+  const double p = 100.0 * share;
+  if (p > 0 && p < 0.1) return general(p) + "%";
+  return fixed(p, p < 10 ? 1 : 0) + "%";
+}
+
+// Singular values of the column-centred (n, dims) map, descending (LAPACK dgesvd on the
+// column-major copy). Also returns the centroid's norm through `centroid_norm`.
+std::vector<double> centred_singular_values(const Matrix& map, double& centroid_norm) {
+  const std::size_t n = map.rows, dims = map.cols;
+  std::vector<double> mean(dims, 0.0);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t c = 0; c < dims; ++c) mean[c] += map.data[i * dims + c];
+  }
+  centroid_norm = 0;
+  for (auto& m : mean) {
+    m /= double(n);
+    centroid_norm += m * m;
+  }
+  centroid_norm = std::sqrt(centroid_norm);
+  std::vector<double> a(n * dims);  // column-major
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t c = 0; c < dims; ++c) a[i + c * n] = map.data[i * dims + c] - mean[c];
+  }
+  const int m = static_cast<int>(n), d = static_cast<int>(dims), one = 1;
+  std::vector<double> s(dims, 0.0);
+  double query = 0, dummy = 0;
+  int lwork = -1, info = 0;
+  dgesvd_("N", "N", &m, &d, a.data(), &m, s.data(), &dummy, &one, &dummy, &one, &query, &lwork,
+          &info, 1, 1);
+  lwork = std::max(1, static_cast<int>(query));
+  std::vector<double> work(static_cast<std::size_t>(lwork));
+  dgesvd_("N", "N", &m, &d, a.data(), &m, s.data(), &dummy, &one, &dummy, &one, work.data(), &lwork,
+          &info, 1, 1);
+  if (info != 0) throw Error("map assessment: SVD of the map did not converge");
+  return s;
+}
+
+// Which rows of `original` have an exact twin (bit-identical values): such tokens are expected
+// to coincide in the map.
+std::vector<std::uint8_t> duplicated_rows(const Matrix& original) {
+  const std::size_t n = original.rows, d = original.cols;
+  std::vector<std::uint8_t> duplicate(n, 0);
+  if (d == 0) return duplicate;
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  auto row = [&](std::size_t i) { return original.data.data() + i * d; };
+  auto less = [&](std::size_t a, std::size_t b) {
+    return std::lexicographical_compare(row(a), row(a) + d, row(b), row(b) + d);
+  };
+  std::sort(order.begin(), order.end(), less);
+  for (std::size_t r = 1; r < n; ++r) {
+    if (std::equal(row(order[r - 1]), row(order[r - 1]) + d, row(order[r]))) {
+      duplicate[order[r - 1]] = duplicate[order[r]] = 1;
+    }
+  }
+  return duplicate;
+}
+
+// For each point: is another point within `radius` (exact distances in double)? Grid of cells
+// `radius` wide, hashed; each point looks at the 3^dims cells around it and stops at the first
+// partner, so a fully collapsed map costs O(n) too.
+std::vector<std::uint8_t> has_close_partner(const Matrix& map, double radius) {
+  const std::size_t n = map.rows, dims = map.cols;
+  std::vector<std::uint8_t> close(n, 0);
+  if (!(radius > 0)) return close;
+  std::vector<double> low(dims, std::numeric_limits<double>::infinity());
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t c = 0; c < dims; ++c)
+      low[c] = std::min<double>(low[c], map.data[i * dims + c]);
+  }
+  auto cell_of = [&](std::size_t i, std::size_t c) {
+    return static_cast<std::int64_t>(std::floor((map.data[i * dims + c] - low[c]) / radius));
+  };
+  // Cells far beyond 2^20 per axis only happen for maps whose radius is tiny next to their
+  // extent; they still hash correctly, collisions only cost time.
+  auto key_of = [](const std::int64_t* cell, std::size_t dims) {
+    std::uint64_t key = 1469598103934665603ull;
+    for (std::size_t c = 0; c < dims; ++c)
+      key = (key ^ static_cast<std::uint64_t>(cell[c])) * 1099511628211ull;
+    return key;
+  };
+  std::unordered_map<std::uint64_t, std::vector<std::int32_t>> cells;
+  cells.reserve(n);
+  std::vector<std::int64_t> cell_index(n * dims);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t c = 0; c < dims; ++c) cell_index[i * dims + c] = cell_of(i, c);
+    cells[key_of(&cell_index[i * dims], dims)].push_back(static_cast<std::int32_t>(i));
+  }
+  const double r2 = radius * radius;
+  std::size_t offsets = 1;
+  for (std::size_t c = 0; c < dims; ++c) offsets *= 3;
+  std::vector<std::int64_t> probe(dims);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (close[i]) continue;
+    for (std::size_t o = 0; o < offsets && !close[i]; ++o) {
+      std::size_t rest = o;
+      for (std::size_t c = 0; c < dims; ++c) {
+        probe[c] = cell_index[i * dims + c] + static_cast<std::int64_t>(rest % 3) - 1;
+        rest /= 3;
+      }
+      const auto it = cells.find(key_of(probe.data(), dims));
+      if (it == cells.end()) continue;
+      for (const auto j : it->second) {
+        if (static_cast<std::size_t>(j) == i) continue;
+        double d2 = 0;
+        for (std::size_t c = 0; c < dims; ++c) {
+          const double diff = double(map.data[i * dims + c]) - map.data[j * dims + c];
+          d2 += diff * diff;
+        }
+        if (d2 <= r2) {
+          close[i] = close[j] = 1;
+          break;
+        }
+      }
+    }
+  }
+  return close;
+}
+
+struct Finding {
+  Rating rating;
+  std::string flag;
+  std::string reason;
+};
+
+std::optional<Rating> grade(double value, double good, double fair) {
+  if (!std::isfinite(value)) return std::nullopt;
+  return value >= good ? Rating::good : value >= fair ? Rating::fair : Rating::poor;
+}
+
+}  // namespace
+
+MapAssessment assess_map(const Matrix& map, const MapFacts& facts, const Matrix& original,
+                         const AssessOptions& options) {
+  const std::size_t n = map.rows, dims = map.cols;
+  if (dims < 1 || dims > 3)
+    throw Error("map assessment: maps have 1 to 3 dimensions, got " + std::to_string(dims));
+  if (map.data.size() != n * dims) throw Error("map assessment: map size does not match its shape");
+  if (n < 2) throw Error("map assessment needs at least 2 points");
+  const bool has_original = original.rows > 0;
+  if (has_original) check_rows(original, map, "map assessment");
+
+  MapAssessment result;
+  std::vector<Finding> findings;
+  auto add = [&](Rating rating, std::string flag, std::string reason) {
+    findings.push_back({rating, std::move(flag), std::move(reason)});
+  };
+
+  // --- geometry -------------------------------------------------------------------------------
+  const bool finite =
+      std::all_of(map.data.begin(), map.data.end(), [](float v) { return std::isfinite(v); });
+  if (!finite) {
+    add(Rating::degenerate, "non_finite", "the map has non-finite coordinates (NaN or infinity)");
+    result.effective_dims = 0;
+    result.spread.assign(dims, std::numeric_limits<double>::quiet_NaN());
+    result.rms_radius = std::numeric_limits<double>::quiet_NaN();
+  } else {
+    double centroid_norm = 0;
+    const auto s = centred_singular_values(map, centroid_norm);
+    result.spread.resize(dims);
+    double sum2 = 0;
+    for (std::size_t c = 0; c < dims; ++c) {
+      result.spread[c] = s[c] / std::sqrt(double(n));
+      sum2 += result.spread[c] * result.spread[c];
+    }
+    result.rms_radius = std::sqrt(sum2);
+    const double sigma1 = result.spread[0];
+    const double ratio2 = dims >= 2 && sigma1 > 0 ? result.spread[1] / sigma1 : 0.0;
+    const double ratio3 = dims >= 3 && sigma1 > 0 ? result.spread[2] / sigma1 : 0.0;
+    const bool point = result.rms_radius < std::max(options.point_radius, 1e-5 * centroid_norm);
+    if (point) {
+      result.effective_dims = 0;
+      add(Rating::degenerate, "point",
+          "every point is at the same place (RMS spread " + general(result.rms_radius) +
+              "; optimised t-SNE maps span tens of units): the optimisation collapsed or never "
+              "left its initialisation");
+    } else if (dims >= 2 && ratio2 < options.line_ratio) {
+      result.effective_dims = 1;
+      add(Rating::degenerate, "line",
+          "the " + std::to_string(dims) + "D map is a straight line (its width is " +
+              percent(ratio2) + " of its length): a collapsed optimisation, not structure");
+    } else {
+      result.effective_dims = static_cast<int>(dims);
+      if (dims >= 2 && ratio2 < options.elongated_ratio) {
+        add(Rating::fair, "elongated",
+            "the map is nearly a straight line (width " + percent(ratio2) +
+                " of its length): a partly collapsed optimisation, unless the data are "
+                "one-dimensional");
+      }
+      if (dims == 3 && ratio3 < options.plane_ratio) {
+        result.effective_dims = 2;
+        add(Rating::poor, "plane",
+            "the 3D map is flat (its depth is " + percent(ratio3) +
+                " of its length): it shows no more than a 2D map, and its third axis is noise");
+      } else if (dims == 3 && ratio3 < options.thin_ratio && ratio2 >= options.elongated_ratio) {
+        add(Rating::fair, "thin",
+            "the 3D map is nearly flat (depth " + percent(ratio3) + " of its length)");
+      }
+    }
+    // --- coincident points --------------------------------------------------------------------
+    if (point) {
+      result.coincident_fraction = 1.0;
+    } else {
+      const auto close = has_close_partner(map, options.coincident_distance * result.rms_radius);
+      const auto duplicate =
+          has_original ? duplicated_rows(original) : std::vector<std::uint8_t>(n, 0);
+      std::size_t count = 0;
+      for (std::size_t i = 0; i < n; ++i) count += close[i] && !duplicate[i];
+      result.coincident_fraction = double(count) / double(n);
+      const std::string what = percent(result.coincident_fraction) + " of the points (" +
+                               std::to_string(count) + " of " + std::to_string(n) +
+                               ") lie on top of another point although their inputs differ";
+      if (result.coincident_fraction >= options.coincident_degenerate) {
+        add(Rating::degenerate, "coincident", what + ": most of the map has collapsed");
+      } else if (result.coincident_fraction >= options.coincident_poor) {
+        add(Rating::poor, "coincident", what + ": part of the map has collapsed");
+      }
+    }
+  }
+
+  // --- KL against the uninformative map
+  // -----------------------------------------------------------
+  if (std::isfinite(facts.kl) && std::isfinite(facts.kl_uniform) && facts.kl_uniform > 0) {
+    result.kl_ratio = facts.kl / facts.kl_uniform;
+    const double r = result.kl_ratio;
+    result.kl_rating = r < options.kl_good         ? Rating::good
+                       : r < options.kl_fair       ? Rating::fair
+                       : r < options.kl_degenerate ? Rating::poor
+                                                   : Rating::degenerate;
+    const std::string what = "KL " + fixed(facts.kl, 3) + " is " + percent(r) +
+                             " of the KL of a map with every point in one place (" +
+                             fixed(facts.kl_uniform, 3) + ")";
+    if (*result.kl_rating == Rating::degenerate) {
+      add(Rating::degenerate, "uniform_kl", what + ": the map explains next to nothing of P");
+    } else if (*result.kl_rating == Rating::poor) {
+      add(Rating::poor, "high_kl", what + ": the map keeps little of the neighbourhoods");
+    } else if (*result.kl_rating == Rating::fair) {
+      add(Rating::fair, "high_kl", what);
+    }
+  }
+
+  // --- neighbour numbers ------------------------------------------------------------------------
+  result.random_trustworthiness = random_trustworthiness(n, facts.k);
+  result.neighbors_meaningful = n >= options.min_points_for_neighbors;
+  if (!result.neighbors_meaningful) {
+    add(Rating::good, "few_points",
+        "with " + std::to_string(n) + " points (k = " + std::to_string(facts.k) +
+            ") the neighbour numbers are not meaningful: a random map scores " +
+            fixed(result.random_trustworthiness, 2) + " trustworthiness");
+  } else {
+    // The grades are stated for large N, where a random map scores 0.5; for smaller N they keep
+    // the same share of the way from random to perfect (0.9 is 80% of the way from 0.5 to 1).
+    const double base = result.random_trustworthiness;
+    auto scaled = [&](double threshold) { return base + (threshold - 0.5) / 0.5 * (1.0 - base); };
+    const double good = scaled(options.rank_good), fair = scaled(options.rank_fair);
+    result.trustworthiness_rating = grade(facts.trustworthiness, good, fair);
+    result.continuity_rating = grade(facts.continuity, good, fair);
+    result.knn_rating = grade(facts.knn_preservation, options.knn_good, options.knn_fair);
+    const double limit = result.random_trustworthiness + options.random_margin;
+    const bool t_random = std::isfinite(facts.trustworthiness) && facts.trustworthiness < limit;
+    const bool c_random = std::isfinite(facts.continuity) && facts.continuity < limit;
+    if (t_random || c_random) {
+      if (t_random) result.trustworthiness_rating = Rating::degenerate;
+      if (c_random) result.continuity_rating = Rating::degenerate;
+      add(Rating::degenerate, "random_neighbors",
+          std::string(t_random ? "trustworthiness " + fixed(facts.trustworthiness, 2) : "") +
+              (t_random && c_random ? " and " : "") +
+              (c_random ? "continuity " + fixed(facts.continuity, 2) : "") +
+              (t_random && c_random ? " are" : " is") + " no better than a random map's (" +
+              fixed(result.random_trustworthiness, 2) +
+              "): the map's neighbourhoods are not the data's");
+    } else {
+      for (const auto& [rating, name, value] :
+           {std::tuple{result.trustworthiness_rating, "trustworthiness", facts.trustworthiness},
+            std::tuple{result.continuity_rating, "continuity", facts.continuity}}) {
+        if (rating && *rating != Rating::good) {
+          add(*rating, "low_" + std::string(name),
+              std::string(name) + " " + fixed(value, 2) + " is " + rating_name(*rating) +
+                  " (good from " + fixed(good, 2) + ", fair from " + fixed(fair, 2) + ")");
+        }
+      }
+    }
+  }
+
+  // Worst first; the rating is the worst finding.
+  std::stable_sort(findings.begin(), findings.end(),
+                   [](const Finding& a, const Finding& b) { return a.rating > b.rating; });
+  for (auto& f : findings) {
+    result.rating = std::max(result.rating, f.rating);
+    if (std::find(result.flags.begin(), result.flags.end(), f.flag) == result.flags.end())
+      result.flags.push_back(f.flag);
+    result.reasons.push_back(std::move(f.reason));
+  }
+  return result;
 }
 
 }  // namespace tokmap::analysis

@@ -8,11 +8,13 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <numeric>
 #include <optional>
 #include <thread>
+#include <tuple>
 
 #include "analysis/analysis.hpp"
 #include "io/io.hpp"
@@ -172,6 +174,65 @@ void run_parallel(std::size_t count, int threads, const std::function<void(std::
     work(true);
   }
   if (failure) std::rethrow_exception(failure);
+}
+
+// "layer 3, perplexity 4.8, 3D" (with the model when several, the seed when several).
+std::string map_name(const report::ReportData& data, const report::Map& map, std::size_t seed) {
+  std::string name = (data.models.size() > 1 ? data.models[map.model] + " " : "") + "layer " +
+                     std::to_string(map.layer) + ", perplexity " + format("%g", map.perplexity) +
+                     ", " + std::to_string(map.dims) + "D";
+  if (data.seeds.size() > 1 && seed < data.seeds.size()) {
+    name += ", seed " + std::to_string(data.seeds[seed]);
+  }
+  return name;
+}
+
+// The summary's verdict: the worst map with its rating and reasons (all maps when they are all
+// good).
+std::string map_verdict(const report::ReportData& data) {
+  std::size_t seed = 0;
+  const report::Map* worst = report::worst_map(data, &seed);
+  if (worst == nullptr) return "no map assessed";
+  const auto& a = seed == 0 ? *worst->assessment : worst->seed_assessments[seed - 1];
+  std::size_t total = 0;
+  for (const auto& m : data.maps) total += 1 + m.seed_assessments.size();
+  std::string verdict;
+  if (a.rating == analysis::Rating::good) {
+    verdict =
+        "all " + std::to_string(total) + " maps rated good; worst: " + map_name(data, *worst, seed);
+  } else {
+    verdict = "worst map: " + map_name(data, *worst, seed) + ", " + analysis::rating_name(a.rating);
+  }
+  std::string reasons;
+  for (const auto& r : a.reasons) reasons += (reasons.empty() ? "" : "; ") + r;
+  if (a.kl_rating == analysis::Rating::good) {  // otherwise a reason says it
+    reasons += std::string(reasons.empty() ? "" : "; ") + "KL " +
+               format("%.0f%%", 100.0 * a.kl_ratio) + " of an all-in-one-place map's (good)";
+  }
+  return verdict + (reasons.empty() ? "" : ": " + reasons);
+}
+
+// A warning naming the degenerate maps; empty when there are none.
+std::string degenerate_maps(const report::ReportData& data) {
+  std::vector<std::string> names;
+  std::size_t total = 0;
+  for (const auto& m : data.maps) {
+    for (std::size_t s = 0; s <= m.seed_assessments.size(); ++s) {
+      const analysis::MapAssessment* a =
+          s == 0 ? (m.assessment ? &*m.assessment : nullptr) : &m.seed_assessments[s - 1];
+      if (a == nullptr) continue;
+      ++total;
+      if (a->rating != analysis::Rating::degenerate) continue;
+      names.push_back(map_name(data, m, s) +
+                      (a->flags.empty() ? "" : " (" + a->flags.front() + ")"));
+    }
+  }
+  if (names.empty()) return "";
+  std::string out = std::to_string(names.size()) + " of " + std::to_string(total) +
+                    " maps are degenerate and show nothing of the data: ";
+  for (std::size_t i = 0; i < names.size() && i < 6; ++i) out += (i ? "; " : "") + names[i];
+  if (names.size() > 6) out += "; and " + std::to_string(names.size() - 6) + " more";
+  return out + " (the report flags them)";
 }
 
 }  // namespace
@@ -383,6 +444,44 @@ void run_viz(const VizOptions& options) {
                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const bool small = n < 2000;
   const int tsne_threads = small ? 1 : cores;
+
+  // --- KL of the uninformative map ---------------------------------------------------------------
+  // The scale each map's KL is rated on: KL(P || Q) for Q with every point in one place
+  // (q_ij = 1 / (N (N - 1)), so sum p log p + log(N (N - 1))), with the maps' own P. t-SNE from
+  // an all-zero start with no iterations reports exactly that. P depends on (model, layer,
+  // perplexity) only, so 2D and 3D share it.
+  std::map<std::tuple<std::size_t, int, double>, double> kl_uniform;
+  {
+    std::vector<std::tuple<std::size_t, std::size_t, double>> jobs;
+    for (std::size_t m = 0; m < states.size(); ++m) {
+      for (std::size_t l = 0; l < states[m].layers.size(); ++l) {
+        for (const double perplexity : perplexities) jobs.emplace_back(m, l, perplexity);
+      }
+    }
+    std::vector<double> values(jobs.size());
+    std::optional<neighbors::ScopedBlasThreads> blas;
+    if (small && cores > 1 && jobs.size() > 1) blas.emplace(1);
+    run_parallel(jobs.size(), small ? cores : 1, [&](std::size_t j) {
+      const auto [m, l, perplexity] = jobs[j];
+      tsne::TsneOptions t;
+      t.dims = 2;
+      t.perplexity = perplexity;
+      t.seed = options.seed;
+      t.iterations = 0;
+      t.metric = metric;
+      t.method = tsne::Method::exact;
+      t.exact_kl_max_n = std::numeric_limits<std::size_t>::max();
+      t.threads = tsne_threads;
+      t.init = tsne::Init::given;
+      t.initial_embedding.assign(n * 2, 0.0f);
+      values[j] = tsne::run_tsne(states[m].hidden[l], n, states[m].width, t).kl;
+    });
+    for (std::size_t j = 0; j < jobs.size(); ++j) {
+      const auto [m, l, perplexity] = jobs[j];
+      kl_uniform[{m, states[m].layers[l], perplexity}] = values[j];
+    }
+  }
+
   std::atomic<std::size_t> runs_done{0};
   std::size_t runs_total = 0;
   for (const auto& chain : chains)
@@ -420,7 +519,11 @@ void run_viz(const VizOptions& options) {
             chain.warnings.push_back(std::move(w));
           }
         }
-        if (k == 0) map.kl = result.kl;
+        if (k == 0) {
+          map.kl = result.kl;
+        } else {
+          map.seed_kl.push_back(result.kl);
+        }
         seed_maps.push_back(std::move(result.embedding));
         ++runs_done;
       }
@@ -438,6 +541,26 @@ void run_viz(const VizOptions& options) {
       map.trustworthiness = quality.trustworthiness;
       map.continuity = quality.continuity;
       map.knn_preservation = quality.knn_preservation;
+      map.k = quality.k;
+      // Assessed as t-SNE left them (before alignment rescales them): the point test is in
+      // t-SNE's units. Other seeds get the geometry and KL checks (no per-seed neighbour ranks).
+      map.kl_uniform = kl_uniform.at({chain.model, map.layer, chain.perplexity});
+      analysis::MapFacts facts;
+      facts.kl = map.kl;
+      facts.kl_uniform = map.kl_uniform;
+      facts.trustworthiness = quality.trustworthiness;
+      facts.continuity = quality.continuity;
+      facts.knn_preservation = quality.knn_preservation;
+      facts.k = quality.k;
+      map.assessment = analysis::assess_map({seed_maps[0], n, std::size_t(dims)}, facts, x);
+      for (std::size_t k = 1; k < seed_maps.size(); ++k) {
+        analysis::MapFacts seed_facts;
+        seed_facts.kl = map.seed_kl[k - 1];
+        seed_facts.kl_uniform = map.kl_uniform;
+        seed_facts.k = quality.k;
+        map.seed_assessments.push_back(
+            analysis::assess_map({seed_maps[k], n, std::size_t(dims)}, seed_facts, x));
+      }
       if (options.seeds > 1) {
         std::vector<analysis::Matrix> maps;
         maps.push_back({map.coords, n, std::size_t(dims)});
@@ -490,9 +613,9 @@ void run_viz(const VizOptions& options) {
       pair.layer_a = layer_a;
       pair.layer_b = wanted;
       pair.k = 10;
-      pair.overlap =
-          analysis::neighborhood_overlap({states[0].hidden[l], n, states[0].width},
-                                         {states[m].hidden[lb], n, states[m].width}, pair.k, metric);
+      pair.overlap = analysis::neighborhood_overlap({states[0].hidden[l], n, states[0].width},
+                                                    {states[m].hidden[lb], n, states[m].width},
+                                                    pair.k, metric);
       pair.mean = std::accumulate(pair.overlap.begin(), pair.overlap.end(), 0.0) / double(n);
       data.comparison.push_back(std::move(pair));
     }
@@ -502,6 +625,7 @@ void run_viz(const VizOptions& options) {
   const fs::path dir = staging.path();
   report::write_html(dir / "index.html", data);
   report::write_points_tsv(dir / "points.tsv", data);
+  report::write_maps_tsv(dir / "maps.tsv", data);
   std::vector<report::ProjectorTensor> projector;
   for (std::size_t m = 0; m < states.size(); ++m) {
     for (std::size_t l = states[m].layers.size(); l-- > 0;) {
@@ -639,7 +763,11 @@ void run_viz(const VizOptions& options) {
                  ", trustworthiness " + format("%.3f", map.trustworthiness);
     }
   }
+  summary += "; " + map_verdict(data);
   info(options.common, summary);
+  if (const std::string degenerate = degenerate_maps(data); !degenerate.empty()) {
+    warn(options.common, degenerate);
+  }
 }
 
 }  // namespace tokmap::cli

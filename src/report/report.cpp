@@ -50,6 +50,33 @@ json float_rows(const std::vector<float>& flat, std::size_t width) {
   return out;
 }
 
+json rating_json(const std::optional<analysis::Rating>& rating) {
+  return rating ? json(analysis::rating_name(*rating)) : json(nullptr);
+}
+
+json double_array(const std::vector<double>& values) {
+  json array = json::array();
+  for (const double v : values) array.push_back(number(v));
+  return array;
+}
+
+json assessment_json(const analysis::MapAssessment& a) {
+  return {{"rating", analysis::rating_name(a.rating)},
+          {"flags", a.flags},
+          {"reasons", a.reasons},
+          {"effective_dims", a.effective_dims},
+          {"spread", double_array(a.spread)},
+          {"coincident_fraction", number(a.coincident_fraction)},
+          {"kl_ratio", number(a.kl_ratio)},
+          {"random_trustworthiness", number(a.random_trustworthiness)},
+          {"neighbors_meaningful", a.neighbors_meaningful},
+          {"ratings",
+           {{"kl", rating_json(a.kl_rating)},
+            {"trustworthiness", rating_json(a.trustworthiness_rating)},
+            {"continuity", rating_json(a.continuity_rating)},
+            {"knn_preservation", rating_json(a.knn_rating)}}}};
+}
+
 std::string tsv_field(std::string_view text) {
   // TSV has no quoting: tabs and newlines would break rows.
   std::string out;
@@ -157,6 +184,8 @@ std::string to_json(const ReportData& data) {
                   {"trustworthiness", number(m.trustworthiness)},
                   {"continuity", number(m.continuity)},
                   {"knn_preservation", number(m.knn_preservation)},
+                  {"k", m.k},
+                  {"kl_uniform", number(m.kl_uniform)},
                   {"stability", m.stability ? number(*m.stability) : json(nullptr)},
                   {"point_stability",
                    m.point_stability.empty() ? json(nullptr) : float_array(m.point_stability)}};
@@ -164,6 +193,12 @@ std::string to_json(const ReportData& data) {
       json& seeds = entry["seed_coords"] = json::array();
       for (const auto& coords : m.seed_coords) seeds.push_back(float_array(coords));
     }
+    if (m.assessment) entry["assessment"] = assessment_json(*m.assessment);
+    if (!m.seed_assessments.empty()) {
+      json& list = entry["seed_assessments"] = json::array();
+      for (const auto& a : m.seed_assessments) list.push_back(assessment_json(a));
+    }
+    if (!m.seed_kl.empty()) entry["seed_kl"] = double_array(m.seed_kl);
     maps.push_back(std::move(entry));
   }
   json& analysis = root["analysis"] = json::array();
@@ -223,7 +258,7 @@ void write_html(const fs::path& path, const ReportData& data) {
 void write_points_tsv(const fs::path& path, const ReportData& data) {
   std::string out =
       "model\tlayer\tperplexity\ttoken\ttext\tposition\tx\ty\tx3\ty3\tz3\tcluster\toutlier\tstabili"
-      "ty\n";
+      "ty\trating\trating3\n";
   const std::size_t n = data.tokens.size();
   for (std::size_t model = 0; model < data.models.size(); ++model) {
     for (const int layer : data.layers) {
@@ -239,6 +274,13 @@ void write_points_tsv(const fs::path& path, const ReportData& data) {
         for (const auto& a : data.analysis) {
           if (a.model == int(model) && a.layer == layer) analysis = &a;
         }
+        // The map's rating (first seed), the same on every row of the map: filter on it.
+        auto rating_of = [](const Map* m) {
+          return m != nullptr && m->assessment
+                     ? std::string(analysis::rating_name(m->assessment->rating))
+                     : std::string();
+        };
+        const std::string rating2 = rating_of(map2), rating3 = rating_of(map3);
         for (std::size_t i = 0; i < n; ++i) {
           const Token& t = data.tokens[i];
           out += tsv_field(data.models[model]) + '\t' + std::to_string(layer) + '\t' +
@@ -261,12 +303,79 @@ void write_points_tsv(const fs::path& path, const ReportData& data) {
                  (analysis ? format_float(analysis->outlier[i]) : "") + '\t';
           const Map* stable = map2 != nullptr ? map2 : map3;
           if (!stable->point_stability.empty()) out += format_float(stable->point_stability[i]);
-          out += '\n';
+          out += '\t' + rating2 + '\t' + rating3 + '\n';
         }
       }
     }
   }
   io::write_file_atomically(path, out);
+}
+
+void write_maps_tsv(const fs::path& path, const ReportData& data) {
+  std::string out =
+      "model\tlayer\tperplexity\tdims\tseed\tkl\tkl_uniform\tkl_"
+      "ratio\ttrustworthiness\tcontinuity\tknn_"
+      "preservation\tk\tstability\trating\teffective_dims\tcoincident_fraction\tflags\treasons\n";
+  auto value = [](double v) { return std::isfinite(v) ? format_number(v) : std::string(); };
+  auto join = [](const std::vector<std::string>& items, std::string_view separator) {
+    std::string joined;
+    for (std::size_t i = 0; i < items.size(); ++i)
+      joined += (i ? std::string(separator) : "") + items[i];
+    return joined;
+  };
+  for (const auto& m : data.maps) {
+    const std::size_t seeds = 1 + m.seed_assessments.size();
+    for (std::size_t s = 0; s < seeds; ++s) {
+      const analysis::MapAssessment* a =
+          s == 0 ? (m.assessment ? &*m.assessment : nullptr) : &m.seed_assessments[s - 1];
+      const double kl = s == 0 ? m.kl : s - 1 < m.seed_kl.size() ? m.seed_kl[s - 1] : NAN;
+      const bool first = s == 0;  // the neighbour numbers and stability are the first seed's
+      out += tsv_field(data.models.at(m.model)) + '\t' + std::to_string(m.layer) + '\t' +
+             format_number(m.perplexity) + '\t' + std::to_string(m.dims) + '\t' +
+             (s < data.seeds.size() ? std::to_string(data.seeds[s]) : std::to_string(s)) + '\t' +
+             value(kl) + '\t' + value(m.kl_uniform) + '\t' +
+             (a ? value(a->kl_ratio) : std::string()) + '\t' +
+             (first ? value(m.trustworthiness) : "") + '\t' + (first ? value(m.continuity) : "") +
+             '\t' + (first ? value(m.knn_preservation) : "") + '\t' + std::to_string(m.k) + '\t' +
+             (first && m.stability ? value(*m.stability) : "") + '\t' +
+             (a ? analysis::rating_name(a->rating) : "") + '\t' +
+             (a ? std::to_string(a->effective_dims) : "") + '\t' +
+             (a ? value(a->coincident_fraction) : "") + '\t' + (a ? join(a->flags, ",") : "") +
+             '\t' + (a ? tsv_field(join(a->reasons, "; ")) : "") + '\n';
+    }
+  }
+  io::write_file_atomically(path, out);
+}
+
+const Map* worst_map(const ReportData& data, std::size_t* seed) {
+  const Map* worst = nullptr;
+  const analysis::MapAssessment* worst_a = nullptr;
+  std::size_t worst_seed = 0;
+  auto ratio = [](const analysis::MapAssessment& a) {
+    return std::isfinite(a.kl_ratio) ? a.kl_ratio : 0.0;
+  };
+  for (const auto& m : data.maps) {
+    for (std::size_t s = 0; s <= m.seed_assessments.size(); ++s) {
+      const analysis::MapAssessment* a =
+          s == 0 ? (m.assessment ? &*m.assessment : nullptr) : &m.seed_assessments[s - 1];
+      if (a == nullptr) continue;
+      bool worse = worst_a == nullptr || a->rating > worst_a->rating;
+      if (!worse && a->rating == worst_a->rating) {
+        if (ratio(*a) != ratio(*worst_a)) {
+          worse = ratio(*a) > ratio(*worst_a);
+        } else if (s == 0 && worst_seed == 0) {
+          worse = m.trustworthiness < worst->trustworthiness;
+        }
+      }
+      if (worse) {
+        worst = &m;
+        worst_a = a;
+        worst_seed = s;
+      }
+    }
+  }
+  if (seed != nullptr) *seed = worst_seed;
+  return worst;
 }
 
 void write_projector(const fs::path& folder, const ReportData& data,

@@ -5,11 +5,13 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "analysis/analysis.hpp"
 #include "core/error.hpp"
 
 namespace tokmap::report {
@@ -41,8 +43,16 @@ struct Map {
   std::vector<std::vector<float>> seed_coords;  // other seeds, aligned to coords
   double kl = 0;
   double trustworthiness = 0, continuity = 0, knn_preservation = 0;
+  std::size_t k = 10;  // neighbours behind the three numbers above (fewer for tiny N)
   std::optional<double> stability;
   std::vector<float> point_stability;  // (N) or empty
+  // KL of the uninformative map with every point in one place, for the same P (NaN: unknown).
+  double kl_uniform = std::numeric_limits<double>::quiet_NaN();
+  // Is this map a picture of the data (degenerate/suspicious maps flagged)? First seed, then one
+  // per seed_coords entry (those without trustworthiness/continuity: not computed per seed).
+  std::optional<analysis::MapAssessment> assessment;
+  std::vector<double> seed_kl;                            // per seed_coords entry
+  std::vector<analysis::MapAssessment> seed_assessments;  // per seed_coords entry, or empty
 };
 
 struct Analysis {
@@ -101,8 +111,17 @@ std::string_view page_template();
 void write_html(const fs::path& path, const ReportData& data);
 
 // points.tsv: one row per (model, layer, perplexity, token) with the 2D and 3D coordinates of
-// the first seed, cluster, outlier score and stability.
+// the first seed, cluster, outlier score, stability and the rating of the 2D and 3D maps.
 void write_points_tsv(const fs::path& path, const ReportData& data);
+
+// maps.tsv: one row per map (model, layer, perplexity, dims) with its numbers, the assessment's
+// rating, flags and reasons.
+void write_maps_tsv(const fs::path& path, const ReportData& data);
+
+// The map whose assessment is worst (rating, then KL ratio, then lower trustworthiness), over
+// every map and seed; null when no map has an assessment. `seed` receives the seed index
+// (0 = the first seed).
+const Map* worst_map(const ReportData& data, std::size_t* seed = nullptr);
 
 // Embedding Projector export (projector.tensorflow.org): tensors.tsv for the first model's last
 // layer, tensors-<model>-layer<l>.tsv for the others, metadata.tsv (token, text, position, kind,

@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "cli_support.hpp"
@@ -36,8 +38,8 @@ TEST(Viz, WritesTheWholeReportFolder) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("perplexity"));  // the automatic choice is printed
 
-  for (const char* name :
-       {"index.html", "points.tsv", "tensors.tsv", "metadata.tsv", "projector_config.json"}) {
+  for (const char* name : {"index.html", "points.tsv", "maps.tsv", "tensors.tsv", "metadata.tsv",
+                           "projector_config.json"}) {
     EXPECT_TRUE(fs::is_regular_file(out / name)) << name;
   }
   const json data = report_data(out / "index.html");
@@ -71,7 +73,7 @@ TEST(Viz, WritesTheWholeReportFolder) {
   const std::string points = slurp(out / "points.tsv");
   EXPECT_EQ(points.substr(0, points.find('\n')),
             "model\tlayer\tperplexity\ttoken\ttext\tposition\tx\ty\tx3\ty3\tz3\tcluster\toutlier\ts"
-            "tability");
+            "tability\trating\trating3");
   EXPECT_EQ(std::count(points.begin(), points.end(), '\n'), static_cast<long>(1 + 7 * n));
   // Projector: the tensors have n rows of 128 values, the metadata a header and n rows.
   const std::string tensors = slurp(out / "tensors.tsv");
@@ -198,6 +200,124 @@ TEST(Viz, BadInputLeavesNothingAndExistingReportsAlone) {
   EXPECT_FALSE(fs::exists(out / "keep.txt"));
   EXPECT_TRUE(fs::exists(out / "index.html"));
   EXPECT_EQ(dir.file_count(), 2u);
+}
+
+// --- The maps' assessment: flagged in the data, points.tsv, maps.tsv and the summary ----------
+
+const std::vector<std::string> kRatings = {"good", "fair", "poor", "degenerate"};
+
+int rating_rank(const json& assessment) {
+  return static_cast<int>(
+      std::find(kRatings.begin(), kRatings.end(), assessment["rating"].get<std::string>()) -
+      kRatings.begin());
+}
+
+std::string name_of(const json& map) {
+  char perplexity[32];
+  std::snprintf(perplexity, sizeof perplexity, "%g", map["perplexity"].get<double>());
+  return "layer " + std::to_string(map["layer"].get<int>()) + ", perplexity " + perplexity + ", " +
+         std::to_string(map["dims"].get<int>()) + "D";
+}
+
+TEST(Viz, EveryMapIsAssessedAndTheSummaryNamesTheWorst) {
+  TempDir dir;
+  const fs::path out = dir / "report";
+  std::vector<std::string> args{"viz", "--layers",     "0,3,6", "--perplexity", "3,5", "--seeds",
+                                "2",   "--no-figures", "--out", out.string()};
+  args.insert(args.end(), kTexts.begin(), kTexts.end());
+  const Result r = run_tokmap(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json data = report_data(out / "index.html");
+  ASSERT_EQ(data["maps"].size(), 3u * 2u * 2u);
+  const json* worst = nullptr;
+  for (const auto& map : data["maps"]) {
+    ASSERT_TRUE(map.contains("assessment")) << name_of(map);
+    const auto& a = map["assessment"];
+    EXPECT_NE(std::find(kRatings.begin(), kRatings.end(), a["rating"].get<std::string>()),
+              kRatings.end());
+    EXPECT_EQ(a["spread"].size(), map["dims"].get<std::size_t>());
+    EXPECT_TRUE(a["neighbors_meaningful"].get<bool>());  // 20 tokens
+    EXPECT_EQ(map["k"], 9);
+    // KL is rated against the map with every point in one place, for the same P: it is larger
+    // than any optimised map's, about log 4 for perplexity (N - 1) / 4.
+    const double kl_uniform = map["kl_uniform"].get<double>();
+    EXPECT_GT(kl_uniform, map["kl"].get<double>()) << name_of(map);
+    EXPECT_NEAR(a["kl_ratio"].get<double>(), map["kl"].get<double>() / kl_uniform, 1e-9);
+    EXPECT_FALSE(a["ratings"]["kl"].is_null());
+    EXPECT_EQ(a["reasons"].size() > 0, a["flags"].size() > 0);
+    // The other seed: geometry and KL only.
+    ASSERT_EQ(map["seed_assessments"].size(), 1u);
+    EXPECT_TRUE(map["seed_assessments"][0]["ratings"]["trustworthiness"].is_null());
+    EXPECT_EQ(map["seed_kl"].size(), 1u);
+    if (worst == nullptr || rating_rank(a) > rating_rank((*worst)["assessment"]) ||
+        (rating_rank(a) == rating_rank((*worst)["assessment"]) &&
+         a["kl_ratio"].get<double>() > (*worst)["assessment"]["kl_ratio"].get<double>())) {
+      worst = &map;
+    }
+  }
+  // The summary names the worst first-seed map (the other seeds here are no worse), whatever
+  // its perplexity, with its rating.
+  ASSERT_NE(worst, nullptr);
+  bool a_seed_is_worse = false;
+  for (const auto& map : data["maps"]) {
+    a_seed_is_worse |=
+        rating_rank(map["seed_assessments"][0]) > rating_rank((*worst)["assessment"]);
+  }
+  if (!a_seed_is_worse) {
+    const std::string rating = (*worst)["assessment"]["rating"];
+    EXPECT_THAT(r.err, HasSubstr(rating == "good"
+                                     ? "all 24 maps rated good; worst: " + name_of(*worst)
+                                     : "worst map: " + name_of(*worst) + ", seed 0, " + rating));
+  }
+  // maps.tsv: one row per map and seed, with the rating and reasons.
+  const std::string maps = slurp(out / "maps.tsv");
+  EXPECT_EQ(std::count(maps.begin(), maps.end(), '\n'), 1 + 12 * 2);
+  EXPECT_THAT(maps.substr(0, maps.find('\n')),
+              HasSubstr("\tkl\tkl_uniform\tkl_ratio\ttrustworthiness\t"));
+  // points.tsv: every row carries the ratings of its 2D and 3D maps.
+  const std::string points = slurp(out / "points.tsv");
+  const std::string first_row = points.substr(points.find('\n') + 1);
+  EXPECT_THAT(
+      first_row.substr(0, first_row.find('\n')),
+      ::testing::MatchesRegex(".*\t(good|fair|poor|degenerate)\t(good|fair|poor|degenerate)"));
+}
+
+TEST(Viz, DegenerateMapsAreFlaggedAndNamed) {
+  // Five iterations leave every map unoptimised: no better than a point or a random placement.
+  TempDir dir;
+  const fs::path out = dir / "report";
+  std::vector<std::string> args{"viz", "--layers",     "last",  "--iterations",
+                                "5",   "--no-figures", "--out", out.string()};
+  args.insert(args.end(), kTexts.begin(), kTexts.end());
+  const Result r = run_tokmap(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json data = report_data(out / "index.html");
+  for (const auto& map : data["maps"]) {
+    EXPECT_EQ(map["assessment"]["rating"], "degenerate") << map["assessment"].dump();
+    EXPECT_EQ(map["assessment"]["ratings"]["kl"], "degenerate") << map["assessment"].dump();
+  }
+  EXPECT_THAT(r.err, ::testing::ContainsRegex(
+                         "worst map: layer 6, perplexity 4\\.8, [23]D, degenerate: [^\n]*KL"));
+  EXPECT_THAT(r.err, HasSubstr("tokmap: warning: 2 of 2 maps are degenerate"));
+  const std::string points = slurp(out / "points.tsv");
+  EXPECT_THAT(points, HasSubstr("\tdegenerate\tdegenerate\n"));
+}
+
+TEST(Viz, TinyInputsSayTheNeighbourNumbersAreNotMeaningful) {
+  TempDir dir;
+  const fs::path out = dir / "report";
+  const Result r = run_tokmap({"viz", "--text", "The bank of the river was muddy.", "--layers",
+                               "last", "--dims", "2", "--no-figures", "--out", out.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json data = report_data(out / "index.html");
+  ASSERT_EQ(data["tokens"].size(), 7u);
+  const auto& a = data["maps"][0]["assessment"];
+  EXPECT_FALSE(a["neighbors_meaningful"].get<bool>());
+  EXPECT_TRUE(a["ratings"]["trustworthiness"].is_null());
+  EXPECT_TRUE(a["ratings"]["continuity"].is_null());
+  EXPECT_TRUE(a["ratings"]["knn_preservation"].is_null());
+  EXPECT_NE(std::find(a["flags"].begin(), a["flags"].end(), "few_points"), a["flags"].end());
+  EXPECT_THAT(r.err, HasSubstr("the neighbour numbers are not meaningful"));
 }
 
 }  // namespace

@@ -124,7 +124,8 @@ TEST(Report, PointsTsvAndProjectorExport) {
   const ReportData data = small_report();
   write_points_tsv(dir / "points.tsv", data);
   const std::string points = io::read_text_file(dir / "points.tsv");
-  EXPECT_NE(points.find("m\t1\t2\t world\t0\t1\t0.5\t1.25\t\t\t\t0\t0\t\n"), std::string::npos)
+  // The last two columns, the 2D and 3D maps' ratings, are empty: these maps are not assessed.
+  EXPECT_NE(points.find("m\t1\t2\t world\t0\t1\t0.5\t1.25\t\t\t\t0\t0\t\t\t\n"), std::string::npos)
       << points;
   const std::vector<float> layer0 = {1, 2, 3, 4, 5, 6}, layer1 = {6, 5, 4, 3, 2, 1};
   write_projector(dir.path(), data, {{0, 1, 3, &layer1}, {0, 0, 3, &layer0}});
@@ -137,6 +138,100 @@ TEST(Report, PointsTsvAndProjectorExport) {
   EXPECT_EQ(config["embeddings"][1]["tensorShape"], nlohmann::json::array({2, 3}));
   const std::vector<float> wrong = {1, 2};
   EXPECT_THROW(write_projector(dir.path(), data, {{0, 0, 3, &wrong}}), Error);
+}
+
+analysis::MapAssessment line_assessment() {
+  analysis::MapAssessment a;
+  a.rating = analysis::Rating::degenerate;
+  a.effective_dims = 1;
+  a.spread = {12.5, 0.01};
+  a.kl_ratio = 0.97;
+  a.random_trustworthiness = 0.52;
+  a.kl_rating = analysis::Rating::degenerate;
+  a.trustworthiness_rating = analysis::Rating::fair;
+  a.flags = {"line", "uniform_kl"};
+  a.reasons = {"the 2D map is a straight line", "KL\tis 97%"};
+  return a;
+}
+
+TEST(Report, MapsCarryTheirAssessment) {
+  ReportData data = small_report();
+  data.maps[1].kl_uniform = 2.0;
+  data.maps[1].k = 1;
+  data.maps[1].assessment = line_assessment();
+  data.maps[1].seed_kl = {0.4};
+  data.maps[1].seed_assessments = {analysis::MapAssessment{}};
+  const auto json = nlohmann::json::parse(to_json(data));
+  EXPECT_FALSE(json["maps"][0].contains("assessment"));
+  EXPECT_TRUE(json["maps"][0]["kl_uniform"].is_null());  // unknown
+  const auto& m = json["maps"][1];
+  EXPECT_EQ(m["k"], 1);
+  EXPECT_DOUBLE_EQ(m["kl_uniform"].get<double>(), 2.0);
+  const auto& a = m["assessment"];
+  EXPECT_EQ(a["rating"], "degenerate");
+  EXPECT_EQ(a["flags"], nlohmann::json::parse(R"(["line", "uniform_kl"])"));
+  EXPECT_EQ(a["reasons"][0], "the 2D map is a straight line");
+  EXPECT_EQ(a["effective_dims"], 1);
+  EXPECT_EQ(a["spread"], nlohmann::json::parse("[12.5, 0.01]"));
+  EXPECT_DOUBLE_EQ(a["kl_ratio"].get<double>(), 0.97);
+  EXPECT_TRUE(a["neighbors_meaningful"].get<bool>());
+  EXPECT_EQ(a["ratings"]["kl"], "degenerate");
+  EXPECT_EQ(a["ratings"]["trustworthiness"], "fair");
+  EXPECT_TRUE(a["ratings"]["continuity"].is_null());  // not rated
+  EXPECT_EQ(m["seed_kl"], nlohmann::json::parse("[0.4]"));
+  ASSERT_EQ(m["seed_assessments"].size(), 1u);
+  EXPECT_EQ(m["seed_assessments"][0]["rating"], "good");
+  EXPECT_TRUE(m["seed_assessments"][0]["kl_ratio"].is_null());
+}
+
+TEST(Report, PointsTsvAndMapsTsvCarryTheRatings) {
+  TempDir dir;
+  ReportData data = small_report();
+  data.maps[1].assessment = line_assessment();
+  data.maps[1].kl_uniform = 2.0;
+  data.maps[0].assessment = analysis::MapAssessment{};
+  write_points_tsv(dir / "points.tsv", data);
+  const std::string points = io::read_text_file(dir / "points.tsv");
+  EXPECT_EQ(points.substr(0, points.find('\n')),
+            "model\tlayer\tperplexity\ttoken\ttext\tposition\tx\ty\tx3\ty3\tz3\tcluster\toutlier\ts"
+            "tability\trating\trating3");
+  EXPECT_NE(points.find("m\t0\t2\t world\t0\t1\t0.5\t1.25\t\t\t\t0\t0\t\tgood\t\n"),
+            std::string::npos)
+      << points;
+  EXPECT_NE(points.find("m\t1\t2\t!\t0\t2\t-3\t4\t\t\t\t0\t1\t\tdegenerate\t\n"), std::string::npos)
+      << points;
+
+  write_maps_tsv(dir / "maps.tsv", data);
+  const std::string maps = io::read_text_file(dir / "maps.tsv");
+  EXPECT_EQ(
+      maps,
+      "model\tlayer\tperplexity\tdims\tseed\tkl\tkl_uniform\tkl_ratio\ttrustworthiness\tcon"
+      "tinuity\tknn_preservation\tk\tstability\trating\teffective_dims\tcoincident_fraction\tf"
+      "lags\treasons\n"
+      "m\t0\t2\t2\t0\t0.1\t\t\t0\t0\t0\t10\t\tgood\t0\t0\t\t\n"
+      "m\t1\t2\t2\t0\t0.1\t2\t0.97\t0\t0\t0\t10\t\tdegenerate\t1\t0\tline,uniform_kl\tthe 2D "
+      "map is a straight line; KL\\tis 97%\n");
+}
+
+TEST(Report, WorstMapIsTheWorstRatedOverMapsAndSeeds) {
+  ReportData data = small_report();
+  EXPECT_EQ(worst_map(data), nullptr);  // nothing assessed
+  data.maps.push_back(data.maps[0]);
+  data.maps[2].layer = 2;
+  analysis::MapAssessment poor;
+  poor.rating = analysis::Rating::poor;
+  poor.kl_ratio = 0.8;
+  data.maps[0].assessment = analysis::MapAssessment{};
+  data.maps[1].assessment = poor;
+  poor.kl_ratio = 0.85;  // as poor, with a higher KL ratio: worse
+  data.maps[2].assessment = poor;
+  std::size_t seed = 7;
+  EXPECT_EQ(worst_map(data, &seed), &data.maps[2]);
+  EXPECT_EQ(seed, 0u);
+  // Another seed of the first map collapsed: that seed is the worst.
+  data.maps[0].seed_assessments = {analysis::MapAssessment{}, line_assessment()};
+  EXPECT_EQ(worst_map(data, &seed), &data.maps[0]);
+  EXPECT_EQ(seed, 2u);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // looks at the raw JSON.
 
 const KINDS = ['word', 'continuation', 'punctuation', 'number', 'special'];
+export const RATINGS = ['good', 'fair', 'poor', 'degenerate'];
 
 export class ReportData {
   constructor(raw) {
@@ -116,6 +117,55 @@ export class ReportData {
     return out;
   }
 
+  /**
+   * The assessment of one map and seed (docs/REPORT_FORMAT.md, "Map assessment"), or null for
+   * reports written before assessments existed.
+   */
+  assessment(map, seed = 0) {
+    if (!map) return null;
+    if (seed > 0 && Array.isArray(map.seed_assessments) && map.seed_assessments[seed - 1]) return map.seed_assessments[seed - 1];
+    return map.assessment && typeof map.assessment === 'object' ? map.assessment : null;
+  }
+
+  /** 0 good … 3 degenerate; -1 when the map has no assessment. */
+  ratingRank(map, seed = 0) {
+    const a = this.assessment(map, seed);
+    return a ? RATINGS.indexOf(a.rating) : -1;
+  }
+
+  /** Every map whose first seed is rated degenerate, in report order. */
+  degenerateMaps() {
+    return [...this.mapIndex.values()].filter((m) => this.ratingRank(m) === 3);
+  }
+
+  /**
+   * Where the page should open: the default (layer index, perplexity, dims) unless that map is
+   * degenerate and some map of the model is not. Then the nearest usable map: not poor if
+   * possible, then the nearest layer, the same dims, the same perplexity, the better rating.
+   * Returns { layerIdx, perplexity, dims, moved } (`moved`: it differs from the default).
+   */
+  openingView(model, layers, layerIdx, perplexity, dims) {
+    const start = { layerIdx, perplexity, dims, moved: false };
+    const first = this.mapNearLayer(model, layers[layerIdx], perplexity, dims);
+    if (!first || this.ratingRank(first) < 3) return start;
+    let best = null, bestKey = null;
+    layers.forEach((layer, idx) => {
+      for (const p of this.perplexities) {
+        for (const d of this.dims) {
+          const m = this.map(model, layer, p, d);
+          const rank = m ? this.ratingRank(m) : -1;
+          if (rank < 0 || rank >= 3) continue;
+          const key = [rank >= 2 ? 1 : 0, Math.abs(idx - layerIdx), d === dims ? 0 : 1, p === perplexity ? 0 : 1, rank];
+          if (!bestKey || lexLess(key, bestKey)) {
+            best = { layerIdx: idx, perplexity: p, dims: d, moved: true };
+            bestKey = key;
+          }
+        }
+      }
+    });
+    return best || start;
+  }
+
   seedCount(map) {
     return 1 + (Array.isArray(map.seed_coords) ? map.seed_coords.length : 0);
   }
@@ -205,6 +255,11 @@ export function displayKey(display) {
 export function showToken(display) {
   const s = String(display ?? '');
   return s.replace(/^ /, '\u2423').replace(/\n/g, '\u21b5').replace(/\t/g, '\u21e5');
+}
+
+function lexLess(a, b) {
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return a[k] < b[k];
+  return false;
 }
 
 function key(model, layer, perplexity, dims) {

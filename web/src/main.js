@@ -38,6 +38,13 @@ class App {
       trajectories: false,
       selected: -1,
     };
+    // Never open on a degenerate map when the report has a usable one (docs/REPORT_FORMAT.md).
+    const open = data.openingView(0, this.layers, this.state.layerIdx, this.state.perplexity, this.state.dims);
+    this.openedAway = null;
+    if (open.moved) {
+      this.openedAway = { layer: this.layers[this.state.layerIdx], perplexity: this.state.perplexity, dims: this.state.dims };
+      Object.assign(this.state, { layerIdx: open.layerIdx, layerPos: open.layerIdx, perplexity: open.perplexity, dims: open.dims });
+    }
     this.cameras = { 2: { cx: 0, cy: 0, zoom: 1 }, 3: { yaw: 0.65, pitch: 0.3, dist: 5.2, target: [0, 0, 0] } };
     this.viewVersion = 0;
     this.hover = -1;
@@ -216,7 +223,12 @@ class App {
       reset.textContent = 'reset view';
       reset.title = 'Frame all points again (0 or double-click)';
       reset.addEventListener('click', () => this.resetCamera());
-      v.el.append(reset);
+      // A warning over the picture itself when its map is poor or degenerate.
+      v.banner = document.createElement('div');
+      v.banner.className = 'map-warning';
+      v.banner.hidden = true;
+      v.banner.setAttribute('role', 'alert');
+      v.el.append(reset, v.banner);
       this.attachInput(v);
       this.views.push(v);
     });
@@ -307,6 +319,7 @@ class App {
         `perplexity ${v.currentMap.perplexity}`,
         `${s.dims}D`, this.data.maxSeeds > 1 ? `seed ${this.data.seedLabels[this.seedFor(v.currentMap)]}` : '',
       ].filter(Boolean).join(' · ');
+      this.updateBanner(v);
       v.canvas.setAttribute('aria-label', `${s.dims}D t-SNE map of ${this.data.N} tokens, ${v.caption.textContent}. ` +
         (s.dims === 2 ? 'Drag to pan, wheel to zoom.' : 'Drag to rotate, wheel to zoom.') + ' Arrow keys move the view, [ and ] change layer.');
     }
@@ -720,36 +733,85 @@ class App {
     box.innerHTML = (items.length ? `<ul class="swatches">${items.join('')}</ul>` : '') + filter + html;
   }
 
+  /** The warning banner over a view: shown for poor and degenerate maps, with the first reason. */
+  updateBanner(view) {
+    const b = view.banner;
+    if (!b) return;
+    const m = view.currentMap;
+    const a = m ? this.data.assessment(m, this.seedFor(m)) : null;
+    const bad = a && (a.rating === 'degenerate' || a.rating === 'poor');
+    b.hidden = !bad;
+    b.className = `map-warning${bad ? ` ${a.rating}` : ''}`;
+    if (!bad) { b.textContent = ''; b.dataset.rating = ''; return; }
+    b.dataset.rating = a.rating;
+    // A degenerate map interrupts (alert); a poor one is announced politely.
+    b.setAttribute('role', a.rating === 'degenerate' ? 'alert' : 'status');
+    const head = a.rating === 'degenerate' ? 'Degenerate map: it shows nothing of the data.' : 'Poor map: read it with care.';
+    const text = `⚠ ${head} ${a.reasons && a.reasons.length ? sentence(a.reasons[0]) : ''}`;
+    if (b.textContent !== text) b.textContent = text;
+  }
+
   updateTrust() {
     const d = this.data, view = this.views[0], box = $('#trust');
     if (!view || !view.currentMap) { box.innerHTML = ''; return; }
     const m = view.currentMap;
+    const a = d.assessment(m, this.seedFor(m));
+    const ratings = (a && a.ratings) || {};
+    // Old reports (no assessment) keep the page's own grades; tiny ones never get neighbour grades.
+    const meaningful = a ? a.neighbors_meaningful !== false : d.N >= 12;
     const grade = (v, good, fair) => (v === null || v === undefined ? 'na' : v >= good ? 'good' : v >= fair ? 'fair' : 'poor');
-    const row = (label, v, g, help, bar = true) => `
-      <tr class="${g}"><th scope="row" title="${esc(help)}">${label}</th>
+    const rated = (name, v, good, fair) => (!meaningful ? 'nm' : a ? (ratings[name] || 'na') : grade(v, good, fair));
+    const GRADE_TEXT = { na: '', nm: 'not meaningful', good: 'good', fair: 'fair', poor: 'poor', degenerate: 'degenerate' };
+    const row = (label, v, g, help, bar = true, extra = '') => `
+      <tr class="${g}" data-metric="${esc(label)}"><th scope="row" title="${esc(help)}">${label}</th>
       <td class="num">${fmt(v)}</td>
-      <td>${bar && v !== null && v !== undefined ? `<span class="meter" aria-hidden="true"><span style="width:${Math.max(0, Math.min(1, v)) * 100}%"></span></span>` : ''}</td>
-      <td class="grade">${g === 'na' ? '' : g}</td></tr>`;
+      <td>${extra || (bar && v !== null && v !== undefined ? `<span class="meter" aria-hidden="true"><span style="width:${Math.max(0, Math.min(1, v)) * 100}%"></span></span>` : '')}</td>
+      <td class="grade">${GRADE_TEXT[g] ?? g}</td></tr>`;
+    const k = m.k ?? 10;
+    const klRatio = a && Number.isFinite(+a.kl_ratio) && a.kl_ratio !== null ? +a.kl_ratio : null;
+    const klGrade = ratings.kl ? (ratings.kl === 'degenerate' ? 'degenerate' : ratings.kl) : 'na';
+    const nmHelp = `Not meaningful with ${d.N} tokens: k is lowered to ${k} and a random map already scores about ${fmt(a ? a.random_trustworthiness : 0.5, 2)}.`;
     const rows = [
-      row('KL divergence', m.kl, 'na', 'Final Kullback–Leibler divergence of the optimisation; lower is better, comparable only between maps of the same tokens and perplexity.', false),
-      row('Trustworthiness', m.trustworthiness, grade(m.trustworthiness, 0.9, 0.8), 'Are neighbours in the map also neighbours in the original space? (1 = yes)'),
-      row('Continuity', m.continuity, grade(m.continuity, 0.9, 0.8), 'Are neighbours in the original space kept together in the map? (1 = yes)'),
-      row('10-NN preserved', m.knn_preservation, grade(m.knn_preservation, 0.5, 0.3), 'Fraction of each token’s 10 nearest neighbours that are also its 10 nearest in the map.'),
+      row('KL divergence', m.kl, klGrade,
+        'Final Kullback–Leibler divergence of the optimisation; lower is better. Rated by its share of the KL of a map with every point in one place (same P): 100% means the map explains nothing.',
+        false, klRatio !== null ? `<span class="meter" aria-hidden="true" title="share of a point map’s KL explained"><span style="width:${Math.max(0, Math.min(1, 1 - klRatio)) * 100}%"></span></span>` : '') +
+        (klRatio !== null ? `<tr class="sub"><td colspan="4" class="hint kl-ratio">${fmt(100 * klRatio, 0)}% of a point map’s KL (${fmt(m.kl_uniform, 2)})</td></tr>` : ''),
+      row('Trustworthiness', m.trustworthiness, rated('trustworthiness', m.trustworthiness, 0.9, 0.8), meaningful ? `Are neighbours in the map also neighbours in the original space? (1 = yes; a random map scores ${fmt(a ? a.random_trustworthiness : 0.5, 2)})` : nmHelp),
+      row('Continuity', m.continuity, rated('continuity', m.continuity, 0.9, 0.8), meaningful ? 'Are neighbours in the original space kept together in the map? (1 = yes)' : nmHelp),
+      row(`${k}-NN preserved`, m.knn_preservation, rated('knn_preservation', m.knn_preservation, 0.5, 0.3), meaningful ? `Fraction of each token’s ${k} nearest neighbours that are also its ${k} nearest in the map.` : nmHelp),
       m.stability === null || m.stability === undefined
         ? `<tr class="na"><th scope="row">Stability</th><td class="num">—</td><td colspan="2" class="hint">one seed; run with <code>--seeds 3</code></td></tr>`
         : row('Stability (seeds)', m.stability, grade(m.stability, 0.7, 0.5), 'Agreement of neighbourhoods between maps made with different random seeds.'),
     ];
-    let html = `<p class="trust-what">${esc(d.models[m.model] ?? '')}, layer ${m.layer}, perplexity ${m.perplexity}, ${m.dims}D</p>
-      <table class="metrics">${rows.join('')}</table>`;
+    let html = `<p class="trust-what">${esc(d.models[m.model] ?? '')}, layer ${m.layer}, perplexity ${m.perplexity}, ${m.dims}D${d.maxSeeds > 1 ? `, seed ${esc(d.seedLabels[this.seedFor(m)])}` : ''}</p>`;
+    if (a) {
+      const reasons = (a.reasons || []).map((r) => `<li>${esc(sentence(r))}</li>`).join('');
+      html += `<div class="verdict ${esc(a.rating)}" id="map-rating" data-rating="${esc(a.rating)}">
+        <p><span class="badge">${esc(a.rating)}</span> ${esc(VERDICT[a.rating] || '')}</p>${reasons ? `<ul class="reasons">${reasons}</ul>` : ''}</div>`;
+    } else if (!meaningful) {
+      html += `<p class="note not-meaningful">With ${d.N} tokens the neighbour numbers below are not meaningful.</p>`;
+    }
+    // Said while the page still shows the map it opened on.
+    if (this.openedAway && !this.openedAway.shown) this.openedAway.shown = m;
+    if (this.openedAway && this.openedAway.shown === m) {
+      const o = this.openedAway;
+      html += `<p class="note opened-away">Opened here because the default view (layer ${o.layer}, perplexity ${o.perplexity}, ${o.dims}D) is degenerate.</p>`;
+    }
+    html += `<table class="metrics">${rows.join('')}</table>`;
+    const others = d.degenerateMaps().filter((x) => x !== m && x.model === m.model);
+    if (others.length) {
+      const names = others.slice(0, 8).map((x) => `layer ${x.layer} · p ${x.perplexity} · ${x.dims}D`).join('; ');
+      html += `<p class="note degenerate-list">Degenerate elsewhere in this report (${others.length}): ${esc(names)}${others.length > 8 ? '; …' : ''}.</p>`;
+    }
     for (const pair of new Set(this.views.map((v) => this.pairFor(v)).filter(Boolean))) {
       html += `<p class="note overlap-mean">Neighbourhood overlap ${esc(d.models[pair.a])} (layer ${pair.layer_a}) vs ${esc(d.models[pair.b])} (layer ${pair.layer_b}): <b>${fmt(pair.mean, 2)}</b></p>`;
     }
-    const a = d.analysis(m.model, m.layer);
-    if (a && Array.isArray(a.top_outliers) && a.top_outliers.length) {
-      html += `<h3>Top outliers</h3><ol class="outliers">${a.top_outliers.slice(0, 8).map((i) =>
+    const an = d.analysis(m.model, m.layer);
+    if (an && Array.isArray(an.top_outliers) && an.top_outliers.length) {
+      html += `<h3>Top outliers</h3><ol class="outliers">${an.top_outliers.slice(0, 8).map((i) =>
         `<li><button type="button" data-token="${i}" class="token-link">${esc(showToken(d.tokens[i]?.display))}</button>
          <span class="where">text ${(d.tokens[i]?.text ?? 0) + 1}, pos ${d.tokens[i]?.position}</span>
-         <span class="num">z ${fmt(a.outlier?.[i], 1)}</span></li>`).join('')}</ol>`;
+         <span class="num">z ${fmt(an.outlier?.[i], 1)}</span></li>`).join('')}</ol>`;
     }
     box.innerHTML = html;
     for (const b of box.querySelectorAll('button[data-token]')) b.addEventListener('click', () => this.select(+b.dataset.token));
@@ -964,6 +1026,20 @@ class App {
     for (const v of this.views) v.render();
     this.lastRenderMs = performance.now() - t0;
   }
+}
+
+const VERDICT = {
+  good: 'The map keeps the data’s neighbourhoods.',
+  fair: 'Usable, with the caveats below.',
+  poor: 'Read it with care: see below.',
+  degenerate: 'This map shows nothing of the data; do not read structure into it.',
+};
+
+/** A reason from the assessment as a sentence: capital first letter, full stop. */
+function sentence(text) {
+  const t = String(text ?? '').trim();
+  if (!t) return '';
+  return t[0].toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? '' : '.');
 }
 
 function checkbox(id, label, checked, onChange) {

@@ -25,6 +25,13 @@ before(async () => {
   // Two models of different depth (6 and 4 layers, same tokenizer) on the sample sentences.
   execFileSync(binary, ['viz', '--quiet', '--no-figures', '--model', 'demo-brown-gpt2', '--model', 'demo-brown-gpt2-small',
     '--file', path.join(webDir, '..', 'samples', 'sentences.txt'), '--out', path.join(dir, 'compare')]);
+  // A tiny report (7 tokens: its neighbour numbers are not meaningful) and one whose maps were
+  // stopped after 5 iterations (every map degenerate).
+  execFileSync(binary, ['viz', '--quiet', '--no-figures', '--layers', 'last', '--text', 'The bank of the river was muddy.',
+    '--out', path.join(dir, 'tiny')]);
+  execFileSync(binary, ['viz', '--quiet', '--no-figures', '--layers', 'last', '--iterations', '5',
+    '--text', 'The bank of the river was muddy.', '--text', 'I deposited money at the bank, then walked along the river bank.',
+    '--out', path.join(dir, 'unoptimised')]);
   fs.mkdirSync(artifacts, { recursive: true });
   browser = await launch();
 });
@@ -107,6 +114,30 @@ test('a two-model report from tokmap viz: paired layers side by side, overlap co
   await page.screenshot({ path: path.join(artifacts, 'tokmap-compare-3d-filtered.png') });
   await page.click('#show-all');
   assert.equal(await page.evaluate(() => window.__tokmap.visibleCount(1)), N);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('the trust panel of real reports: tiny inputs are not rated, unoptimised maps are flagged at once', { skip }, async () => {
+  const tiny = embeddedData(path.join(dir, 'tiny', 'index.html'));
+  assert.equal(tiny.tokens.length, 7);
+  assert.equal(tiny.maps[0].assessment.neighbors_meaningful, false);
+  let { page, errors } = await openPage(browser, 'file://' + path.join(dir, 'tiny', 'index.html'));
+  const grades = await page.$$eval('#trust .metrics tr[data-metric]', (rows) => rows.map((r) => [r.querySelector('th').textContent, r.querySelector('.grade')?.textContent ?? '']));
+  for (const [label, grade] of grades) {
+    if (/Trustworthiness|Continuity|NN preserved/.test(label)) assert.equal(grade, 'not meaningful', label);
+  }
+  assert.match(await page.textContent('#map-rating'), /not meaningful/);
+  assert.deepEqual(errors, []);
+  await page.close();
+
+  const data = embeddedData(path.join(dir, 'unoptimised', 'index.html'));
+  assert.ok(data.maps.every((m) => m.assessment.rating === 'degenerate'), JSON.stringify(data.maps.map((m) => m.assessment.flags)));
+  ({ page, errors } = await openPage(browser, 'file://' + path.join(dir, 'unoptimised', 'index.html')));
+  assert.equal(await page.getAttribute('#map-rating', 'data-rating'), 'degenerate');
+  assert.match(await page.textContent('.view .map-warning'), /Degenerate map: it shows nothing of the data/);
+  assert.equal(await page.isVisible('.view .map-warning'), true);
+  await page.screenshot({ path: path.join(artifacts, 'tokmap-report-unoptimised.png') });
   assert.deepEqual(errors, []);
   await page.close();
 });
