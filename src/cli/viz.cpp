@@ -445,43 +445,6 @@ void run_viz(const VizOptions& options) {
   const bool small = n < 2000;
   const int tsne_threads = small ? 1 : cores;
 
-  // --- KL of the uninformative map ---------------------------------------------------------------
-  // The scale each map's KL is rated on: KL(P || Q) for Q with every point in one place
-  // (q_ij = 1 / (N (N - 1)), so sum p log p + log(N (N - 1))), with the maps' own P. t-SNE from
-  // an all-zero start with no iterations reports exactly that. P depends on (model, layer,
-  // perplexity) only, so 2D and 3D share it.
-  std::map<std::tuple<std::size_t, int, double>, double> kl_uniform;
-  {
-    std::vector<std::tuple<std::size_t, std::size_t, double>> jobs;
-    for (std::size_t m = 0; m < states.size(); ++m) {
-      for (std::size_t l = 0; l < states[m].layers.size(); ++l) {
-        for (const double perplexity : perplexities) jobs.emplace_back(m, l, perplexity);
-      }
-    }
-    std::vector<double> values(jobs.size());
-    std::optional<neighbors::ScopedBlasThreads> blas;
-    if (small && cores > 1 && jobs.size() > 1) blas.emplace(1);
-    run_parallel(jobs.size(), small ? cores : 1, [&](std::size_t j) {
-      const auto [m, l, perplexity] = jobs[j];
-      tsne::TsneOptions t;
-      t.dims = 2;
-      t.perplexity = perplexity;
-      t.seed = options.seed;
-      t.iterations = 0;
-      t.metric = metric;
-      t.method = tsne::Method::exact;
-      t.exact_kl_max_n = std::numeric_limits<std::size_t>::max();
-      t.threads = tsne_threads;
-      t.init = tsne::Init::given;
-      t.initial_embedding.assign(n * 2, 0.0f);
-      values[j] = tsne::run_tsne(states[m].hidden[l], n, states[m].width, t).kl;
-    });
-    for (std::size_t j = 0; j < jobs.size(); ++j) {
-      const auto [m, l, perplexity] = jobs[j];
-      kl_uniform[{m, states[m].layers[l], perplexity}] = values[j];
-    }
-  }
-
   std::atomic<std::size_t> runs_done{0};
   std::size_t runs_total = 0;
   for (const auto& chain : chains)
@@ -521,6 +484,7 @@ void run_viz(const VizOptions& options) {
         }
         if (k == 0) {
           map.kl = result.kl;
+          map.kl_uniform = result.kl_uniform;
         } else {
           map.seed_kl.push_back(result.kl);
         }
@@ -544,7 +508,6 @@ void run_viz(const VizOptions& options) {
       map.k = quality.k;
       // Assessed as t-SNE left them (before alignment rescales them): the point test is in
       // t-SNE's units. Other seeds get the geometry and KL checks (no per-seed neighbour ranks).
-      map.kl_uniform = kl_uniform.at({chain.model, map.layer, chain.perplexity});
       analysis::MapFacts facts;
       facts.kl = map.kl;
       facts.kl_uniform = map.kl_uniform;

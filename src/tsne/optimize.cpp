@@ -418,6 +418,13 @@ TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
   const SparseP p = joint_probabilities(conditional, knn.indices, n, k);
   sq = {};
   conditional = {};
+  {
+    double entropy_term = 0.0;  // sum p log p
+    for (const float v : p.val)
+      if (v > 0) entropy_term += static_cast<double>(v) * std::log(static_cast<double>(v));
+    result.kl_uniform =
+        entropy_term + std::log(static_cast<double>(n) * static_cast<double>(n - 1));
+  }
 
   // --- initialisation ---
   std::vector<float> y(n * static_cast<std::size_t>(dims));

@@ -107,6 +107,9 @@ struct TsneResult {
   int dims = 0;
   std::vector<float> embedding;  // (n, dims)
   double kl = 0.0;               // at the last iteration
+  // KL of the uninformative map, every point in one place (q_ij = 1 / (n (n - 1))):
+  // sum p log p + log(n (n - 1)) with this run's P; kl / kl_uniform rates the map.
+  double kl_uniform = 0.0;
   bool kl_exact = true;
   int iterations = 0;             // iterations actually run
   bool stopped = false;           // stopped by the callback

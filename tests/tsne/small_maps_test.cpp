@@ -188,3 +188,19 @@ TEST(SmallMapsRecovery, CollapsedMapIsRunAgainWithoutExaggeration) {
   EXPECT_GT(std::min(spread[0], spread[1]), 1.0);
   EXPECT_LT(result.kl, 0.8);
 }
+
+// kl_uniform is the KL of the map with every point in one place, on the run's own P.
+TEST(SmallMapsRecovery, KlUniformIsTheKlOfAPointMap) {
+  const auto& x = brown();
+  const std::size_t n = 100;
+  ts::TsneOptions options;
+  options.iterations = 0;
+  options.init = ts::Init::given;
+  options.initial_embedding.assign(n * 2, 0.0f);
+  const auto point = ts::run_tsne(std::span(x.data).first(n * x.cols), n, x.cols, options);
+  EXPECT_NEAR(point.kl_uniform, point.kl, 1e-5 * point.kl);
+  options = {};
+  const auto map = ts::run_tsne(std::span(x.data).first(n * x.cols), n, x.cols, options);
+  EXPECT_EQ(map.kl_uniform, point.kl_uniform);
+  EXPECT_LT(map.kl, 0.5 * map.kl_uniform);
+}
