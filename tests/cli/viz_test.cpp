@@ -169,6 +169,43 @@ TEST(Viz, SameInputSameReport) {
   EXPECT_EQ(slurp(dir / "a" / "index.html"), slurp(dir / "b" / "index.html"));
 }
 
+// The README promises the same bytes for any thread count: every file of the report (page,
+// points.tsv, maps.tsv, Projector export, PNG/SVG/PDF figures), all layers, 2D and 3D, two
+// seeds, for --threads 1, 2 and 3.
+TEST(Viz, AnyThreadCountGivesTheSameBytes) {
+  TempDir dir;
+  std::vector<std::string> args{"viz", "--layers", "all", "--dims", "2,3", "--seeds", "2",
+                                "--quiet"};
+  args.insert(args.end(), kTexts.begin(), kTexts.end());
+  const auto files = [](const fs::path& root) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& entry : fs::recursive_directory_iterator(root))
+      if (entry.is_regular_file())
+        out.emplace_back(fs::relative(entry.path(), root).string(), slurp(entry.path()));
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  std::vector<std::pair<std::string, std::string>> reference;
+  for (const char* threads : {"1", "2", "3"}) {
+    auto run = args;
+    const fs::path out = dir / (std::string("threads") + threads);
+    run.insert(run.end(), {"--threads", threads, "--out", out.string()});
+    ASSERT_EQ(run_tokmap(run).code, 0) << threads;
+    auto got = files(out);
+    if (reference.empty()) {
+      reference = std::move(got);
+      EXPECT_GT(reference.size(), 20u);
+      continue;
+    }
+    ASSERT_EQ(got.size(), reference.size()) << threads;
+    for (std::size_t f = 0; f < got.size(); ++f) {
+      EXPECT_EQ(got[f].first, reference[f].first);
+      EXPECT_TRUE(got[f].second == reference[f].second)
+          << got[f].first << " differs between --threads 1 and --threads " << threads;
+    }
+  }
+}
+
 TEST(Viz, BadInputLeavesNothingAndExistingReportsAlone) {
   TempDir dir;
   const fs::path out = dir / "report";
