@@ -21,6 +21,9 @@ struct Token {
   int position = 0;
   int id = 0;
   std::string display;
+  // What to show when it differs from `display`: for a token made of incomplete UTF-8 bytes
+  // ("<0xE6><0x9D>"), the whole character(s) its text gives them ("木"); else empty.
+  std::string label;
   std::pair<std::size_t, std::size_t> offset;
   std::string kind;  // word, continuation, punctuation, number, special
 };
@@ -74,6 +77,9 @@ struct Settings {
   std::string normalize;
   bool exclude_first = true;
   std::vector<std::string> highlight;
+  // The tokens --highlight matched (indices into tokens), including the sub-token runs of a
+  // word the tokenizer splits.
+  std::vector<std::int32_t> highlight_tokens;
 };
 
 struct ReportData {
@@ -99,9 +105,12 @@ std::string to_json(const ReportData& data);
 std::string_view page_template();
 // index.html: the template with the data inlined; written atomically.
 void write_html(const fs::path& path, const ReportData& data);
+// The data object's JSON text from an index.html written by write_html (errors name the file).
+std::string read_data_json(const fs::path& index_html);
 
 // points.tsv: one row per (model, layer, perplexity, token) with the 2D and 3D coordinates of
-// the first seed, cluster, outlier score and stability.
+// the first seed, cluster, outlier score and stability. Texts are numbered from 1, as in the
+// page ("text 1") and the figures; positions from 0.
 void write_points_tsv(const fs::path& path, const ReportData& data);
 
 // Embedding Projector export (projector.tensorflow.org): tensors.tsv for the first model's last

@@ -124,7 +124,8 @@ TEST(Report, PointsTsvAndProjectorExport) {
   const ReportData data = small_report();
   write_points_tsv(dir / "points.tsv", data);
   const std::string points = io::read_text_file(dir / "points.tsv");
-  EXPECT_NE(points.find("m\t1\t2\t world\t0\t1\t0.5\t1.25\t\t\t\t0\t0\t\n"), std::string::npos)
+  // Texts numbered from 1 as in the page ("text 1") and the figures; positions from 0.
+  EXPECT_NE(points.find("m\t1\t2\t world\t1\t1\t0.5\t1.25\t\t\t\t0\t0\t\n"), std::string::npos)
       << points;
   const std::vector<float> layer0 = {1, 2, 3, 4, 5, 6}, layer1 = {6, 5, 4, 3, 2, 1};
   write_projector(dir.path(), data, {{0, 1, 3, &layer1}, {0, 0, 3, &layer0}});
@@ -132,7 +133,7 @@ TEST(Report, PointsTsvAndProjectorExport) {
   EXPECT_EQ(io::read_text_file(dir / "tensors-m-layer0.tsv"), "1\t2\t3\n4\t5\t6\n");
   EXPECT_EQ(
       io::read_text_file(dir / "metadata.tsv"),
-      "token\ttext\tposition\tkind\tcluster\n world\t0\t1\tword\t0\n!\t0\t2\tpunctuation\t0\n");
+      "token\ttext\tposition\tkind\tcluster\n world\t1\t1\tword\t0\n!\t1\t2\tpunctuation\t0\n");
   const auto config = nlohmann::json::parse(io::read_text_file(dir / "projector_config.json"));
   EXPECT_EQ(config["embeddings"][1]["tensorShape"], nlohmann::json::array({2, 3}));
   const std::vector<float> wrong = {1, 2};
