@@ -21,11 +21,11 @@ struct Token {
   int position = 0;
   int id = 0;
   std::string display;
+  std::pair<std::size_t, std::size_t> offset;
+  std::string kind;  // word, continuation, punctuation, number, special
   // What to show when it differs from `display`: for a token made of incomplete UTF-8 bytes
   // ("<0xE6><0x9D>"), the whole character(s) its text gives them ("木"); else empty.
   std::string label;
-  std::pair<std::size_t, std::size_t> offset;
-  std::string kind;  // word, continuation, punctuation, number, special
 };
 
 // A model name as a file-name part: "openai-community/gpt2" -> "openai-community_gpt2".

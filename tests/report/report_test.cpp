@@ -47,7 +47,8 @@ ReportData small_report() {
   data.perplexities = {2};
   data.seeds = {0};
   data.dims = {2};
-  data.tokens = {{0, 1, 995, " world", {5, 11}, "word"}, {0, 2, 0, "!", {11, 12}, "punctuation"}};
+  data.tokens = {{0, 1, 995, " world", {5, 11}, "word", ""},
+                 {0, 2, 0, "!", {11, 12}, "punctuation", ""}};
   for (const int layer : {0, 1}) {
     Map map;
     map.layer = layer;
@@ -64,7 +65,7 @@ ReportData small_report() {
     analysis.outlier = {0.0f, 1.0f};
     data.analysis.push_back(analysis);
   }
-  data.settings = {"cosine", "center", true, {"world"}};
+  data.settings = {"cosine", "center", true, {"world"}, {0}};
   return data;
 }
 
@@ -79,6 +80,20 @@ TEST(Report, JsonFollowsTheContractAndCannotCloseItsScript) {
   EXPECT_TRUE(data["maps"][0]["stability"].is_null());
   EXPECT_EQ(data["analysis"][0]["neighbors"], nlohmann::json::parse("[[1], [0]]"));
   EXPECT_FALSE(data.contains("comparison"));
+  EXPECT_EQ(data["settings"]["highlight_tokens"], nlohmann::json::array({0}));
+  EXPECT_FALSE(data["tokens"][0].contains("label"));  // only when it differs from display
+}
+
+TEST(Report, ReadDataJsonGivesBackTheDataOfWriteHtml) {
+  TempDir dir;
+  ReportData data = small_report();
+  data.tokens[0].label = " 木";
+  write_html(dir / "index.html", data);
+  const auto back = nlohmann::json::parse(read_data_json(dir / "index.html"));
+  EXPECT_EQ(back["title"], data.title);
+  EXPECT_EQ(back["tokens"][0]["label"], " 木");
+  io::write_file_atomically(dir / "other.html", "<html></html>");
+  EXPECT_THROW(read_data_json(dir / "other.html"), Error);
 }
 
 TEST(Report, ComparisonPairsNameBothLayersAndTheNeighbourhoodSize) {
