@@ -83,7 +83,7 @@ CLI::Validator whole_number(long long minimum, unsigned long long maximum) {
         }
         return {};
       },
-      minimum == 0 ? "INT >= 0" : "INT >= " + std::to_string(minimum));
+      std::string());
 }
 
 std::string nearest(std::string_view word, const std::vector<std::string>& candidates) {
@@ -270,7 +270,7 @@ int run(const std::vector<std::string>& args) {
         app.clear();  // App::help() shows the selected subcommand's help, here help's own
         std::cout << app.help();
       } else if (std::find(commands.begin(), commands.end(), help_topic) != commands.end()) {
-        std::cout << app.get_subcommand(help_topic)->help();
+        std::cout << app.get_subcommand(help_topic)->help("tokmap");
       } else {
         const std::string guess = nearest(help_topic, commands);
         return usage_error("help: unknown command '" + help_topic + "'" +
@@ -282,7 +282,7 @@ int run(const std::vector<std::string>& args) {
     }
   } catch (const CLI::CallForHelp&) {
     const auto selected = app.get_subcommands();
-    std::cout << (selected.empty() ? app.help() : selected.back()->help());
+    std::cout << (selected.empty() ? app.help() : selected.back()->help("tokmap"));
     return 0;
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --version
