@@ -288,9 +288,14 @@ std::vector<std::uint8_t> highlight_tokens(const std::vector<std::string>& words
             (end < text.size() && is_word_byte(text[end]) && is_word_byte(word.back()))) {
           continue;  // inside a longer word
         }
+        // Token spans tile the text in order: the first that ends after `at`, then on.
         std::vector<std::size_t> covering;
-        for (std::size_t p = 0; p < offsets.size(); ++p) {
-          if (offsets[p].first < end && offsets[p].second > at) covering.push_back(p);
+        auto p = static_cast<std::size_t>(
+            std::partition_point(offsets.begin(), offsets.end(),
+                                 [&](const auto& span) { return span.second <= at; }) -
+            offsets.begin());
+        for (; p < offsets.size() && offsets[p].first < end; ++p) {
+          if (offsets[p].second > at) covering.push_back(p);
         }
         bool kept = false;
         for (const auto p : covering) {
