@@ -11,8 +11,9 @@ build_and_test=(
   libhnswlib-dev libfftw3-dev libcairo2-dev poppler-utils fonts-dejavu-core libxml2-utils
   # Figure text: Pango lays it out and fontconfig falls back per character to a font that has it.
   # DejaVu covers Latin, Greek, Cyrillic and many symbols and emoji (monochrome); Droid Sans
-  # Fallback (a 2 MB download) covers Chinese, Japanese and Korean.
-  libpango1.0-dev libpng-dev fonts-droid-fallback
+  # Fallback (a 2 MB download) covers Chinese, Japanese and Korean; Noto Color Emoji (10 MB)
+  # every emoji, in colour.
+  libpango1.0-dev libpng-dev fonts-droid-fallback fonts-noto-color-emoji
   clang libclang-rt-14-dev
   chromium
 )

@@ -4,8 +4,10 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstddef>
+#include <limits>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tokmap::cli {
 
@@ -38,12 +40,30 @@ class Progress {
 
 void add_common_flags(CLI::App& command, CommonOptions& common);
 
+// A whole-number check with a readable message ("must be at least 1, got 0"). CLI11's own
+// ranges print the limits of double as 300-digit numbers, and an unsigned option would take
+// "-1" as 18446744073709551615.
+CLI::Validator whole_number(long long minimum,
+                            unsigned long long maximum = std::numeric_limits<int>::max());
+
+// The closest of `candidates` to `word` (edit distance at most 2, or a prefix), or empty.
+std::string nearest(std::string_view word, const std::vector<std::string>& candidates);
+
+// Shell quoting for commands printed back to the user ('it'\''s'); plain words stay bare.
+std::string shell_quote(std::string_view word);
+// Splits a command line into words the way a POSIX shell does for quotes and backslashes
+// (no expansions); throws Error for an unterminated quote.
+std::vector<std::string> shell_split(std::string_view line);
+
 // Command registration (each defined in its own file).
 void add_tokenize_command(CLI::App& app);
 void add_embed_command(CLI::App& app);
 void add_tsne_command(CLI::App& app);
 void add_viz_command(CLI::App& app);
 
+// Parses and runs one command line (argv[0] is the program). Returns the exit code: 0, 1 for
+// runtime errors, 2 for usage errors; every error is one line "tokmap: error: ..." on stderr.
 int run(int argc, char** argv);
+int run(const std::vector<std::string>& args);  // args without the program name
 
 }  // namespace tokmap::cli

@@ -25,7 +25,7 @@ std::string json_text(const nlohmann::json& value) {
 
 void run_embed(const EmbedOptions& options) {
   const auto start = std::chrono::steady_clock::now();
-  const auto texts = read_texts(options.input);
+  const auto texts = read_texts(options.input, options.common);
   const model::ModelLocation location = model::resolve_model(options.model, resolve_options());
   const auto tokenizer = tokenizer::Tokenizer::from_folder(location.folder);
   const model::Model model = model::Model::load(location.folder);
@@ -114,10 +114,11 @@ void add_embed_command(CLI::App& app) {
   add_model_flag(*command, options->model);
   add_text_input_flags(*command, options->input);
   command
-      ->add_option(
-          "-l,--layers", options->layers,
-          "Hidden states to keep: all, last, or a list such as 0,3,6 (0 = token + "
-          "position embeddings, n_layer = last block after ln_f; negatives count from the end)")
+      ->add_option("-l,--layers", options->layers,
+                   "Hidden states to keep: all, last, or a list such as 0,3,6 (0 = token + "
+                   "position embeddings, n_layer = last block after ln_f; negatives count from the "
+                   "end: -1 = "
+                   "last)")
       ->capture_default_str();
   command
       ->add_option("-o,--out", options->out,
@@ -125,13 +126,17 @@ void add_embed_command(CLI::App& app) {
                    "text_index, position (I64 [tokens]), metadata layers/model/tokens/texts")
       ->required();
   command->add_option("--threads", options->threads, "Threads (default: all cores)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(whole_number(0));
   command
       ->add_option("--window-stride", options->window_stride,
                    "Texts longer than the model's context run in windows this many tokens "
                    "apart (default: half the context)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(whole_number(0));
   add_common_flags(*command, options->common);
+  command->footer(
+      "Examples:\n"
+      "  tokmap embed --file samples/sentences.txt --layers 0,-1 --out states.safetensors\n"
+      "  tokmap embed --model gpt2 --text \"The bank of the river.\" --out gpt2.safetensors");
   command->callback([options] { run_embed(*options); });
 }
 

@@ -22,7 +22,7 @@ void add_text_input_flags(CLI::App& command, TextInputOptions& options) {
                    "Replace invalid UTF-8 with U+FFFD (and warn) instead of failing");
 }
 
-std::vector<TextSource> read_texts(const TextInputOptions& options) {
+std::vector<TextSource> read_texts(const TextInputOptions& options, const CommonOptions& common) {
   std::vector<TextSource> texts;
   if (!options.texts.empty()) {
     for (std::size_t i = 0; i < options.texts.size(); ++i) {
@@ -33,7 +33,12 @@ std::vector<TextSource> read_texts(const TextInputOptions& options) {
     return texts;
   }
   if (options.file.empty()) throw Error("give the input with --text or --file", ErrorKind::usage);
-  const std::string contents = io::read_text_file(options.file);
+  std::string contents = io::read_text_file(options.file);
+  // Some editors start UTF-8 files with a byte-order mark; it is not part of the text.
+  if (contents.starts_with("\xEF\xBB\xBF")) {
+    contents.erase(0, 3);
+    info(common, options.file + ": skipped the UTF-8 byte-order mark at the start of the file");
+  }
   if (options.whole_file) {
     if (contents.empty()) throw Error(options.file + ": file is empty");
     texts.push_back({contents, options.file});
@@ -58,7 +63,8 @@ std::vector<TextSource> read_texts(const TextInputOptions& options) {
 void add_model_flag(CLI::App& command, std::string& model) {
   command.add_option("-m,--model", model,
                      "Model folder, bundled model name (demo-brown-gpt2, demo-brown-gpt2-small) or "
-                     "Hugging Face id in the local cache (gpt2, distilgpt2, ...); default: " +
+                     "Hugging Face id in the local cache (gpt2, distilgpt2, ...; id@revision "
+                     "for one snapshot); default: " +
                          std::string(model::kDefaultModel));
 }
 

@@ -24,8 +24,9 @@ struct TextSource {
 };
 
 void add_text_input_flags(CLI::App& command, TextInputOptions& options);
-// The texts to process, in order. Errors: no input, empty --text, a file with no text.
-std::vector<TextSource> read_texts(const TextInputOptions& options);
+// The texts to process, in order. Errors: no input, empty --text, a file with no text. A UTF-8
+// byte-order mark at the start of --file is skipped, with one note on stderr.
+std::vector<TextSource> read_texts(const TextInputOptions& options, const CommonOptions& common);
 
 void add_model_flag(CLI::App& command, std::string& model);
 // Where bundled models live: $TOKMAP_MODELS_DIR, <exe>/../share/tokmap/models, the source tree.

@@ -15,7 +15,7 @@ struct TokenizeOptions {
 };
 
 void run_tokenize(const TokenizeOptions& options) {
-  const auto texts = read_texts(options.input);
+  const auto texts = read_texts(options.input, options.common);
   const model::ModelLocation location = model::resolve_model(options.model, resolve_options());
   const auto tokenizer = tokenizer::Tokenizer::from_folder(location.folder);
   const auto encoded = encode_texts(tokenizer, texts, options.input.lossy, options.common);
@@ -61,6 +61,10 @@ void add_tokenize_command(CLI::App& app) {
                     "One JSON object per text and line: {\"ids\", \"tokens\" (vocabulary strings), "
                     "\"display\" (readable forms), \"offsets\" ([begin, end) bytes)}");
   add_common_flags(*command, options->common);
+  command->footer(
+      "Examples:\n"
+      "  tokmap tokenize --text \"The bank of the river.\"\n"
+      "  tokmap tokenize --json --file notes.txt");
   command->callback([options] { run_tokenize(*options); });
 }
 

@@ -35,6 +35,7 @@ struct TsneCommandOptions {
   int threads = 0;
   int layer = -1;
   bool layer_given = false;
+  long resolved_layer = -1;  // the stored layer --layer selected (negatives resolved)
 };
 
 std::string lower_extension(const std::string& path) {
@@ -78,7 +79,7 @@ std::vector<long> parse_layer_list(const std::string& text, const std::string& w
   return layers;
 }
 
-io::Matrix read_safetensors_layer(const std::string& path, const TsneCommandOptions& options) {
+io::Matrix read_safetensors_layer(const std::string& path, TsneCommandOptions& options) {
   const io::SafetensorsFile file(path);
   const auto* tensor = file.find("hidden_states");
   if (!tensor)
@@ -98,13 +99,20 @@ io::Matrix read_safetensors_layer(const std::string& path, const TsneCommandOpti
   if (!options.layer_given)
     throw Error("--layer is required for a .safetensors input (layers stored: " + stored + ")",
                 ErrorKind::usage);
+  // Negative layers count from the end of the stored list: -1 is the deepest layer stored.
   std::size_t index = layers.size();
-  for (std::size_t l = 0; l < layers.size(); ++l)
-    if (layers[l] == options.layer) index = l;
+  if (options.layer < 0) {
+    if (static_cast<std::size_t>(-static_cast<long>(options.layer)) <= layers.size())
+      index = layers.size() - static_cast<std::size_t>(-static_cast<long>(options.layer));
+  } else {
+    for (std::size_t l = 0; l < layers.size(); ++l)
+      if (layers[l] == options.layer) index = l;
+  }
   if (index == layers.size())
     throw Error("--layer " + std::to_string(options.layer) + " is not in " + path +
-                    " (layers stored: " + stored + ")",
+                    " (layers stored: " + stored + "; -1 is the last)",
                 ErrorKind::usage);
+  options.resolved_layer = layers[index];
   const auto all = file.to_f32(*tensor);
   io::Matrix matrix;
   matrix.rows = static_cast<std::size_t>(tensor->shape[1]);
@@ -115,7 +123,7 @@ io::Matrix read_safetensors_layer(const std::string& path, const TsneCommandOpti
   return matrix;
 }
 
-io::Matrix read_input(const TsneCommandOptions& options) {
+io::Matrix read_input(TsneCommandOptions& options) {
   const std::string ext = lower_extension(options.input);
   if (options.layer_given && ext != ".safetensors")
     throw Error("--layer only applies to a .safetensors input", ErrorKind::usage);
@@ -134,7 +142,8 @@ io::Matrix read_input(const TsneCommandOptions& options) {
         ErrorKind::usage);
   if (matrix.rows == 0 || matrix.cols == 0)
     throw Error(options.input + ": the input has no " + (matrix.rows == 0 ? "rows" : "columns"));
-  io::check_finite(matrix, options.input);
+  io::check_finite(matrix, options.input,
+                   ext == ".safetensors" ? "layer " + std::to_string(options.resolved_layer) : "");
   return matrix;
 }
 
@@ -281,7 +290,9 @@ void add_tsne_command(CLI::App& app) {
   command
       ->add_option("--perplexity", options->perplexity, "Perplexity (lowered to (N-1)/3 if >= N)")
       ->capture_default_str();
-  command->add_option("--seed", options->seed, "Random seed")->capture_default_str();
+  command->add_option("--seed", options->seed, "Random seed")
+      ->capture_default_str()
+      ->check(whole_number(0, std::numeric_limits<std::uint64_t>::max()));
   command
       ->add_option("--iterations", options->iterations,
                    "Total iterations (the first 250 with early exaggeration)")
@@ -307,9 +318,15 @@ void add_tsne_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--threads", options->threads, "Threads (0 = all cores)")
       ->capture_default_str();
-  command->add_option("--layer", options->layer,
-                      "Layer to map from a .safetensors input (a number in its 'layers' list)");
+  command->add_option(
+      "--layer", options->layer,
+      "Layer to map from a .safetensors input (a number in its 'layers' list; -1 = the last "
+      "stored, -2 the one before)");
   add_common_flags(*command, options->common);
+  command->footer(
+      "Examples:\n"
+      "  tokmap tsne --input vectors.tsv --out map.tsv --perplexity 15\n"
+      "  tokmap tsne --input states.safetensors --layer -1 --dims 3 --out map.npy");
   command->callback([options, command] {
     options->layer_given = command->count("--layer") > 0;
     run_tsne_command(*options);

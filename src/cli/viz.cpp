@@ -1,5 +1,9 @@
 #include "cli/viz.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -17,11 +21,13 @@
 #include <tuple>
 
 #include "analysis/analysis.hpp"
+#include "cli/cli.hpp"
 #include "io/io.hpp"
 #include "model/model.hpp"
 #include "neighbors/neighbors.hpp"
 #include "render/render.hpp"
 #include "report/report.hpp"
+#include "tokenizer/tokenizer.hpp"
 #include "tsne/tsne.hpp"
 
 namespace tokmap::cli {
@@ -105,13 +111,19 @@ class StagingFolder {
     if (fs::exists(target_, ec) && !fs::is_directory(target_, ec)) {
       throw Error(target_.string() + ": exists and is not a folder");
     }
-    std::string pattern = (parent / ("." + target_.filename().string() + ".tmp-XXXXXX")).string();
+    const std::string prefix = "." + target_.filename().string() + ".tmp-";
+    remove_stale(target_, parent, prefix);
+    std::string pattern = (parent / (prefix + "XXXXXX")).string();
     if (::mkdtemp(pattern.data()) == nullptr) {
       throw Error(target_.string() +
                   ": cannot create a folder next to it: " + std::strerror(errno));
     }
     staging_ = pattern;
     io::register_pending_folder(staging_);
+    // The lock says "a live run owns this folder"; the kernel drops it when the process dies,
+    // even by SIGKILL, which no signal handler sees.
+    lock_fd_ = ::open(staging_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lock_fd_ >= 0) ::flock(lock_fd_, LOCK_EX | LOCK_NB);
   }
   ~StagingFolder() {
     if (!committed_) {
@@ -119,7 +131,41 @@ class StagingFolder {
       fs::remove_all(staging_, ec);
     }
     io::unregister_pending_folder(staging_);
+    if (lock_fd_ >= 0) ::close(lock_fd_);
   }
+
+  // Staging folders of this target that no live run holds (left by a killed run) are removed.
+  // A ".old" copy (the previous report, moved aside just before the new one moves in) goes back
+  // into place when the run died in between, and is removed when the new report made it.
+  static void remove_stale(const fs::path& target, const fs::path& parent,
+                           const std::string& prefix) {
+    std::error_code ec;
+    std::vector<fs::path> candidates;
+    for (fs::directory_iterator it(parent, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      std::error_code type_ec;
+      if (name.starts_with(prefix) && name.size() >= prefix.size() + 6 &&
+          it->is_directory(type_ec) && !it->is_symlink(type_ec)) {
+        candidates.push_back(it->path());
+      }
+    }
+    for (const auto& path : candidates) {
+      const std::string name = path.filename().string();
+      const bool old_copy = name.ends_with(".old");
+      const fs::path owner = old_copy ? parent / name.substr(0, name.size() - 4) : path;
+      const int fd = ::open(owner.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      const bool stale = fd < 0 ? old_copy : ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+      if (fd >= 0) ::close(fd);
+      if (!stale) continue;
+      std::error_code remove_ec;
+      if (old_copy && !fs::exists(target, remove_ec)) {
+        fs::rename(path, target, remove_ec);
+        if (!remove_ec) continue;
+      }
+      fs::remove_all(path, remove_ec);
+    }
+  }
+
   const fs::path& path() const { return staging_; }
   void commit() {
     std::error_code ec;
@@ -144,6 +190,7 @@ class StagingFolder {
  private:
   fs::path target_;
   fs::path staging_;
+  int lock_fd_ = -1;
   bool committed_ = false;
 };
 
@@ -235,6 +282,119 @@ std::string degenerate_maps(const report::ReportData& data) {
   return out + " (the report flags them)";
 }
 
+// The command that makes this report again: the input and every flag that decides the maps,
+// quoted for a POSIX shell (`tokmap viz --from-report` reads it back). Only --out is left off,
+// so the same input gives the same bytes wherever the report is written: add --out DIR.
+std::string command_line(const VizOptions& options, const std::vector<std::string>& models,
+                         const std::vector<double>& perplexities) {
+  std::vector<std::string> words{"tokmap", "viz"};
+  for (const auto& model : models) words.insert(words.end(), {"--model", model});
+  if (!options.input.file.empty()) {
+    words.insert(words.end(), {"--file", options.input.file});
+    if (options.input.whole_file) words.push_back("--whole-file");
+  } else {
+    for (const auto& text : options.input.texts) words.insert(words.end(), {"--text", text});
+  }
+  if (options.input.lossy) words.push_back("--lossy");
+  for (const auto& word : options.highlight) words.insert(words.end(), {"--highlight", word});
+  std::string dims, perplexity;
+  for (const int d : options.dims) dims += (dims.empty() ? "" : ",") + std::to_string(d);
+  for (const double p : perplexities)
+    perplexity += (perplexity.empty() ? "" : ",") + format("%g", p);
+  words.insert(words.end(),
+               {"--layers", options.layers, "--dims", dims, "--perplexity", perplexity, "--seed",
+                std::to_string(options.seed), "--seeds", std::to_string(options.seeds), "--metric",
+                options.metric, "--normalize", options.normalize,
+                options.exclude_first ? "--exclude-first" : "--include-first", "--iterations",
+                std::to_string(options.iterations)});
+  if (!options.figures) words.push_back("--no-figures");
+  std::string line;
+  for (const auto& word : words) line += (line.empty() ? "" : " ") + shell_quote(word);
+  return line;
+}
+
+std::string lowercase(std::string_view text) {
+  std::string out(text);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Which kept tokens --highlight marks. A word matches where it stands alone in a text
+// (case-insensitive, not inside a longer word); the tokens covering it are marked, so a word the
+// tokenizer splits (" unease" = " une" + "ase") is marked as its run of sub-tokens, which is
+// said once, as is a word that matches nothing.
+std::vector<std::uint8_t> highlight_tokens(const std::vector<std::string>& words,
+                                           const std::vector<TextSource>& texts,
+                                           const std::vector<EncodedText>& encoded,
+                                           const std::vector<std::vector<std::int64_t>>& row_of,
+                                           const std::vector<report::Token>& tokens,
+                                           const CommonOptions& common) {
+  std::vector<std::uint8_t> emphasis(tokens.size(), 0);
+  const auto is_word_byte = [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return std::isalnum(u) || u >= 0x80;
+  };
+  for (const auto& given : words) {
+    const std::string word = lowercase(lowercase_trimmed(given));
+    if (word.empty()) continue;
+    std::size_t whole = 0, split = 0;
+    std::string example;  // the sub-tokens of the first split match
+    for (std::size_t t = 0; t < texts.size(); ++t) {
+      const std::string text = lowercase(texts[t].text);
+      const auto& offsets = encoded[t].encoding.offsets;
+      for (std::size_t at = text.find(word); at != std::string::npos;
+           at = text.find(word, at + 1)) {
+        const std::size_t end = at + word.size();
+        if ((at > 0 && is_word_byte(text[at - 1]) && is_word_byte(word.front())) ||
+            (end < text.size() && is_word_byte(text[end]) && is_word_byte(word.back()))) {
+          continue;  // inside a longer word
+        }
+        // Token spans tile the text in order: the first that ends after `at`, then on.
+        std::vector<std::size_t> covering;
+        auto p = static_cast<std::size_t>(
+            std::partition_point(offsets.begin(), offsets.end(),
+                                 [&](const auto& span) { return span.second <= at; }) -
+            offsets.begin());
+        for (; p < offsets.size() && offsets[p].first < end; ++p) {
+          if (offsets[p].second > at) covering.push_back(p);
+        }
+        bool kept = false;
+        for (const auto p : covering) {
+          if (row_of[t][p] >= 0) {
+            emphasis[static_cast<std::size_t>(row_of[t][p])] = 1;
+            kept = true;
+          }
+        }
+        if (!kept) continue;  // only an excluded first token
+        if (covering.size() == 1) {
+          ++whole;
+        } else {
+          ++split;
+          if (example.empty()) {
+            for (std::size_t k = 0; k < covering.size(); ++k) {
+              const auto row = row_of[t][covering[k]];
+              const std::string shown =
+                  row >= 0 ? tokens[static_cast<std::size_t>(row)].display
+                           : std::string(texts[t].text.substr(
+                                 offsets[covering[k]].first,
+                                 offsets[covering[k]].second - offsets[covering[k]].first));
+              example += (k ? " + '" : "'") + shown + "'";
+            }
+          }
+        }
+      }
+    }
+    if (whole == 0 && split == 0) {
+      warn(common, "--highlight '" + given + "' matches no token in the texts");
+    } else if (whole == 0) {
+      info(common, "--highlight '" + given + "' is not one token: it matches only as sub-tokens (" +
+                       example + "), " + std::to_string(split) +
+                       " time(s); those runs are highlighted");
+    }
+  }
+  return emphasis;
+}
+
 }  // namespace
 
 double default_perplexity(std::size_t n_points) {
@@ -254,7 +414,7 @@ void run_viz(const VizOptions& options) {
   if (options.out.empty()) throw Error("--out is required", ErrorKind::usage);
   StagingFolder staging(options.out);  // fails early when the destination is not writable
 
-  const auto texts = read_texts(options.input);
+  const auto texts = read_texts(options.input, options.common);
   const std::vector<std::string> model_specs =
       options.models.empty() ? std::vector<std::string>{""} : options.models;
 
@@ -324,9 +484,6 @@ void run_viz(const VizOptions& options) {
 
   // --- Report data: tokens ----------------------------------------------------------------------
   report::ReportData data;
-  std::vector<std::string> highlight;
-  for (const auto& word : options.highlight) highlight.push_back(lowercase_trimmed(word));
-  std::vector<std::uint8_t> emphasis(n, 0);
   for (std::size_t i = 0; i < n; ++i) {
     const auto& encoding = encoded[kept_text[i]].encoding;
     const std::size_t p = kept_position[i];
@@ -337,13 +494,19 @@ void run_viz(const VizOptions& options) {
     token.id = id;
     token.display = first_tokenizer->display(id);
     token.offset = encoding.offsets[p];
+    // A token of incomplete UTF-8 bytes is labelled with the character its neighbours complete.
+    if (token.display.find("<0x") != std::string::npos) {
+      token.label = tokenizer::whole_characters(texts[kept_text[i]].text, token.offset.first,
+                                                token.offset.second);
+    }
     token.kind = report::token_kind(first_tokenizer->token_bytes(id), token.position,
                                     id == first_tokenizer->special_token_id("<|endoftext|>"));
-    if (std::find(highlight.begin(), highlight.end(), lowercase_trimmed(token.display)) !=
-        highlight.end()) {
-      emphasis[i] = 1;
-    }
     data.tokens.push_back(std::move(token));
+  }
+  const std::vector<std::uint8_t> emphasis =
+      highlight_tokens(options.highlight, texts, encoded, row_of, data.tokens, options.common);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (emphasis[i]) data.settings.highlight_tokens.push_back(static_cast<std::int32_t>(i));
   }
   for (const auto& t : texts) data.texts.push_back(t.text);
   for (const auto& s : states) data.models.push_back(s.name);
@@ -365,26 +528,14 @@ void run_viz(const VizOptions& options) {
   for (int s = 0; s < options.seeds; ++s)
     data.seeds.push_back(options.seed + static_cast<std::uint64_t>(s));
   data.dims = options.dims;
-  data.settings = {options.metric, options.normalize, options.exclude_first, options.highlight};
+  data.settings.metric = options.metric;
+  data.settings.normalize = options.normalize;
+  data.settings.exclude_first = options.exclude_first;
+  data.settings.highlight = options.highlight;
   data.title = "tokmap — " + data.models[0] +
                (data.models.size() > 1 ? " vs " + data.models[1] : "") + ", " +
                std::to_string(texts.size()) + " text(s), " + std::to_string(n) + " tokens";
-  // The settings that decide the maps, as flags, so a reader can reproduce the report.
-  data.created_with = "tokmap 0.1.0 viz";
-  for (const auto& model : data.models) data.created_with += " --model " + model;
-  data.created_with += " --layers " + options.layers + " --dims";
-  for (std::size_t i = 0; i < options.dims.size(); ++i) {
-    data.created_with += (i == 0 ? " " : ",") + std::to_string(options.dims[i]);
-  }
-  data.created_with += " --perplexity";
-  for (std::size_t i = 0; i < perplexities.size(); ++i) {
-    data.created_with += (i == 0 ? " " : ",") + format("%g", perplexities[i]);
-  }
-  data.created_with += " --seed " + std::to_string(options.seed) + " --seeds " +
-                       std::to_string(options.seeds) + " --metric " + options.metric +
-                       " --normalize " + options.normalize +
-                       (options.exclude_first ? " --exclude-first" : " --include-first") +
-                       " --iterations " + std::to_string(options.iterations);
+  data.created_with = command_line(options, data.models, perplexities);
 
   // --- Analyses of the original space -----------------------------------------------------------
   for (std::size_t m = 0; m < states.size(); ++m) {
@@ -608,7 +759,9 @@ void run_viz(const VizOptions& options) {
                         "text " + std::to_string(t + 1) + ": " + short_text(texts[t].text, 48)});
     }
     std::vector<std::string> labels(n);
-    for (std::size_t i = 0; i < n; ++i) labels[i] = data.tokens[i].display;
+    for (std::size_t i = 0; i < n; ++i) {
+      labels[i] = data.tokens[i].label.empty() ? data.tokens[i].display : data.tokens[i].label;
+    }
     // Label priority per (model, layer): outliers first (highlighted tokens always lead).
     std::map<std::pair<int, int>, std::vector<std::uint32_t>> label_orders;
     for (const auto& a : data.analysis) {

@@ -173,8 +173,13 @@ void write_npy(const fs::path& path, const Matrix& matrix);  // float32, atomica
 Matrix read_delimited(const fs::path& path, char delimiter);
 void write_delimited(const fs::path& path, const Matrix& matrix, char delimiter);
 
-// Rejects NaN/Inf, naming the file and the first offending row.
-void check_finite(const Matrix& matrix, const fs::path& path);
+// Rejects NaN/Inf, naming the file and the first offending row (and `what`, e.g. "layer 3",
+// when given: "F: layer 3, row 2, column 5 is NaN; ...").
+void check_finite(const Matrix& matrix, const fs::path& path, std::string_view what = {});
+
+// Index of the first NaN or infinite value, or values.size() when all are finite. A branch-free
+// scan of the exponent bits in blocks (vectorised), so it costs about a memory read.
+std::size_t first_non_finite(std::span<const float> values);
 
 // float16 / bfloat16 conversion (round-to-nearest-even for the narrowing direction).
 float f16_to_f32(std::uint16_t h);

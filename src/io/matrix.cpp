@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -217,16 +218,35 @@ void write_delimited(const fs::path& path, const Matrix& matrix, char delimiter)
   write_file_atomically(path, text);
 }
 
-void check_finite(const Matrix& matrix, const fs::path& path) {
-  // Walks the data, not rows x cols: a claimed shape never drives the loop.
-  for (std::size_t at = 0; at < matrix.data.size(); ++at) {
-    if (!std::isfinite(matrix.data[at])) {
-      throw Error(path.string() + ": row " + std::to_string(at / matrix.cols + 1) + ", column " +
-                  std::to_string(at % matrix.cols + 1) + " is " +
-                  (std::isnan(matrix.data[at]) ? "NaN" : "infinite") +
-                  "; t-SNE needs finite values");
+std::size_t first_non_finite(std::span<const float> values) {
+  constexpr std::uint32_t kExponent = 0x7f800000u;  // all ones: Inf or NaN
+  constexpr std::size_t kBlock = 4096;
+  const std::size_t n = values.size();
+  for (std::size_t begin = 0; begin < n; begin += kBlock) {
+    const std::size_t end = std::min(n, begin + kBlock);
+    std::uint32_t bad = 0;
+    for (std::size_t i = begin; i < end; ++i) {
+      std::uint32_t bits;
+      std::memcpy(&bits, &values[i], sizeof bits);
+      bad |= static_cast<std::uint32_t>((bits & kExponent) == kExponent);
+    }
+    if (bad != 0) {
+      for (std::size_t i = begin; i < end; ++i) {
+        if (!std::isfinite(values[i])) return i;
+      }
     }
   }
+  return n;
+}
+
+void check_finite(const Matrix& matrix, const fs::path& path, std::string_view what) {
+  // Walks the data, not rows x cols: a claimed shape never drives the loop.
+  const std::size_t at = first_non_finite(matrix.data);
+  if (at == matrix.data.size()) return;
+  throw Error(path.string() + ": " + (what.empty() ? "" : std::string(what) + ", ") + "row " +
+              std::to_string(at / matrix.cols + 1) + ", column " +
+              std::to_string(at % matrix.cols + 1) + " is " +
+              (std::isnan(matrix.data[at]) ? "NaN" : "infinite") + "; t-SNE needs finite values");
 }
 
 }  // namespace tokmap::io

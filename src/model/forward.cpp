@@ -5,6 +5,7 @@
 #include <cmath>
 #include <thread>
 
+#include "io/io.hpp"
 #include "model/model.hpp"
 
 namespace tokmap::model {
@@ -240,7 +241,26 @@ void forward(const Model& model, std::span<const std::vector<std::int32_t>> text
       });
     };
 
+    // A layer that overflows float32 (or weights that slipped past the load-time check) must
+    // not reach the sink: name the first non-finite value's layer, text and token.
+    auto check_state = [&](int layer, const float* state) {
+      const std::size_t at = io::first_non_finite(std::span<const float>(state, TC));
+      if (at == TC) return;
+      std::size_t row = at / std::size_t(C);
+      for (const auto& w : batch) {
+        if (row < std::size_t(w.length)) {
+          throw Error(model.weights_path().string() + ": layer " + std::to_string(layer) +
+                      " produced a non-finite value (" + (std::isnan(state[at]) ? "NaN" : "Inf") +
+                      ") for text " + std::to_string(w.text + 1) + ", token " +
+                      std::to_string(w.begin + row) + ", dimension " +
+                      std::to_string(at % std::size_t(C)) +
+                      "; the model overflows float32 on this input");
+        }
+        row -= std::size_t(w.length);
+      }
+    };
     auto capture = [&](int layer, const float* state) {
+      check_state(layer, state);
       if (selected_slot[layer] >= 0) {
         std::copy(state, state + TC, captured.begin() + selected_slot[layer] * TC);
       }

@@ -68,10 +68,12 @@ fs::path default_hf_cache();
 class Model {
  public:
   // Loads config.json and model.safetensors from `folder`, validating every tensor's presence,
-  // dtype and shape; F16/BF16 are converted to float32, aligned F32 tensors are used in place.
+  // dtype, shape and values (a NaN or Inf is named with its tensor and first index); F16/BF16
+  // are converted to float32, aligned F32 tensors are used in place.
   static Model load(const fs::path& folder);
 
   const Config& config() const { return config_; }
+  const fs::path& weights_path() const;  // the model.safetensors it was loaded from
   std::size_t parameter_count() const;
 
   struct Layer {
@@ -133,7 +135,8 @@ using ProgressCallback = std::function<void(std::size_t tokens_done, std::size_t
 
 // Runs the model over every text (token ids), calling `sink` for each run of tokens in text
 // order; never holds more than one batch's selected layers. Throws for empty texts or ids out
-// of the vocabulary.
+// of the vocabulary, and when a layer produces a NaN or Inf (naming the layer, text and token),
+// so a sink never sees a non-finite hidden state.
 void forward(const Model& model, std::span<const std::vector<std::int32_t>> texts,
              const ForwardOptions& options, const HiddenStatesSink& sink,
              const ProgressCallback& progress = {});

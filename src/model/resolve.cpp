@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdlib>
 
 #include "io/io.hpp"
@@ -33,24 +34,59 @@ std::string cache_folder_name(std::string_view id) {
   return name;
 }
 
-// The snapshot a cache entry's refs/main points at, or empty.
-fs::path snapshot_of(const fs::path& entry, std::vector<std::string>& looked) {
+bool safe_name(const std::string& name) {
+  return !name.empty() && name.find('/') == std::string::npos && name != "." && name != "..";
+}
+
+std::string trimmed_file(const fs::path& path) {
+  std::string text = io::read_text_file(path);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
+    text.pop_back();
+  }
+  return text;
+}
+
+// The snapshot of a cache entry: with a revision, refs/<revision> (a branch or tag) or the
+// snapshot of that commit (a unique prefix of at least 7 characters will do); without one,
+// the commit refs/main points at, else the only snapshot there is (some download tools write
+// no refs). Empty when there is none; an ambiguous choice throws, listing the snapshots.
+fs::path snapshot_of(const fs::path& entry, const std::string& id, const std::string& revision,
+                     std::vector<std::string>& looked) {
   std::error_code ec;
-  const fs::path ref = entry / "refs" / "main";
+  const std::string ref_name = revision.empty() ? "main" : revision;
+  const fs::path ref = entry / "refs" / ref_name;
   looked.push_back(ref.string());
-  if (!fs::is_regular_file(ref, ec)) return {};
-  std::string commit = io::read_text_file(ref);
-  while (!commit.empty() &&
-         (commit.back() == '\n' || commit.back() == '\r' || commit.back() == ' ')) {
-    commit.pop_back();
+  std::string commit;
+  if (safe_name(ref_name) && fs::is_regular_file(ref, ec)) commit = trimmed_file(ref);
+  if (commit.empty() && !revision.empty()) commit = revision;
+  const fs::path snapshots = entry / "snapshots";
+  if (!commit.empty()) {
+    if (!safe_name(commit)) return {};
+    const fs::path snapshot = snapshots / commit;
+    looked.push_back(snapshot.string());
+    if (is_model_folder(snapshot)) return snapshot;
+    if (revision.empty()) return {};
   }
-  if (commit.empty() || commit.find('/') != std::string::npos ||
-      commit.find("..") != std::string::npos) {
-    return {};
+  // No usable ref: look at the snapshot folders themselves.
+  std::vector<fs::path> found;
+  for (fs::directory_iterator it(snapshots, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!is_model_folder(it->path())) continue;
+    if (!revision.empty() && !(revision.size() >= 7 && name.starts_with(revision))) continue;
+    found.push_back(it->path());
   }
-  const fs::path snapshot = entry / "snapshots" / commit;
-  looked.push_back(snapshot.string());
-  return is_model_folder(snapshot) ? snapshot : fs::path{};
+  std::sort(found.begin(), found.end());
+  if (found.size() == 1) return found.front();
+  if (found.size() > 1) {
+    std::string names;
+    for (const auto& f : found) names += (names.empty() ? "" : ", ") + f.filename().string();
+    throw Error(snapshots.string() + ": " + std::to_string(found.size()) + " snapshots (" + names +
+                ") and " +
+                (revision.empty() ? "no refs/main" : "revision '" + revision + "' is ambiguous") +
+                "; choose one with --model " + id + "@<commit>");
+  }
+  looked.push_back(snapshots.string() + (revision.empty() ? "/*" : "/" + revision + "*"));
+  return {};
 }
 
 std::string join_places(const std::vector<std::string>& looked) {
@@ -100,16 +136,23 @@ ModelLocation resolve_model(std::string_view spec_in, const ResolveOptions& opti
     if (spec.find('/') == std::string::npos && is_model_folder(candidate)) return {candidate, spec};
   }
 
-  // 3. The Hugging Face cache, by id and by alias.
+  // 3. The Hugging Face cache, by id and by alias; "id@revision" picks one snapshot.
   const fs::path cache = options.hf_cache.empty() ? default_hf_cache() : options.hf_cache;
-  std::vector<std::string> ids{spec};
+  std::string id_part = spec, revision;
+  if (const auto at = spec.rfind('@'); at != std::string::npos && at > 0) {
+    id_part = spec.substr(0, at);
+    revision = spec.substr(at + 1);
+    if (revision.empty()) throw Error("model '" + spec + "': nothing after '@' (give a commit)");
+  }
+  std::vector<std::string> ids{id_part};
   for (const auto& [short_name, full_name] : kAliases) {
-    if (spec == short_name) ids.emplace_back(full_name);
-    if (spec == full_name) ids.emplace_back(short_name);
+    if (id_part == short_name) ids.emplace_back(full_name);
+    if (id_part == full_name) ids.emplace_back(short_name);
   }
   for (const auto& id : ids) {
     const fs::path entry = cache / cache_folder_name(id);
-    if (const fs::path snapshot = snapshot_of(entry, looked); !snapshot.empty()) {
+    if (const fs::path snapshot = snapshot_of(entry, id_part, revision, looked);
+        !snapshot.empty()) {
       if (!fs::is_regular_file(snapshot / "model.safetensors", ec) &&
           fs::exists(snapshot / "pytorch_model.bin", ec)) {
         throw Error(snapshot.string() +
@@ -117,13 +160,15 @@ ModelLocation resolve_model(std::string_view spec_in, const ResolveOptions& opti
                     "with: huggingface-cli download " +
                     id + " model.safetensors)");
       }
-      return {snapshot, id};
+      return {snapshot, revision.empty() ? id : id + "@" + revision};
     }
   }
   throw Error("model '" + spec + "' not found; looked in: " + join_places(looked) +
               ". Pass a folder with config.json, model.safetensors and the tokenizer files, or on "
               "a connected machine run: huggingface-cli download " +
-              (spec == std::string(kDefaultModel) ? std::string("gpt2") : spec));
+              (spec == std::string(kDefaultModel) ? std::string("gpt2")
+               : revision.empty()                 ? id_part
+                                                  : id_part + " --revision " + revision));
 }
 
 }  // namespace tokmap::model

@@ -1,3 +1,4 @@
+#include <cmath>
 #include <cstring>
 
 #include "io/io.hpp"
@@ -24,6 +25,27 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
     text += (i > 0 ? ", " : "") + std::to_string(shape[i]);
   }
   return text + "]";
+}
+
+// Every weight must be finite: a NaN or Inf would spread through the forward pass into every
+// later hidden state. The scan reads each tensor once (about a memory copy's time).
+void check_finite_weights(std::span<const float> values, const std::string& name,
+                          const io::TensorInfo& info, const fs::path& path) {
+  const std::size_t at = io::first_non_finite(values);
+  if (at == values.size()) return;
+  std::vector<std::int64_t> index(info.shape.size());
+  std::size_t rest = at;
+  for (std::size_t d = info.shape.size(); d-- > 0;) {
+    const auto extent = static_cast<std::size_t>(info.shape[d]);
+    index[d] = static_cast<std::int64_t>(extent == 0 ? 0 : rest % extent);
+    rest = extent == 0 ? 0 : rest / extent;
+  }
+  throw Error(path.string() + ": tensor '" + name + "' has a non-finite value (" +
+              (std::isnan(values[at]) ? "NaN"
+               : values[at] > 0       ? "+Inf"
+                                      : "-Inf") +
+              ") at index " + std::to_string(at) + " " + shape_text(index) +
+              "; the weights are corrupt");
 }
 
 }  // namespace
@@ -61,7 +83,10 @@ Model Model::load(const fs::path& folder) {
     const auto raw = file.raw(*info);
     if (info->dtype == io::DType::F32 &&
         reinterpret_cast<std::uintptr_t>(raw.data()) % alignof(float) == 0) {
-      return std::span<const float>(reinterpret_cast<const float*>(raw.data()), info->numel());
+      const std::span<const float> values(reinterpret_cast<const float*>(raw.data()),
+                                          info->numel());
+      check_finite_weights(values, full, *info, weights_path);
+      return values;
     }
     if (info->dtype != io::DType::F32 && info->dtype != io::DType::F16 &&
         info->dtype != io::DType::BF16 && info->dtype != io::DType::F64) {
@@ -69,6 +94,7 @@ Model Model::load(const fs::path& folder) {
                   std::string(io::dtype_name(info->dtype)) + ", expected F32, F16 or BF16");
     }
     storage.converted.push_back(file.to_f32(*info));
+    check_finite_weights(storage.converted.back(), full, *info, weights_path);
     return std::span<const float>(storage.converted.back());
   };
 
@@ -106,6 +132,8 @@ Model Model::load(const fs::path& folder) {
   }
   return model;
 }
+
+const fs::path& Model::weights_path() const { return storage_->file.path(); }
 
 std::size_t Model::parameter_count() const {
   std::size_t count = wte.size() + wpe.size() + ln_f_weight.size() + ln_f_bias.size();

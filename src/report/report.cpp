@@ -172,6 +172,7 @@ std::string to_json(const ReportData& data) {
                       {"display", t.display},
                       {"offset", {t.offset.first, t.offset.second}},
                       {"kind", t.kind}});
+    if (!t.label.empty()) tokens.back()["label"] = t.label;
   }
   json& maps = root["maps"] = json::array();
   for (const auto& m : data.maps) {
@@ -227,7 +228,8 @@ std::string to_json(const ReportData& data) {
   root["settings"] = {{"metric", data.settings.metric},
                       {"normalize", data.settings.normalize},
                       {"exclude_first", data.settings.exclude_first},
-                      {"highlight", data.settings.highlight}};
+                      {"highlight", data.settings.highlight},
+                      {"highlight_tokens", data.settings.highlight_tokens}};
   std::string text = root.dump(-1, ' ', false, json::error_handler_t::replace);
   // Inside <script>, "</" could close the element early; "<\/" means the same in JSON.
   std::string safe;
@@ -253,6 +255,19 @@ void write_html(const fs::path& path, const ReportData& data) {
   html.append(json_text);
   html.append(page.substr(at + kPlaceholder.size()));
   io::write_file_atomically(path, html);
+}
+
+std::string read_data_json(const fs::path& index_html) {
+  const std::string html = io::read_text_file(index_html);
+  constexpr std::string_view kOpen = "<script type=\"application/json\" id=\"tokmap-data\">";
+  const std::size_t begin = html.find(kOpen);
+  const std::size_t end =
+      begin == std::string::npos ? begin : html.find("</script>", begin + kOpen.size());
+  if (end == std::string::npos) {
+    throw Error(index_html.string() + ": not a tokmap report (no tokmap-data script element)");
+  }
+  // "<\/" is how to_json escapes "</"; JSON reads "\/" as "/", so the text parses as it is.
+  return html.substr(begin + kOpen.size(), end - begin - kOpen.size());
 }
 
 void write_points_tsv(const fs::path& path, const ReportData& data) {
@@ -285,7 +300,7 @@ void write_points_tsv(const fs::path& path, const ReportData& data) {
           const Token& t = data.tokens[i];
           out += tsv_field(data.models[model]) + '\t' + std::to_string(layer) + '\t' +
                  format_number(perplexity) + '\t' + tsv_field(t.display) + '\t' +
-                 std::to_string(t.text) + '\t' + std::to_string(t.position) + '\t';
+                 std::to_string(t.text + 1) + '\t' + std::to_string(t.position) + '\t';
           if (map2 != nullptr) {
             out += format_float(map2->coords[2 * i]) + '\t' +
                    format_float(map2->coords[2 * i + 1]) + '\t';
@@ -386,8 +401,8 @@ void write_projector(const fs::path& folder, const ReportData& data,
   for (std::size_t i = 0; i < n; ++i) {
     const Token& t = data.tokens[i];
     metadata += tsv_field(t.display.empty() ? std::string("(empty)") : t.display) + '\t' +
-                std::to_string(t.text) + '\t' + std::to_string(t.position) + '\t' + t.kind + '\t' +
-                (first_analysis ? std::to_string(first_analysis->cluster[i]) : "") + '\n';
+                std::to_string(t.text + 1) + '\t' + std::to_string(t.position) + '\t' + t.kind +
+                '\t' + (first_analysis ? std::to_string(first_analysis->cluster[i]) : "") + '\n';
   }
   json config;
   json& embeddings = config["embeddings"] = json::array();

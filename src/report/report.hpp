@@ -25,6 +25,9 @@ struct Token {
   std::string display;
   std::pair<std::size_t, std::size_t> offset;
   std::string kind;  // word, continuation, punctuation, number, special
+  // What to show when it differs from `display`: for a token made of incomplete UTF-8 bytes
+  // ("<0xE6><0x9D>"), the whole character(s) its text gives them ("木"); else empty.
+  std::string label;
 };
 
 // A model name as a file-name part: "openai-community/gpt2" -> "openai-community_gpt2".
@@ -84,6 +87,9 @@ struct Settings {
   std::string normalize;
   bool exclude_first = true;
   std::vector<std::string> highlight;
+  // The tokens --highlight matched (indices into tokens), including the sub-token runs of a
+  // word the tokenizer splits.
+  std::vector<std::int32_t> highlight_tokens;
 };
 
 struct ReportData {
@@ -109,9 +115,12 @@ std::string to_json(const ReportData& data);
 std::string_view page_template();
 // index.html: the template with the data inlined; written atomically.
 void write_html(const fs::path& path, const ReportData& data);
+// The data object's JSON text from an index.html written by write_html (errors name the file).
+std::string read_data_json(const fs::path& index_html);
 
 // points.tsv: one row per (model, layer, perplexity, token) with the 2D and 3D coordinates of
-// the first seed, cluster, outlier score, stability and the rating of the 2D and 3D maps.
+// the first seed, cluster, outlier score, stability and the rating of the 2D and 3D maps. Texts
+// are numbered from 1, as in the page ("text 1") and the figures; positions from 0.
 void write_points_tsv(const fs::path& path, const ReportData& data);
 
 // maps.tsv: one row per map (model, layer, perplexity, dims) with its numbers, the assessment's

@@ -70,4 +70,10 @@ class Tokenizer {
   std::shared_ptr<const Impl> impl_;
 };
 
+// A readable label for a token whose byte span [begin, end) of `text` cuts UTF-8 characters
+// (its display form is then "<0xE6><0x9D>"): the display form of the whole characters the span
+// overlaps ("木"), when the neighbouring bytes of `text` complete them; empty when the span
+// already holds whole characters or the text does not complete them.
+std::string whole_characters(std::string_view text, std::size_t begin, std::size_t end);
+
 }  // namespace tokmap::tokenizer

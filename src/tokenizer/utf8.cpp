@@ -204,3 +204,28 @@ std::string quote_for_message(std::string_view bytes, std::size_t max_bytes) {
 }
 
 }  // namespace tokmap::tokenizer::detail
+
+namespace tokmap::tokenizer {
+
+std::string whole_characters(std::string_view text, std::size_t begin, std::size_t end) {
+  if (begin >= end || end > text.size()) return {};
+  const auto continuation = [&](std::size_t i) {
+    return (static_cast<unsigned char>(text[i]) & 0xC0) == 0x80;
+  };
+  // Back to the lead byte of the character holding `begin` (at most 3 steps), forward past the
+  // character holding end - 1.
+  std::size_t first = begin;
+  while (first > 0 && begin - first < 3 && continuation(first)) --first;
+  std::size_t last = end;
+  while (last < text.size() && last - end < 3 && continuation(last)) ++last;
+  if (first == begin && last == end) return {};
+  // The widened span must be whole, valid characters; otherwise the bytes stay as they are.
+  for (std::size_t pos = first; pos < last;) {
+    const std::size_t length = detail::valid_sequence_length(text, pos);
+    if (length == 0 || pos + length > last) return {};
+    pos += length;
+  }
+  return detail::display_bytes(text.substr(first, last - first));
+}
+
+}  // namespace tokmap::tokenizer

@@ -374,4 +374,109 @@ TEST(Embed, AllocationLimitIsNamedWithHowToRaiseIt) {
   EXPECT_TRUE(fs::is_empty(dir.path()));
 }
 
+// --- issue #10: what a user expects of the command line ----------------------------------------
+
+TEST(Commands, EveryErrorIsOneLineWithReadableRanges) {
+  TempDir dir;
+  const std::string out = (dir / "r").string();
+  const auto viz = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args{"viz", "--text", "The bank of the river.", "--out", out};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_tokmap(args);
+  };
+  // CLI11's own errors: one line, prefixed, pointing at the command's help.
+  Result r = run_tokmap({"tokenize", "--no-such-flag"});
+  expect_error(r, 2, "--no-such-flag");
+  EXPECT_THAT(r.err, HasSubstr("see 'tokmap tokenize --help'"));
+  r = run_tokmap({"tsne", "--input", "a.tsv", "--out", "b.tsv", "--sed", "3"});
+  expect_error(r, 2, "did you mean --seed?");
+  expect_error(run_tokmap({"embed", "--text", "x"}), 2, "--out is required");
+  // Ranges read as words, never as a 300-digit number; --seed -1 is not 18446744073709551615.
+  for (const auto& [flags, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--seeds", "0"}, "--seeds: must be at least 1, got 0"},
+           {{"--iterations", "0"}, "--iterations: must be at least 1, got 0"},
+           {{"--iterations", "99999999999"}, "--iterations: must be at most 2147483647"},
+           {{"--seed", "-1"}, "--seed: must be at least 0, got -1"},
+           {{"--threads", "-2"}, "--threads: must be at least 0, got -2"},
+           {{"--seeds", "two"}, "--seeds: 'two' is not a whole number"}}) {
+    r = viz(flags);
+    SCOPED_TRACE(flags[0]);
+    expect_error(r, 2, message);
+    EXPECT_LT(r.err.size(), 200u) << r.err;
+  }
+  expect_error(run_tokmap({"embed", "--text", "x", "--window-stride", "-1", "--out", out}), 2,
+               "--window-stride: must be at least 0, got -1");
+  EXPECT_EQ(dir.file_count(), 0u);
+}
+
+TEST(Commands, HelpCommandSuggestionsAndExamples) {
+  // tokmap alone: the help on stdout, one error line on stderr.
+  Result r = run_tokmap({});
+  EXPECT_THAT(r.out, HasSubstr("viz"));
+  expect_error(r, 2, "give a command");
+  r = run_tokmap({"help"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("tokenize"));
+  EXPECT_THAT(r.out, HasSubstr("tokmap help viz"));
+  r = run_tokmap({"help", "viz"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("--from-report"));
+  expect_error(run_tokmap({"vis", "--text", "x"}), 2, "unknown command 'vis'; did you mean 'viz'?");
+  expect_error(run_tokmap({"help", "tsen"}), 2, "did you mean 'tsne'?");
+  for (const char* command : {"tokenize", "embed", "tsne", "viz", "help"}) {
+    SCOPED_TRACE(command);
+    r = run_tokmap({command, "--help"});
+    EXPECT_EQ(r.code, 0);
+    EXPECT_THAT(r.out, HasSubstr("Example"));
+    EXPECT_THAT(r.out, HasSubstr(std::string("tokmap ") + command));
+    EXPECT_THAT(r.out, ::testing::Not(HasSubstr("{false}")));
+    EXPECT_THAT(r.out, ::testing::Not(HasSubstr("{true}")));
+    EXPECT_THAT(r.out, ::testing::Not(HasSubstr("179769")));  // no double-max ranges
+    EXPECT_EQ(r.out, run_tokmap({"help", command}).out);
+  }
+}
+
+TEST(Tokenize, ByteOrderMarkIsSkippedAndReportedOnce) {
+  TempDir dir;
+  write(dir / "bom.txt", "\xEF\xBB\xBFHello world\nSecond line\n");
+  write(dir / "plain.txt", "Hello world\nSecond line\n");
+  Result r = run_tokmap({"tokenize", "--json", "--file", (dir / "bom.txt").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, run_tokmap({"tokenize", "--json", "--file", (dir / "plain.txt").string()}).out);
+  EXPECT_THAT(r.err, HasSubstr("bom.txt: skipped the UTF-8 byte-order mark"));
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  r = run_tokmap(
+      {"tokenize", "--json", "--whole-file", "--file", (dir / "bom.txt").string(), "--quiet"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["tokens"][0], "Hello");
+  EXPECT_EQ(r.err, "");
+}
+
+TEST(Embed, NonFiniteWeightsAreNamedAndNothingIsWritten) {
+  TempDir dir;
+  const fs::path model = tiny_model(dir);
+  {
+    // A NaN at [1, 2] of wpe.weight (64 x 32), patched into the file in place.
+    const tokmap::io::SafetensorsFile file(model / "model.safetensors");
+    const auto& info = file.get("wpe.weight");
+    std::uint64_t header = 0;
+    std::ifstream(model / "model.safetensors", std::ios::binary)
+        .read(reinterpret_cast<char*>(&header), 8);
+    const std::uint64_t at = 8 + header + info.begin + (1 * 32 + 2) * 4;
+    std::fstream patch(model / "model.safetensors",
+                       std::ios::binary | std::ios::in | std::ios::out);
+    patch.seekp(static_cast<std::streamoff>(at));
+    const float nan = std::nanf("");
+    patch.write(reinterpret_cast<const char*>(&nan), 4);
+  }
+  const fs::path out = dir / "out";
+  fs::create_directory(out);
+  const Result r = run_tokmap({"embed", "--model", model.string(), "--text", "The bank.", "--out",
+                               (out / "e.safetensors").string()});
+  expect_error(
+      r, 1,
+      "model.safetensors: tensor 'wpe.weight' has a non-finite value (NaN) at index 34 [1, 2]");
+  EXPECT_TRUE(fs::is_empty(out));
+}
+
 }  // namespace

@@ -1,11 +1,18 @@
 // tokmap viz end to end: the report folder's contents, its data contract, the figures, and bad
 // input (one-line error, nothing left behind, an existing report replaced whole or untouched).
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
 
 #include "cli_support.hpp"
 
@@ -174,8 +181,8 @@ TEST(Viz, SameInputSameReport) {
 // seeds, for --threads 1, 2 and 3.
 TEST(Viz, AnyThreadCountGivesTheSameBytes) {
   TempDir dir;
-  std::vector<std::string> args{"viz", "--layers", "all", "--dims", "2,3", "--seeds", "2",
-                                "--quiet"};
+  std::vector<std::string> args{"viz", "--layers", "all", "--dims",
+                                "2,3", "--seeds",  "2",   "--quiet"};
   args.insert(args.end(), kTexts.begin(), kTexts.end());
   const auto files = [](const fs::path& root) {
     std::vector<std::pair<std::string, std::string>> out;
@@ -355,6 +362,205 @@ TEST(Viz, TinyInputsSayTheNeighbourNumbersAreNotMeaningful) {
   EXPECT_TRUE(a["ratings"]["knn_preservation"].is_null());
   EXPECT_NE(std::find(a["flags"].begin(), a["flags"].end(), "few_points"), a["flags"].end());
   EXPECT_THAT(r.err, HasSubstr("the neighbour numbers are not meaningful"));
+}
+
+// --- issue #10 ----------------------------------------------------------------------------------
+
+std::vector<std::string> quick(const fs::path& out) {
+  return {"viz",          "--layers", "last",         "--dims", "2",
+          "--iterations", "100",      "--no-figures", "--out",  out.string()};
+}
+
+TEST(Viz, HighlightSaysWhenAWordMatchesNothingOrOnlySubTokens) {
+  TempDir dir;
+  auto args = quick(dir / "r");
+  args.insert(args.end(), {"--text", "A deep unease settled over the river bank.", "--text",
+                           "The bank was closed.", "--highlight", "unease", "--highlight", "zebra",
+                           "--highlight", "Bank"});
+  const Result r = run_tokmap(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("warning: --highlight 'zebra' matches no token in the texts"));
+  EXPECT_THAT(r.err, HasSubstr("--highlight 'unease' is not one token: it matches only as "
+                               "sub-tokens (' une' + 'ase')"));
+  EXPECT_THAT(r.err, ::testing::Not(HasSubstr("'Bank'")));  // a whole token: nothing to say
+  const json data = report_data(dir / "r" / "index.html");
+  std::vector<std::string> marked;
+  for (const auto& i : data["settings"]["highlight_tokens"]) {
+    marked.push_back(data["tokens"][i.get<std::size_t>()]["display"]);
+  }
+  EXPECT_EQ(marked, (std::vector<std::string>{" une", "ase", " bank", " bank"}));
+}
+
+TEST(Viz, IncompleteUtf8TokensAreLabelledWithTheirCharacter) {
+  TempDir dir;
+  auto args = quick(dir / "r");
+  // 木 (E6 9C A8) is two tokens in GPT-2: " <0xE6><0x9C>" and "<0xA8>".
+  args.insert(args.end(),
+              {"--text", "The wood 木 and the river bank were old.", "--perplexity", "2"});
+  args.erase(std::find(args.begin(), args.end(), "--no-figures"));
+  const Result r = run_tokmap(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json data = report_data(dir / "r" / "index.html");
+  std::vector<std::pair<std::string, std::string>> labelled;
+  for (const auto& t : data["tokens"]) {
+    if (t.contains("label")) labelled.emplace_back(t["display"], t["label"]);
+  }
+  EXPECT_EQ(labelled, (std::vector<std::pair<std::string, std::string>>{{" <0xE6><0x9C>", " 木"},
+                                                                        {"<0xA8>", "木"}}));
+  // The figures draw the labels: the PDF's text (pdftotext, poppler-utils) has the character
+  // and no byte escapes.
+  const fs::path pdf = dir / "r" / "figures" / "demo-brown-gpt2-layer6-perplexity2.pdf";
+  ASSERT_TRUE(fs::is_regular_file(pdf));
+  const fs::path text = dir / "figure.txt";
+  ASSERT_EQ(std::system(("pdftotext " + quote(pdf.string()) + " " + quote(text.string())).c_str()),
+            0);
+  const std::string drawn = slurp(text);
+  std::size_t drawn_characters = 0;
+  for (auto at = drawn.find("木"); at != std::string::npos; at = drawn.find("木", at + 1)) {
+    ++drawn_characters;
+  }
+  EXPECT_GE(drawn_characters, 3u);  // both tokens' labels and the legend's text
+  EXPECT_THAT(drawn, ::testing::Not(HasSubstr("<0x")));
+}
+
+TEST(Viz, LayerMinusOneIsTheLastLayer) {
+  TempDir dir;
+  auto args = quick(dir / "r");
+  args[2] = "0,-1";
+  args.insert(args.end(), kTexts.begin(), kTexts.end());
+  ASSERT_EQ(run_tokmap(args).code, 0);
+  EXPECT_EQ(report_data(dir / "r" / "index.html")["layers"], json::array({0, 6}));
+}
+
+TEST(Viz, TextNumbersInPointsTsvStartAtOneAsInThePage) {
+  TempDir dir;
+  auto args = quick(dir / "r");
+  args.insert(args.end(), kTexts.begin(), kTexts.end());
+  ASSERT_EQ(run_tokmap(args).code, 0);
+  const std::string points = slurp(dir / "r" / "points.tsv");
+  std::istringstream lines(points);
+  std::string line;
+  std::getline(lines, line);  // header
+  std::set<std::string> texts;
+  while (std::getline(lines, line)) {
+    std::vector<std::string> fields;
+    std::stringstream fs_(line);
+    for (std::string f; std::getline(fs_, f, '\t');) fields.push_back(f);
+    texts.insert(fields.at(4));
+  }
+  EXPECT_EQ(texts, (std::set<std::string>{"1", "2"}));  // the page says "text 1", "text 2"
+  const std::string metadata = slurp(dir / "r" / "metadata.tsv");
+  EXPECT_THAT(metadata, HasSubstr(" bank\t1\t"));
+  EXPECT_THAT(metadata, HasSubstr(" bank\t2\t"));
+}
+
+TEST(Viz, CreatedWithIsACompleteCommandAndFromReportRerunsIt) {
+  TempDir dir;
+  write(dir / "texts.txt", "The bank of the river was muddy.\nI sat on the bank of the river.\n");
+  const fs::path first = dir / "a";
+  const Result r = run_tokmap({"viz",
+                               "--file",
+                               (dir / "texts.txt").string(),
+                               "--highlight",
+                               "bank",
+                               "--layers",
+                               "0,-1",
+                               "--dims",
+                               "2",
+                               "--perplexity",
+                               "3",
+                               "--seed",
+                               "7",
+                               "--metric",
+                               "euclidean",
+                               "--normalize",
+                               "none",
+                               "--include-first",
+                               "--iterations",
+                               "120",
+                               "--no-figures",
+                               "--quiet",
+                               "--out",
+                               first.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string command = report_data(first / "index.html")["created_with"];
+  EXPECT_EQ(command, "tokmap viz --model demo-brown-gpt2 --file " + (dir / "texts.txt").string() +
+                         " --highlight bank --layers 0,-1 --dims 2 --perplexity 3 --seed 7 "
+                         "--seeds 1 --metric euclidean --normalize none --include-first "
+                         "--iterations 120 --no-figures");
+  // The command itself, run by a shell with an --out, makes the same report. (--out is left
+  // off so that the same input gives the same index.html wherever it is written.)
+  const fs::path second = dir / "b";
+  const std::string shell = quote(TOKMAP_BINARY) + command.substr(std::string("tokmap").size()) +
+                            " --quiet --out " + quote(second.string());
+  ASSERT_EQ(std::system(shell.c_str()), 0) << shell;
+  EXPECT_EQ(slurp(first / "points.tsv"), slurp(second / "points.tsv"));
+  // --from-report reruns it from the report alone (its texts), even with the file gone.
+  fs::remove(dir / "texts.txt");
+  const fs::path third = dir / "c";
+  const Result again = run_tokmap({"viz", "--from-report", (first / "index.html").string(), "--out",
+                                   third.string(), "--quiet"});
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_EQ(slurp(first / "points.tsv"), slurp(third / "points.tsv"));
+  const json rerun = report_data(third / "index.html");
+  EXPECT_EQ(rerun["settings"], report_data(first / "index.html")["settings"]);
+  // The rerun names its input as the report's texts; everything else is the same command.
+  std::string expected = command;
+  const std::string file_flag = "--file " + (dir / "texts.txt").string();
+  expected.replace(expected.find(file_flag), file_flag.size(),
+                   "--text 'The bank of the river was muddy.' --text 'I sat on the bank of the "
+                   "river.'");
+  EXPECT_EQ(rerun["created_with"], expected);
+  // Flags that would change the maps cannot be mixed in; a page that is no report is named.
+  expect_error(run_tokmap({"viz", "--from-report", (first / "index.html").string(), "--seed", "1",
+                           "--out", (dir / "d").string()}),
+               2, "--seed cannot be given with it");
+  write(dir / "page.html", "<html></html>");
+  expect_error(run_tokmap({"viz", "--from-report", (dir / "page.html").string(), "--out",
+                           (dir / "d").string()}),
+               1, "page.html: not a tokmap report");
+  EXPECT_FALSE(fs::exists(dir / "d"));
+}
+
+TEST(Viz, StagingFolderOfAKilledRunIsRemovedByTheNextRun) {
+  TempDir dir;
+  const fs::path out = dir / "report";
+  std::string text;
+  for (int i = 0; i < 60; ++i) text += "The bank of the river was muddy and wide. ";
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::freopen("/dev/null", "w", stderr);
+    ::execl(TOKMAP_BINARY, "tokmap", "viz", "--text", text.c_str(), "--out", out.c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Wait for the staging folder, then kill the run where no handler can clean up.
+  bool started = false;
+  for (int i = 0; i < 4000 && !started; ++i) {
+    started = dir.file_count() > 0;
+    if (!started) ::usleep(5000);
+  }
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(started);
+  ASSERT_EQ(dir.file_count(), 1u);  // the staging folder, left behind
+  EXPECT_FALSE(fs::exists(out));
+  // A staging folder a live run still holds is left alone (here: one this test holds locked).
+  const fs::path live = dir / ".report.tmp-LIVE00";
+  fs::create_directory(live);
+  const int fd = ::open(live.c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+  auto args = quick(out);
+  args.insert(args.end(), kTexts.begin(), kTexts.end());
+  ASSERT_EQ(run_tokmap(args).code, 0);
+  EXPECT_TRUE(fs::exists(live));
+  ::close(fd);
+  EXPECT_EQ(dir.file_count(), 2u);  // report/ and the live folder: the killed run's is gone
+  ASSERT_EQ(run_tokmap(args).code, 0);
+  EXPECT_EQ(dir.file_count(), 1u);  // the unlocked one is stale now
 }
 
 }  // namespace

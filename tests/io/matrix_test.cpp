@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <limits>
 
 #include "io/io.hpp"
 #include "support/error_of.hpp"
@@ -133,6 +134,27 @@ TEST(CheckFinite, NamesTheFirstBadRow) {
   Matrix m{3, 2, {1, 2, 3, NAN, INFINITY, 0}};
   EXPECT_THAT(error_of([&] { check_finite(m, "x.npy"); }),
               HasSubstr("x.npy: row 2, column 2 is NaN"));
+}
+
+TEST(CheckFinite, FirstNonFiniteFindsEveryPositionAcrossBlocks) {
+  std::vector<float> values(10000, 1.0f);
+  values[17] = std::numeric_limits<float>::max();  // finite extremes are fine
+  values[18] = std::numeric_limits<float>::denorm_min();
+  values[19] = -0.0f;
+  EXPECT_EQ(first_non_finite(values), values.size());
+  EXPECT_EQ(first_non_finite({}), 0u);
+  for (const std::size_t at :
+       {std::size_t{0}, std::size_t{4095}, std::size_t{4096}, std::size_t{9999}}) {
+    for (const float bad : {NAN, INFINITY, -INFINITY}) {
+      auto copy = values;
+      copy[at] = bad;
+      copy[9999] = NAN;  // a later one is not the first
+      EXPECT_EQ(first_non_finite(copy), at) << at << " " << bad;
+    }
+  }
+  Matrix m{2, 2, {1, 2, 3, -INFINITY}};
+  EXPECT_THAT(error_of([&] { check_finite(m, "e.safetensors", "layer 3"); }),
+              HasSubstr("e.safetensors: layer 3, row 2, column 2 is infinite"));
 }
 
 TEST(AtomicFile, LeavesNothingBehindWithoutCommit) {

@@ -2,6 +2,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 
@@ -103,6 +104,34 @@ TEST(Resolve, NotFoundListsEveryPlaceAndHowToGetIt) {
               HasSubstr("does not exist"));
 }
 
+TEST(Resolve, FindsASnapshotWithoutRefsMainAndSelectsARevision) {
+  TempDir cache;
+  const fs::path entry = cache.path() / "models--openai-community--gpt2";
+  // As some download tools leave it: a snapshot folder and no refs/.
+  write(entry / "snapshots" / "0123456789abcdef" / "config.json", "{}");
+  const ResolveOptions options{{kModels}, cache.path()};
+  EXPECT_EQ(resolve_model("gpt2", options).folder, entry / "snapshots" / "0123456789abcdef");
+
+  // Two snapshots and no refs/main: ambiguous, and the error says how to choose.
+  write(entry / "snapshots" / "fedcba9876543210" / "config.json", "{}");
+  const std::string message = error_of([&] { resolve_model("gpt2", options); });
+  EXPECT_THAT(message, HasSubstr("2 snapshots (0123456789abcdef, fedcba9876543210)"));
+  EXPECT_THAT(message, HasSubstr("--model gpt2@<commit>"));
+  // gpt2@<commit>, a unique prefix of 7 or more, or a branch in refs/.
+  const ModelLocation exact = resolve_model("gpt2@fedcba9876543210", options);
+  EXPECT_EQ(exact.folder, entry / "snapshots" / "fedcba9876543210");
+  EXPECT_EQ(exact.name, "openai-community/gpt2@fedcba9876543210");  // as the id is found
+  EXPECT_EQ(resolve_model("openai-community/gpt2@0123456", options).folder,
+            entry / "snapshots" / "0123456789abcdef");
+  write(entry / "refs" / "main", "fedcba9876543210\n");
+  EXPECT_EQ(resolve_model("gpt2", options).folder, entry / "snapshots" / "fedcba9876543210");
+  write(entry / "refs" / "old", "0123456789abcdef");
+  EXPECT_EQ(resolve_model("gpt2@old", options).folder, entry / "snapshots" / "0123456789abcdef");
+  EXPECT_THAT(error_of([&] { resolve_model("gpt2@nosuchcommit", options); }),
+              HasSubstr("huggingface-cli download gpt2 --revision nosuchcommit"));
+  EXPECT_THAT(error_of([&] { resolve_model("gpt2@", options); }), HasSubstr("nothing after '@'"));
+}
+
 // --- weights ---------------------------------------------------------------------------------
 
 // Copies the tiny model into a temp folder, rewriting model.safetensors through `edit`, which
@@ -190,6 +219,78 @@ TEST(Weights, MissingFilesAreNamed) {
   write(dir.path() / "config.json", "{}");
   EXPECT_THAT(error_of([&] { Model::load(dir.path()); }),
               HasSubstr("model.safetensors is missing"));
+}
+
+// --- non-finite weights and layer outputs ------------------------------------------------------
+
+std::vector<std::byte> bytes_of(const auto& values) {
+  const auto* p = reinterpret_cast<const std::byte*>(values.data());
+  return {p, p + values.size() * sizeof(values[0])};
+}
+
+// The tensor `name` of the tiny model as float32 values.
+std::vector<float> tiny_tensor(const std::string& name) {
+  const io::SafetensorsFile file(kData / "tiny-gpt2-base-f32" / "model.safetensors");
+  return file.to_f32(file.get(name));
+}
+
+TEST(BadWeights, NonFiniteF32WeightIsNamedWithTensorAndFirstIndex) {
+  TempDir dir;
+  const fs::path folder = rewritten_tiny_model(dir, [](std::vector<TensorSpec>& specs) {
+    for (auto& s : specs) {
+      if (s.name != "h.1.mlp.c_fc.weight") continue;  // (32, 128)
+      auto values = tiny_tensor(s.name);
+      values[3 * 128 + 5] = std::nanf("");
+      values[7 * 128 + 1] = INFINITY;  // a later one is not the one named
+      s.bytes = bytes_of(values);
+    }
+  });
+  EXPECT_THAT(error_of([&] { Model::load(folder); }),
+              HasSubstr("model.safetensors: tensor 'h.1.mlp.c_fc.weight' has a non-finite value "
+                        "(NaN) at index 389 [3, 5]"));
+}
+
+TEST(BadWeights, NonFiniteF16AndBf16WeightsAreNamed) {
+  for (const auto dtype : {io::DType::F16, io::DType::BF16}) {
+    TempDir dir;
+    const fs::path folder = rewritten_tiny_model(dir, [&](std::vector<TensorSpec>& specs) {
+      for (auto& s : specs) {
+        if (s.name != "ln_f.weight" && s.name != "wpe.weight") continue;
+        // ln_f.weight all ones; wpe.weight zeros with -Inf at [2, 7].
+        std::vector<std::uint16_t> half(
+            s.name == "ln_f.weight" ? 32 : 64 * 32,
+            s.name == "ln_f.weight" ? (dtype == io::DType::F16 ? 0x3C00 : 0x3F80) : 0);
+        if (s.name == "wpe.weight") half[2 * 32 + 7] = dtype == io::DType::F16 ? 0xFC00 : 0xFF80;
+        s.dtype = dtype;
+        s.bytes = bytes_of(half);
+      }
+    });
+    SCOPED_TRACE(std::string(io::dtype_name(dtype)));
+    EXPECT_THAT(error_of([&] { Model::load(folder); }),
+                HasSubstr("tensor 'wpe.weight' has a non-finite value (-Inf) at index 71 [2, 7]"));
+  }
+}
+
+TEST(BadWeights, LayerThatOverflowsIsNamedAndNothingNonFiniteReachesTheSink) {
+  TempDir dir;
+  // Finite but huge weights: the first block's two residual additions overflow float32.
+  const fs::path folder = rewritten_tiny_model(dir, [](std::vector<TensorSpec>& specs) {
+    for (auto& s : specs) {
+      if (s.name != "h.0.attn.c_proj.bias" && s.name != "h.0.mlp.c_proj.bias") continue;
+      std::vector<float> values(32, 3e38f);
+      s.bytes = bytes_of(values);
+    }
+  });
+  const Model model = Model::load(folder);
+  const std::vector<std::vector<std::int32_t>> texts{{464, 3331}, {464, 3331, 286}};
+  ForwardOptions options;
+  std::size_t sink_calls = 0;
+  const std::string message =
+      error_of([&] { forward(model, texts, options, [&](const HiddenStates&) { ++sink_calls; }); });
+  // The residual stream is about 3e38 + 3e38 after block 0 for every token; the first is named.
+  EXPECT_THAT(message, HasSubstr("model.safetensors: layer 1 produced a non-finite value ("));
+  EXPECT_THAT(message, HasSubstr("for text 1, token 0, dimension 0"));
+  EXPECT_EQ(sink_calls, 0u);
 }
 
 }  // namespace

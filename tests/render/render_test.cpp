@@ -680,6 +680,20 @@ TEST_F(RenderTest, ScriptsBeyondLatinDrawRealGlyphs) {
   EXPECT_NEAR(box.x1 - box.x0 - 2.0, 2 * 9 * 0.8, 9 * 0.8 * 0.5);  // 9 pt font, panel < 300 pt
 }
 
+TEST_F(RenderTest, EmojiLabelsDrawRealGlyphs) {
+  // Newer emoji than DejaVu's monochrome set: drawn from the emoji font that
+  // scripts/install-deps.sh installs (fonts-noto-color-emoji), never as hex boxes.
+  ASSERT_TRUE(fonts_cover(U"🦀🧠🫠")) << "no emoji font: run scripts/install-deps.sh";
+  for (const char* name : {"emoji.png", "emoji.svg", "emoji.pdf"}) {
+    const rd::RenderResult r = render_label(dir_ / name, "🦀🧠🫠");
+    EXPECT_EQ(r.unknown_glyphs, 0u) << name;
+  }
+  const rd::RenderResult r = render_label(dir_ / "emoji2.png", " \xF0\x9F\xA6\x80 crab");
+  EXPECT_EQ(r.unknown_glyphs, 0u);
+  ASSERT_EQ(r.panels[0].label_boxes.size(), 1u);
+  EXPECT_GT(ink_in(read_png(dir_ / "emoji2.png"), r.panels[0].label_boxes[0]).first, 30u);
+}
+
 TEST_F(RenderTest, PngIsRgbWhenOpaqueAndRgbaWhenNot) {
   // Byte 25 of a PNG is the IHDR colour type: 2 = RGB, 6 = RGBA.
   Data d = blobs(100, 2, 9);

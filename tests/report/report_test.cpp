@@ -47,7 +47,8 @@ ReportData small_report() {
   data.perplexities = {2};
   data.seeds = {0};
   data.dims = {2};
-  data.tokens = {{0, 1, 995, " world", {5, 11}, "word"}, {0, 2, 0, "!", {11, 12}, "punctuation"}};
+  data.tokens = {{0, 1, 995, " world", {5, 11}, "word", ""},
+                 {0, 2, 0, "!", {11, 12}, "punctuation", ""}};
   for (const int layer : {0, 1}) {
     Map map;
     map.layer = layer;
@@ -64,7 +65,7 @@ ReportData small_report() {
     analysis.outlier = {0.0f, 1.0f};
     data.analysis.push_back(analysis);
   }
-  data.settings = {"cosine", "center", true, {"world"}};
+  data.settings = {"cosine", "center", true, {"world"}, {0}};
   return data;
 }
 
@@ -79,6 +80,20 @@ TEST(Report, JsonFollowsTheContractAndCannotCloseItsScript) {
   EXPECT_TRUE(data["maps"][0]["stability"].is_null());
   EXPECT_EQ(data["analysis"][0]["neighbors"], nlohmann::json::parse("[[1], [0]]"));
   EXPECT_FALSE(data.contains("comparison"));
+  EXPECT_EQ(data["settings"]["highlight_tokens"], nlohmann::json::array({0}));
+  EXPECT_FALSE(data["tokens"][0].contains("label"));  // only when it differs from display
+}
+
+TEST(Report, ReadDataJsonGivesBackTheDataOfWriteHtml) {
+  TempDir dir;
+  ReportData data = small_report();
+  data.tokens[0].label = " 木";
+  write_html(dir / "index.html", data);
+  const auto back = nlohmann::json::parse(read_data_json(dir / "index.html"));
+  EXPECT_EQ(back["title"], data.title);
+  EXPECT_EQ(back["tokens"][0]["label"], " 木");
+  io::write_file_atomically(dir / "other.html", "<html></html>");
+  EXPECT_THROW(read_data_json(dir / "other.html"), Error);
 }
 
 TEST(Report, ComparisonPairsNameBothLayersAndTheNeighbourhoodSize) {
@@ -124,8 +139,9 @@ TEST(Report, PointsTsvAndProjectorExport) {
   const ReportData data = small_report();
   write_points_tsv(dir / "points.tsv", data);
   const std::string points = io::read_text_file(dir / "points.tsv");
-  // The last two columns, the 2D and 3D maps' ratings, are empty: these maps are not assessed.
-  EXPECT_NE(points.find("m\t1\t2\t world\t0\t1\t0.5\t1.25\t\t\t\t0\t0\t\t\t\n"), std::string::npos)
+  // Texts numbered from 1 as in the page ("text 1") and the figures; positions from 0. The last
+  // two columns, the 2D and 3D maps' ratings, are empty: these maps are not assessed.
+  EXPECT_NE(points.find("m\t1\t2\t world\t1\t1\t0.5\t1.25\t\t\t\t0\t0\t\t\t\n"), std::string::npos)
       << points;
   const std::vector<float> layer0 = {1, 2, 3, 4, 5, 6}, layer1 = {6, 5, 4, 3, 2, 1};
   write_projector(dir.path(), data, {{0, 1, 3, &layer1}, {0, 0, 3, &layer0}});
@@ -133,7 +149,7 @@ TEST(Report, PointsTsvAndProjectorExport) {
   EXPECT_EQ(io::read_text_file(dir / "tensors-m-layer0.tsv"), "1\t2\t3\n4\t5\t6\n");
   EXPECT_EQ(
       io::read_text_file(dir / "metadata.tsv"),
-      "token\ttext\tposition\tkind\tcluster\n world\t0\t1\tword\t0\n!\t0\t2\tpunctuation\t0\n");
+      "token\ttext\tposition\tkind\tcluster\n world\t1\t1\tword\t0\n!\t1\t2\tpunctuation\t0\n");
   const auto config = nlohmann::json::parse(io::read_text_file(dir / "projector_config.json"));
   EXPECT_EQ(config["embeddings"][1]["tensorShape"], nlohmann::json::array({2, 3}));
   const std::vector<float> wrong = {1, 2};
@@ -195,10 +211,10 @@ TEST(Report, PointsTsvAndMapsTsvCarryTheRatings) {
   EXPECT_EQ(points.substr(0, points.find('\n')),
             "model\tlayer\tperplexity\ttoken\ttext\tposition\tx\ty\tx3\ty3\tz3\tcluster\toutlier\ts"
             "tability\trating\trating3");
-  EXPECT_NE(points.find("m\t0\t2\t world\t0\t1\t0.5\t1.25\t\t\t\t0\t0\t\tgood\t\n"),
+  EXPECT_NE(points.find("m\t0\t2\t world\t1\t1\t0.5\t1.25\t\t\t\t0\t0\t\tgood\t\n"),
             std::string::npos)
       << points;
-  EXPECT_NE(points.find("m\t1\t2\t!\t0\t2\t-3\t4\t\t\t\t0\t1\t\tdegenerate\t\n"), std::string::npos)
+  EXPECT_NE(points.find("m\t1\t2\t!\t1\t2\t-3\t4\t\t\t\t0\t1\t\tdegenerate\t\n"), std::string::npos)
       << points;
 
   write_maps_tsv(dir / "maps.tsv", data);

@@ -299,5 +299,21 @@ TEST(Threads, ConcurrentEncodesAgree) {
   for (int t = 0; t < 4; ++t) EXPECT_EQ(mismatches[t], 0) << "thread " << t;
 }
 
+TEST(WholeCharacters, LabelsCutCharactersWithTheCharacterTheTextGivesThem) {
+  const Tokenizer& tokenizer = gpt2_from_vocab_merges();
+  const std::string text = "wood 木 tree";  // 木 = E6 9C A8, two tokens in GPT-2
+  const Encoding encoding = tokenizer.encode(text);
+  std::vector<std::string> labels;
+  for (std::size_t i = 0; i < encoding.ids.size(); ++i) {
+    if (tokenizer.display(encoding.ids[i]).find("<0x") == std::string::npos) continue;
+    labels.push_back(whole_characters(text, encoding.offsets[i].first, encoding.offsets[i].second));
+  }
+  EXPECT_EQ(labels, (std::vector<std::string>{" 木", "木"}));
+  EXPECT_EQ(whole_characters(text, 0, 4), "");  // whole characters already
+  EXPECT_EQ(whole_characters(text, 5, 7), "木");
+  EXPECT_EQ(whole_characters("\xE6\x9C", 0, 1), "");  // the text does not complete it
+  EXPECT_EQ(whole_characters("\xE6\x9C\xA8", 3, 2), "");
+}
+
 }  // namespace
 }  // namespace tokmap::tokenizer::test

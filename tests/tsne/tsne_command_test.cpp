@@ -56,7 +56,8 @@ class TsneCommand : public ::testing::Test {
   // A raw .npy with any descr and shape text.
   void write_npy_raw(const std::string& name, const std::string& descr, const std::string& shape,
                      const std::string& payload) const {
-    std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
+    std::string header =
+        "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
     while ((10 + header.size() + 1) % 64 != 0) header.push_back(' ');
     header.push_back('\n');
     std::string out = "\x93NUMPY";
@@ -97,6 +98,37 @@ class TsneCommand : public ::testing::Test {
 
   fs::path dir_;
 };
+
+TEST_F(TsneCommand, LayerMinusOneIsTheLastStoredAndNonFiniteRowsNameTheLayer) {
+  auto m = blobs(60, 4);
+  {
+    tokmap::io::SafetensorsWriter writer(path("emb.safetensors"));
+    writer.set_metadata("layers", "[0, 3, 6]");
+    writer.declare("hidden_states", tokmap::io::DType::F32, {3, 60, 4});
+    writer.begin();
+    std::vector<float> zeros(m.data.size(), 0.0f);
+    writer.write("hidden_states", 0, std::span<const float>(zeros));
+    auto with_nan = m.data;
+    with_nan[4 * 4 + 2] = std::nanf("");  // layer 3, row 5, column 3
+    writer.write("hidden_states", m.data.size(), std::span<const float>(with_nan));
+    writer.write("hidden_states", 2 * m.data.size(), std::span<const float>(m.data));
+    writer.commit();
+  }
+  const std::string io = "-i " + path("emb.safetensors") + " -o " + path("out.npy") + " ";
+  expect_one_line_error(run(io + "--layer 3"), 1,
+                        "emb.safetensors: layer 3, row 5, column 3 is NaN");
+  expect_one_line_error(run(io + "--layer -2"), 1, "layer 3, row 5, column 3 is NaN");
+  expect_one_line_error(run(io + "--layer -4"), 2, "--layer -4 is not in");
+  const auto r = run(io + "--layer -1 --iterations 50 --perplexity 10");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(tokmap::io::read_npy(path("out.npy")).rows, 60u);
+}
+
+TEST_F(TsneCommand, SeedMinusOneIsAUsageError) {
+  write_text("in.tsv", "0\t0\n1\t0\n0\t1\n5\t5\n");
+  expect_one_line_error(run("-i " + path("in.tsv") + " -o " + path("out.npy") + " --seed -1"), 2,
+                        "--seed: must be at least 0, got -1");
+}
 
 }  // namespace
 

@@ -49,6 +49,9 @@ export class ReportData {
     let maxPos = 0;
     for (let i = 0; i < this.N; i++) {
       const t = this.tokens[i];
+      // A token of incomplete UTF-8 bytes ("<0xE6><0x9D>") is shown as the character its
+      // neighbours complete ("label"); the byte form stays in t.bytesDisplay.
+      if (typeof t.label === 'string' && t.label) { t.bytesDisplay = t.display; t.display = t.label; }
       this.textIndex[i] = t.text | 0;
       this.position[i] = t.position | 0;
       maxPos = Math.max(maxPos, t.position | 0);

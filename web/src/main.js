@@ -98,6 +98,13 @@ class App {
       const pattern = `^\\s?(${hl.map((w) => String(w).trim().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})$`;
       $('#search').value = pattern;
       this.applySearch(pattern);
+      // The tokens tokmap matched, including the sub-token runs of a word the tokenizer splits.
+      const extra = this.data.settings.highlight_tokens;
+      if (Array.isArray(extra) && extra.length && this.searchMask) {
+        for (const i of extra) if (i >= 0 && i < this.data.N && !this.searchMask[i]) { this.searchMask[i] = 1; this.searchCount++; }
+        $('#search-status').textContent = this.searchCount === 1 ? '1 match' : `${this.searchCount.toLocaleString('en')} matches`;
+        this.updateHighlight();
+      }
     }
     this.refreshAll();
     $('#legend').addEventListener('click', (e) => this.onLegendClick(e));
