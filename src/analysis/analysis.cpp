@@ -519,31 +519,11 @@ std::vector<double> centred_singular_values(const Matrix& map, double& centroid_
   return s;
 }
 
-// Which rows of `original` have an exact twin (bit-identical values): such tokens are expected
-// to coincide in the map.
-std::vector<std::uint8_t> duplicated_rows(const Matrix& original) {
-  const std::size_t n = original.rows, d = original.cols;
-  std::vector<std::uint8_t> duplicate(n, 0);
-  if (d == 0) return duplicate;
-  std::vector<std::size_t> order(n);
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  auto row = [&](std::size_t i) { return original.data.data() + i * d; };
-  auto less = [&](std::size_t a, std::size_t b) {
-    return std::lexicographical_compare(row(a), row(a) + d, row(b), row(b) + d);
-  };
-  std::sort(order.begin(), order.end(), less);
-  for (std::size_t r = 1; r < n; ++r) {
-    if (std::equal(row(order[r - 1]), row(order[r - 1]) + d, row(order[r]))) {
-      duplicate[order[r - 1]] = duplicate[order[r]] = 1;
-    }
-  }
-  return duplicate;
-}
-
-// For each point: is another point within `radius` (exact distances in double)? Grid of cells
-// `radius` wide, hashed; each point looks at the 3^dims cells around it and stops at the first
-// partner, so a fully collapsed map costs O(n) too.
-std::vector<std::uint8_t> has_close_partner(const Matrix& map, double radius) {
+// For each point: is another point within `radius` (exact distances in double) that `counts`
+// (i, j)? Grid of cells `radius` wide, hashed; each point looks at the 3^dims cells around it and
+// stops at the first partner, so a fully collapsed map costs O(n) too.
+template <typename Counts>
+std::vector<std::uint8_t> has_close_partner(const Matrix& map, double radius, Counts&& counts) {
   const std::size_t n = map.rows, dims = map.cols;
   std::vector<std::uint8_t> close(n, 0);
   if (!(radius > 0)) return close;
@@ -591,7 +571,7 @@ std::vector<std::uint8_t> has_close_partner(const Matrix& map, double radius) {
           const double diff = double(map.data[i * dims + c]) - map.data[j * dims + c];
           d2 += diff * diff;
         }
-        if (d2 <= r2) {
+        if (d2 <= r2 && counts(i, static_cast<std::size_t>(j))) {
           close[i] = close[j] = 1;
           break;
         }
@@ -685,15 +665,40 @@ MapAssessment assess_map(const Matrix& map, const MapFacts& facts, const Matrix&
     if (point) {
       result.coincident_fraction = 1.0;
     } else {
-      const auto close = has_close_partner(map, options.coincident_distance * result.rms_radius);
-      const auto duplicate =
-          has_original ? duplicated_rows(original) : std::vector<std::uint8_t>(n, 0);
+      // Points that are neighbours in the input belong together in the map: repeated tokens
+      // ("the", ",") in a long text have nearly equal states, and t-SNE rightly stacks them. A
+      // pair counts only when j is farther from i in the input than i's k-th nearest neighbour
+      // (k = 10, euclidean on the rows as given), which is computed for the points that have a
+      // close partner at all (O(n d) each).
+      const std::size_t k_input = std::min<std::size_t>(10, n - 1);
+      std::vector<double> neighbour_radius2(n, -1.0);
+      const auto input_d2 = [&](std::size_t i, std::size_t j) {
+        double d2 = 0;
+        for (std::size_t c = 0; c < original.cols; ++c) {
+          const double diff = double(original.data[i * original.cols + c]) -
+                              original.data[j * original.cols + c];
+          d2 += diff * diff;
+        }
+        return d2;
+      };
+      const auto counts = [&](std::size_t i, std::size_t j) {
+        if (!has_original) return true;
+        if (neighbour_radius2[i] < 0) {
+          std::vector<double> d2(n);
+          for (std::size_t m = 0; m < n; ++m) d2[m] = m == i ? -1.0 : input_d2(i, m);
+          std::nth_element(d2.begin(), d2.begin() + static_cast<std::ptrdiff_t>(k_input), d2.end());
+          neighbour_radius2[i] = d2[k_input];  // d2[0] is i itself (-1)
+        }
+        return input_d2(i, j) > neighbour_radius2[i];
+      };
+      const auto close =
+          has_close_partner(map, options.coincident_distance * result.rms_radius, counts);
       std::size_t count = 0;
-      for (std::size_t i = 0; i < n; ++i) count += close[i] && !duplicate[i];
+      for (std::size_t i = 0; i < n; ++i) count += close[i];
       result.coincident_fraction = double(count) / double(n);
       const std::string what = percent(result.coincident_fraction) + " of the points (" +
                                std::to_string(count) + " of " + std::to_string(n) +
-                               ") lie on top of another point although their inputs differ";
+                               ") lie on top of a point that is not among their 10 nearest neighbours in the input";
       if (result.coincident_fraction >= options.coincident_degenerate) {
         add(Rating::degenerate, "coincident", what + ": most of the map has collapsed");
       } else if (result.coincident_fraction >= options.coincident_poor) {

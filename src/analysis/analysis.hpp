@@ -131,8 +131,9 @@ struct AssessOptions {
   double thin_ratio = 0.1;
   // Coincident points: a point whose nearest other point in the map is closer than
   // coincident_distance x the map's RMS radius (1e-3: under a pixel at any zoom that frames the
-  // map) while its row in the original space has no exact duplicate. Optimised t-SNE maps keep
-  // distinct inputs apart (repulsion); shares above these fractions mean a (partial) collapse.
+  // map) that is not among its 10 nearest neighbours in the input. Optimised t-SNE maps keep
+  // inputs that are not neighbours apart (repulsion); shares above these fractions mean a
+  // (partial) collapse.
   double coincident_distance = 1e-3;
   double coincident_poor = 0.1;
   double coincident_degenerate = 0.5;
@@ -197,9 +198,10 @@ struct MapAssessment {
 double random_trustworthiness(std::size_t n, std::size_t k);
 
 // Assesses one map. map: (n, dims) row-major, dims 1-3; original (optional, may be empty):
-// (n, d) row-major, used only to exempt points whose input rows are exact duplicates from the
-// coincidence count. Costs O(n dims^2) for the spread and O(n) expected for coincidence (a grid of
-// cells coincident_distance x radius wide).
+// (n, d) row-major, used only to exempt pairs that are neighbours in the input (among each
+// other's 10 nearest, duplicates included) from the coincidence count. Costs O(n dims^2) for the
+// spread, O(n) expected for coincidence (a grid of cells coincident_distance x radius wide) and
+// O(n d) per point that has a close partner.
 MapAssessment assess_map(const Matrix& map, const MapFacts& facts, const Matrix& original = {},
                          const AssessOptions& options = {});
 

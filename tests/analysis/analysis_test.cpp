@@ -362,7 +362,7 @@ TEST(AssessMap, RankGradesKeepTheirShareOfTheWayFromRandomForSmallN) {
   EXPECT_THAT(describe(a), ::testing::HasSubstr("no better than a random map's (0.52)"));
 }
 
-TEST(AssessMap, CoincidentPointsCountUnlessTheirInputsAreDuplicates) {
+TEST(AssessMap, CoincidentPointsCountUnlessTheyAreNeighboursInTheInput) {
   const std::size_t n = 100;
   auto [original, map] = planar_data(n, 36);
   for (std::size_t i = 0; i < 30; ++i) {  // 30% of the points collapse onto point 0
@@ -379,6 +379,23 @@ TEST(AssessMap, CoincidentPointsCountUnlessTheirInputsAreDuplicates) {
   a = assess_map({map, n, 2}, {}, {original, n, 10});
   EXPECT_DOUBLE_EQ(a.coincident_fraction, 0.0);
   EXPECT_TRUE(a.flags.empty()) << describe(a);
+  // Nearly identical inputs (a token repeated in a long text, its state shifted a little by the
+  // context) stacked in the map are right too, as long as they are each other's input neighbours:
+  // 9 near-copies of point 0 (its 10 nearest) are not counted, 30 are (most of them are not
+  // among each other's 10 nearest).
+  auto [near_original, near_map] = planar_data(n, 36);
+  const auto stack = [&](std::size_t copies) {
+    auto o = near_original;
+    auto m = near_map;
+    for (std::size_t i = 1; i <= copies; ++i) {
+      for (std::size_t c = 0; c < 10; ++c) o[10 * i + c] = o[c] + 1e-4f * float(i);
+      m[2 * i] = m[0];
+      m[2 * i + 1] = m[1];
+    }
+    return assess_map({m, n, 2}, {}, {o, n, 10});
+  };
+  EXPECT_DOUBLE_EQ(stack(9).coincident_fraction, 0.0) << describe(stack(9));
+  EXPECT_GT(stack(30).coincident_fraction, 0.1);
   // Most points on one spot: degenerate.
   for (std::size_t i = 0; i < 60; ++i) {
     map[2 * (i + 1)] = map[0];
