@@ -16,6 +16,9 @@ namespace tokmap::tsne {
 
 namespace {
 
+// See run_tsne and choose_method.
+constexpr std::size_t kExactCheaperPoints = 1000;
+
 int thread_count(int requested) { return requested > 0 ? requested : omp_get_max_threads(); }
 
 std::string number(double v) {
@@ -153,6 +156,9 @@ std::string degenerate_map(std::span<const float> y, std::size_t n, int dims,
   return axes == 1 ? "a line" : "a plane";
 }
 
+// Maps up to this size are optimised with several schedules (run_tsne).
+constexpr std::size_t kMultiStartMaxPoints = 200;
+
 }  // namespace
 
 const char* method_name(Method method) {
@@ -169,16 +175,15 @@ const char* method_name(Method method) {
   return "?";
 }
 
-// Measured on the Brown embeddings, 1 thread, 750 iterations, with the split-kernel FFT
-// (bench/tsne/tune_tsne, docs/BENCHMARKS.md), seconds and KL:
-//   2-D: n = 1000: Barnes-Hut 1.29 (KL 1.089), FFT 0.67 (1.036); n = 2000: 3.32 / 1.25;
-//        n = 5000: 10.2 / 3.0. Exact up to 500 points (0.2 s there, no approximation).
-//   3-D: n = 1000: Barnes-Hut 2.3, FFT 9.3 (the early-exaggeration grid is a fixed cost);
-//        n = 2000: 6.6 / 10.2; n = 5000: 23.0 / 16.4; n = 10000: 60.0 / 28.5.
+// Up to 1,000 points the exact gradient is the cheapest (see kExactCheaperPoints); above, the
+// FFT is the fastest in 2D and, since its small early grids fall back to exact sums, in 3D too.
+// Measured on the Brown embeddings, 1 thread, 750 iterations (bench/tsne/tune_tsne,
+// docs/BENCHMARKS.md), seconds: 2-D n = 1000: exact 0.95, Barnes-Hut 1.29, FFT 0.67 (before the
+// momentum reset); n = 2000: Barnes-Hut 3.32, FFT 1.25; n = 5000: 10.2 / 3.0.
+// 3-D n = 1000: exact 0.95; n = 1500: Barnes-Hut 4.9, FFT 1.9; n = 2000: 8.5 / 6.0.
 Method choose_method(std::size_t n, int dims) {
-  if (n <= 500 || dims < 2) return Method::exact;
-  if (dims == 2) return Method::fft;
-  return n < 3500 ? Method::barnes_hut : Method::fft;
+  if (n <= kExactCheaperPoints || dims < 2) return Method::exact;
+  return Method::fft;
 }
 
 namespace {
@@ -334,6 +339,12 @@ TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
   const int dims = options.dims;
   Method method = options.method == Method::automatic ? choose_method(n, dims) : options.method;
   if (dims == 1 && method != Method::exact) usage("1-D embeddings need --method exact");
+  // Up to kExactCheaperPoints the exact gradient costs less than a tree or a grid (one
+  // iteration at 1,000 points, one core: exact 1.0 ms in 2D and 1.3 ms in 3D, Barnes-Hut 1.7
+  // and 3.1 ms, the FFT's smallest grid 0.7 and 14 ms) and has no approximation error, so a
+  // forced bh or fft runs exact there (result.method says so).
+  if (method != Method::exact && options.dof == 1.0 && n <= kExactCheaperPoints)
+    method = Method::exact;
 
   TsneResult result;
   result.n = n;
@@ -481,7 +492,7 @@ TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
   const int total = options.iterations;
   const bool exact_kl = n <= options.exact_kl_max_n;
   double last_z = 0.0;
-  const auto report = [&](int iteration, bool ee) {
+  const auto report = [&](int iteration, bool ee, bool notify) {
     double z = 0.0;
     if (!exact_kl) {
       // Estimate: Z from the repulsion method at the current embedding.
@@ -499,7 +510,7 @@ TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
     result.kl = kl_divergence(p, y, dims, options.dof, z, options.threads);
     result.kl_exact = exact_kl || z <= 0.0;
     result.iterations = iteration;
-    if (!callback) return true;
+    if (!callback || !notify) return true;
     IterationReport r;
     r.iteration = iteration;
     r.total_iterations = total;
@@ -510,18 +521,36 @@ TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
     return callback(r);
   };
 
-  // One whole run from `initial` with the given early exaggeration; false when the callback
-  // stopped it.
-  const auto optimise = [&](double ee_factor) {
+  // One whole run from `initial` with the given early exaggeration and step cap; false when the
+  // callback stopped it (only runs that `notify` call it).
+  struct Schedule {
+    double exaggeration;
+    double max_step;
+    double learning_rate = 0.0;  // both phases; 0: the options' rule (learning_rate above)
+    bool reset_gains = false;    // at the end of early exaggeration, with the momentum
+    double final_momentum = 0.0;  // 0: the options'
+  };
+  const auto optimise = [&](Schedule schedule, bool notify) {
+    const double ee_factor = schedule.exaggeration;
+    if (schedule.final_momentum <= 0) schedule.final_momentum = options.final_momentum;
     y = initial;
     std::fill(update.begin(), update.end(), 0.0f);
     std::fill(gains.begin(), gains.end(), 1.0f);
     for (int it = 0; it < total; ++it) {
       const bool ee = it < options.early_exaggeration_iterations;
+      if (it == options.early_exaggeration_iterations && it > 0) {
+        // A new phase starts from rest, as in openTSNE and scikit-learn (each phase is its own
+        // gradient descent): the exaggerated phase's momentum would carry the map on past the
+        // scale the un-exaggerated forces want. scikit-learn also resets the gains.
+        std::fill(update.begin(), update.end(), 0.0f);
+        if (schedule.reset_gains) std::fill(gains.begin(), gains.end(), 1.0f);
+      }
       const double exaggeration = ee ? ee_factor : 1.0;
-      const auto momentum = static_cast<float>(ee ? options.momentum : options.final_momentum);
+      const auto momentum =
+          static_cast<float>(ee ? options.momentum : schedule.final_momentum);
       last_z = gradient(grad, p, y, dims, exaggeration, options.dof, method, options, &workspace);
-      const auto rate = static_cast<float>(learning_rate(exaggeration));
+      const auto rate = static_cast<float>(
+          schedule.learning_rate > 0 ? schedule.learning_rate : learning_rate(exaggeration));
       const auto min_gain = static_cast<float>(options.min_gain);
       for (std::size_t e = 0; e < size; ++e) {
         float g = gains[e];
@@ -530,8 +559,8 @@ TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
         gains[e] = g;
         update[e] = momentum * update[e] - rate * g * grad[e];
       }
-      if (options.max_step_norm > 0) {
-        const double cap = options.max_step_norm;
+      if (schedule.max_step > 0) {
+        const double cap = schedule.max_step;
         for (std::size_t i = 0; i < n; ++i) {
           double s = 0.0;
           for (int a = 0; a < dims; ++a)
@@ -548,32 +577,88 @@ TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
         throw Error("t-SNE diverged at iteration " + std::to_string(it + 1) +
                     " (try a smaller --learning-rate)");
       if ((it + 1) % options.kl_every == 0 || it + 1 == total) {
-        if (!report(it + 1, ee)) return false;
+        if (!report(it + 1, ee, notify)) return false;
       }
     }
     return true;
   };
 
-  result.stopped = !optimise(early_exaggeration);
+  const Schedule standard{early_exaggeration, options.max_step_norm};
+  result.stopped = !optimise(standard, true);
   if (!result.stopped && total > 0) {
-    std::string collapse = degenerate_map(y, n, dims, initial_spread);
-    if (!collapse.empty() && early_exaggeration > 1.0 &&
-        options.early_exaggeration_iterations > 0) {
-      // The exaggerated attraction won everywhere (see early_exaggeration_for): once the points
-      // coincide in floating point the gradient is exactly zero and nothing recovers. Run again
-      // from the same start without exaggeration, which never makes the point map stable.
-      result.warnings.push_back("the map collapsed to " + collapse + " with early exaggeration " +
-                                number(early_exaggeration) + "; ran again without it");
-      result.early_exaggeration = 1.0;
-      result.stopped = !optimise(1.0);
-      collapse = result.stopped ? std::string() : degenerate_map(y, n, dims, initial_spread);
+    // 2: a point or non-finite (nothing to show); 1: flat (a line or a plane); 0: fine.
+    const auto severity = [](const std::string& collapse) {
+      return collapse.empty() ? 0 : (collapse == "a line" || collapse == "a plane") ? 1 : 2;
+    };
+    const std::string first_collapse = degenerate_map(y, n, dims, initial_spread);
+    std::string collapse = first_collapse;
+    // Small maps are cheap and their KL has many local minima close together: the same start
+    // is also optimised without exaggeration, without the step cap, with openTSNE's final
+    // momentum 0.8, with the exaggeration uncapped (openTSNE's schedule) and with
+    // scikit-learn's schedule, and the lowest KL kept
+    // (the standard schedule alone lost to scikit-learn by 2-18% on a fifth of the small-map
+    // grid). A collapsed map of any size is run again without exaggeration, which never makes
+    // the point map stable (see early_exaggeration_for): once the points coincide in floating
+    // point every force is exactly zero and nothing recovers.
+    std::vector<Schedule> alternatives;
+    if (n <= kMultiStartMaxPoints) {
+      alternatives = {{1.0, options.max_step_norm},
+                      {early_exaggeration, 0.0},
+                      {early_exaggeration, options.max_step_norm, 0.0, false, 0.8},
+                      {options.early_exaggeration, options.max_step_norm},
+                      {options.early_exaggeration, options.max_step_norm, 0.0, false, 0.8},
+                      // scikit-learn's: one rate for both phases, max(n / 12 / 4, 50) on its
+                      // 4x gradient, no step cap
+                      {options.early_exaggeration, 0.0,
+                       options.learning_rate > 0
+                           ? options.learning_rate
+                           : std::max(static_cast<double>(n) / 12.0, options.learning_rate_floor),
+                       true, 0.8}};
+    } else if (severity(collapse) > 0 && early_exaggeration > 1.0) {
+      alternatives = {{1.0, options.max_step_norm}};
     }
-    if (!collapse.empty())
+    if (options.early_exaggeration_iterations == 0) alternatives.erase(alternatives.begin());
+    std::vector<float> best = y;
+    double best_kl = result.kl, best_exaggeration = early_exaggeration;
+    for (std::size_t a = 0; a < alternatives.size(); ++a) {
+      const Schedule& schedule = alternatives[a];
+      const auto same = [&](const Schedule& a, const Schedule& b) {
+        return a.exaggeration == b.exaggeration && a.max_step == b.max_step &&
+               a.learning_rate == b.learning_rate && a.reset_gains == b.reset_gains &&
+               (a.final_momentum > 0 ? a.final_momentum : options.final_momentum) ==
+                   (b.final_momentum > 0 ? b.final_momentum : options.final_momentum);
+      };
+      bool seen = same(schedule, standard);
+      for (std::size_t b = 0; b < a && !seen; ++b) seen = same(alternatives[b], schedule);
+      if (seen) continue;
+      optimise(schedule, false);
+      const std::string c = degenerate_map(y, n, dims, initial_spread);
+      const bool better = severity(c) < severity(collapse) ||
+                          (severity(c) == severity(collapse) && result.kl < best_kl);
+      if (!better) continue;
+      best = y;
+      best_kl = result.kl;
+      best_exaggeration = schedule.exaggeration;
+      collapse = c;
+    }
+    y = std::move(best);
+    result.kl = best_kl;
+    result.iterations = total;
+    result.early_exaggeration = best_exaggeration;
+    if (severity(first_collapse) > 0 && severity(collapse) < severity(first_collapse))
+      result.warnings.push_back("the map collapsed to " + first_collapse +
+                                " with early exaggeration " + number(early_exaggeration) +
+                                "; ran again without it");
+    if (severity(collapse) == 2)
       throw Error("t-SNE collapsed the map to " + collapse +
                   "; the affinities carry no structure the map can show (try a lower "
                   "--perplexity or --learning-rate)");
+    if (severity(collapse) == 1 && n >= 12)
+      result.warnings.push_back("the map is flat (" + collapse +
+                                "): its optimum needs fewer dimensions than " +
+                                std::to_string(dims));
   }
-  if (total == 0) report(0, false);
+  if (total == 0) report(0, false, true);
   result.embedding = std::move(y);
   return result;
 }

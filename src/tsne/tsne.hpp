@@ -43,12 +43,13 @@ struct TsneOptions {
   // Cap the exaggeration where it would collapse the map (early_exaggeration_for); false uses
   // early_exaggeration as given, as openTSNE and FIt-SNE do.
   bool limit_early_exaggeration = true;
-  double learning_rate = 0.0;  // <= 0: auto = max(n / exaggeration of the phase, floor)
-  double learning_rate_floor =
-      200.0;              // the auto rule's floor: scikit-learn's 50 on its 4x gradient
+  // <= 0: auto = max(n / exaggeration of the phase, learning_rate_floor) (openTSNE's rule; the
+  // floor is scikit-learn's 50 on its 4x gradient, which small maps need to unfold in time).
+  double learning_rate = 0.0;
+  double learning_rate_floor = 200.0;
   double momentum = 0.5;  // during early exaggeration
-  double final_momentum =
-      0.9;  // afterwards (0.8 in openTSNE; 0.9 measured better, docs/BENCHMARKS.md)
+  // Afterwards (0.8 in openTSNE and scikit-learn; 0.9 measured lower KL, docs/BENCHMARKS.md).
+  double final_momentum = 0.9;
   double min_gain = 0.01;
   double max_step_norm = 5.0;  // per-point update norm cap; <= 0 disables
   double dof = 1.0;            // degrees of freedom of the t kernel (1 = standard t-SNE)

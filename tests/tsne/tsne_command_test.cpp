@@ -9,10 +9,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "analysis/analysis.hpp"
 #include "io/io.hpp"
 
 namespace fs = std::filesystem;
@@ -237,4 +239,96 @@ TEST_F(TsneCommand, SafetensorsLayer) {
                      " --layer 6 --iterations 50 --perplexity 10");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(tokmap::io::read_npy(path("out.npy")).rows, 120u);
+}
+
+// scikit-learn's own expectations of t-SNE (sklearn/manifold/tests/test_t_sne.py, 1.2),
+// re-expressed against `tokmap tsne`.
+namespace {
+
+std::vector<float> nearest_neighbour_distances(const tokmap::io::Matrix& y) {
+  std::vector<float> out(y.rows, std::numeric_limits<float>::infinity());
+  for (std::size_t i = 0; i < y.rows; ++i)
+    for (std::size_t j = 0; j < y.rows; ++j) {
+      if (i == j) continue;
+      double d2 = 0;
+      for (std::size_t c = 0; c < y.cols; ++c)
+        d2 += std::pow(y.data[i * y.cols + c] - y.data[j * y.cols + c], 2);
+      out[i] = std::min(out[i], static_cast<float>(std::sqrt(d2)));
+    }
+  return out;
+}
+
+// assert_uniform_grid: every point has a neighbour at about the same distance.
+std::string uniform_grid_problem(const tokmap::io::Matrix& y) {
+  const auto nn = nearest_neighbour_distances(y);
+  double mean = 0;
+  for (float d : nn) mean += d;
+  mean /= static_cast<double>(nn.size());
+  const double lo = *std::min_element(nn.begin(), nn.end());
+  const double hi = *std::max_element(nn.begin(), nn.end());
+  if (!(lo > 0.1)) return "smallest neighbour distance " + std::to_string(lo);
+  if (!(lo / mean > 0.5)) return "smallest / mean " + std::to_string(lo / mean);
+  if (!(hi / mean < 2.0)) return "largest / mean " + std::to_string(hi / mean);
+  return {};
+}
+
+}  // namespace
+
+// test_uniform_grid: a 10 x 10 grid in [0, 1]^2, perplexity 50, random init, 500 iterations,
+// seeds 0-2, exact and Barnes-Hut; like scikit-learn, a run that misses is run once more from its
+// own result (t-SNE is not convex).
+TEST_F(TsneCommand, ScikitLearnUniformGridIsRecovered) {
+  tokmap::io::Matrix grid;
+  grid.rows = 100;
+  grid.cols = 2;
+  for (int a = 0; a < 10; ++a)
+    for (int b = 0; b < 10; ++b) {
+      grid.data.push_back(static_cast<float>(b) / 9.0f);  // meshgrid order: x varies fastest
+      grid.data.push_back(static_cast<float>(a) / 9.0f);
+    }
+  tokmap::io::write_npy(path("grid.npy"), grid);
+  for (const char* method : {"exact", "bh"}) {
+    for (int seed = 0; seed < 3; ++seed) {
+      const std::string common = std::string(" --perplexity 50 --iterations 500 --method ") +
+                                 method + " --seed " + std::to_string(seed) + " --quiet";
+      ASSERT_EQ(run("-i " + path("grid.npy") + " -o " + path("y.npy") + " --init random" + common)
+                    .code,
+                0);
+      std::string problem = uniform_grid_problem(tokmap::io::read_npy(path("y.npy")));
+      if (!problem.empty()) {
+        ASSERT_EQ(run("-i " + path("grid.npy") + " -o " + path("y2.npy") + " --init " +
+                      path("y.npy") + common)
+                      .code,
+                  0);
+        problem = uniform_grid_problem(tokmap::io::read_npy(path("y2.npy")));
+      }
+      EXPECT_TRUE(problem.empty()) << method << " seed " << seed << ": " << problem;
+    }
+  }
+}
+
+// test_preserve_trustworthiness_approximately: 50 standard normal points in 2D, random and PCA
+// init, exact and Barnes-Hut, 700 iterations: trustworthiness with 1 neighbour above 0.85.
+TEST_F(TsneCommand, ScikitLearnTrustworthinessIsPreserved) {
+  std::mt19937 rng(0);
+  std::normal_distribution<float> normal;
+  tokmap::io::Matrix x;
+  x.rows = 50;
+  x.cols = 2;
+  for (std::size_t e = 0; e < 100; ++e) x.data.push_back(normal(rng));
+  tokmap::io::write_npy(path("x.npy"), x);
+  for (const char* method : {"exact", "bh"}) {
+    for (const char* init : {"random", "pca"}) {
+      ASSERT_EQ(run("-i " + path("x.npy") + " -o " + path("y.npy") + " --iterations 700 --seed 0" +
+                    " --method " + method + " --init " + init + " --quiet")
+                    .code,
+                0);
+      const auto y = tokmap::io::read_npy(path("y.npy"));
+      tokmap::analysis::QualityOptions options;
+      options.k = 1;
+      const auto quality =
+          tokmap::analysis::map_quality({x.data, 50, 2}, {y.data, 50, 2}, options);
+      EXPECT_GT(quality.trustworthiness, 0.85) << method << " " << init;
+    }
+  }
 }

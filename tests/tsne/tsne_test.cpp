@@ -312,7 +312,8 @@ TEST(Tsne, BarnesHutSurvivesExactDuplicates) {
 }
 
 TEST(Tsne, KlDecreasesAndCallbackSeesEveryReport) {
-  const std::size_t n = 600, d = 10;
+  // Above 1,000 points, where bh and fft are not replaced by the (cheaper) exact gradient.
+  const std::size_t n = 1200, d = 10;
   const auto x = blobs(n, d, 6, 4.0f, 9);
   for (auto method : {ts::Method::exact, ts::Method::barnes_hut, ts::Method::fft}) {
     ts::TsneOptions options;
@@ -334,7 +335,7 @@ TEST(Tsne, KlDecreasesAndCallbackSeesEveryReport) {
     for (std::size_t r = 3; r < reports.size(); ++r)
       EXPECT_LE(reports[r].second, reports[r - 1].second + 1e-3) << ts::method_name(method);
     EXPECT_LT(reports.back().second, reports[2].second);
-    EXPECT_LT(result.kl, 1.0) << ts::method_name(method);
+    EXPECT_LT(result.kl, 1.3) << ts::method_name(method);  // measured 1.23-1.24 at n = 1200
   }
 }
 
@@ -351,7 +352,8 @@ TEST(Tsne, CallbackCanStop) {
 }
 
 TEST(Tsne, SameSeedSameBytesForAnyThreadCount) {
-  const std::size_t n = 600, d = 60;  // d > 50: PCA on
+  // d > 50: PCA on; n above 1,000, where bh and fft run as such.
+  const std::size_t n = 1200, d = 60;
   const auto x = blobs(n, d, 7, 3.0f, 4);
   for (auto method : {ts::Method::exact, ts::Method::barnes_hut, ts::Method::fft}) {
     for (int dims : {2, 3}) {
