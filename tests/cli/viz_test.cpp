@@ -327,11 +327,11 @@ TEST(Viz, EveryMapIsAssessedAndTheSummaryNamesTheWorst) {
 }
 
 TEST(Viz, DegenerateMapsAreFlaggedAndNamed) {
-  // Five iterations leave every map unoptimised: no better than a point or a random placement.
+  // One iteration leaves every map unoptimised, at its initial scale: a point.
   TempDir dir;
   const fs::path out = dir / "report";
   std::vector<std::string> args{"viz", "--layers",     "last",  "--iterations",
-                                "5",   "--no-figures", "--out", out.string()};
+                                "1",   "--no-figures", "--out", out.string()};
   args.insert(args.end(), kTexts.begin(), kTexts.end());
   const Result r = run_tokmap(args);
   ASSERT_EQ(r.code, 0) << r.err;

@@ -26,10 +26,10 @@ before(async () => {
   execFileSync(binary, ['viz', '--quiet', '--no-figures', '--model', 'demo-brown-gpt2', '--model', 'demo-brown-gpt2-small',
     '--file', path.join(webDir, '..', 'samples', 'sentences.txt'), '--out', path.join(dir, 'compare')]);
   // A tiny report (7 tokens: its neighbour numbers are not meaningful) and one whose maps were
-  // stopped after 5 iterations (every map degenerate).
+  // stopped after 1 iteration (every map degenerate).
   execFileSync(binary, ['viz', '--quiet', '--no-figures', '--layers', 'last', '--text', 'The bank of the river was muddy.',
     '--out', path.join(dir, 'tiny')]);
-  execFileSync(binary, ['viz', '--quiet', '--no-figures', '--layers', 'last', '--iterations', '5',
+  execFileSync(binary, ['viz', '--quiet', '--no-figures', '--layers', 'last', '--iterations', '1',
     '--text', 'The bank of the river was muddy.', '--text', 'I deposited money at the bank, then walked along the river bank.',
     '--out', path.join(dir, 'unoptimised')]);
   fs.mkdirSync(artifacts, { recursive: true });
