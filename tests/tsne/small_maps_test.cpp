@@ -198,7 +198,7 @@ TEST(LaplacianSpectrum, EarlyExaggerationIsCappedOnlyForNearlyUniformP) {
 
 // Without the cap (and with openTSNE's learning-rate floor of 50, which keeps the exaggerated
 // phase stable enough to converge), early exaggeration 12 collapses a paragraph's map to a
-// point, where every force is exactly zero: the run notices, says so, and runs again without
+// point (or a line), where every force is exactly zero: the run notices, says so, and runs again without
 // exaggeration.
 TEST(SmallMapsRecovery, CollapsedMapIsRunAgainWithoutExaggeration) {
   const auto& x = brown();
@@ -210,7 +210,10 @@ TEST(SmallMapsRecovery, CollapsedMapIsRunAgainWithoutExaggeration) {
   options.method = ts::Method::exact;
   const auto result = ts::run_tsne(std::span(x.data).first(n * x.cols), n, x.cols, options);
   ASSERT_EQ(result.warnings.size(), 1u);
-  EXPECT_NE(result.warnings[0].find("collapsed to a point"), std::string::npos)
+  // A point or a line: which modes reach zero first depends on the initialisation's last bits
+  // (PCA through BLAS), so on the OpenBLAS kernel.
+  EXPECT_TRUE(result.warnings[0].find("collapsed to a point") != std::string::npos ||
+              result.warnings[0].find("collapsed to a line") != std::string::npos)
       << result.warnings[0];
   EXPECT_EQ(result.early_exaggeration, 1.0);
   const auto spread = spreads(result.embedding, n, 2);

@@ -74,13 +74,16 @@ export function useSampleReport(samplePath, receive, precheck = () => {}) {
     browser = await launch();
     receive({ browser, report, sample });
   });
-  after(async () => {
-    if (browser) {
-      assert.deepEqual(browser.requests, [], 'no request may leave the machine');
-      await browser.close();
-    }
-    if (report) fs.rmSync(report.dir, { recursive: true, force: true });
-  });
+  after(() => closeAll(browser, report && report.dir));
+}
+
+/** After a suite: no request may have left the machine; the browser and `folder` go away. */
+export async function closeAll(browser, folder) {
+  if (browser) {
+    assert.deepEqual(browser.requests, [], 'no request may leave the machine');
+    await browser.close();
+  }
+  if (folder) fs.rmSync(folder, { recursive: true, force: true });
 }
 
 export async function openPage(browser, url) {

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { launch, openPage } from './browser.mjs';
+import { launch, openPage, closeAll } from './browser.mjs';
 
 const binary = process.env.TOKMAP_BINARY;
 const skip = !binary ? 'TOKMAP_BINARY not set' : false;
@@ -22,13 +22,7 @@ before(async () => {
   browser = await launch();
 });
 
-after(async () => {
-  if (browser) {
-    assert.deepEqual(browser.requests, [], 'no request may leave the machine');
-    await browser.close();
-  }
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
+after(() => closeAll(browser, dir));
 
 test('sub-token highlights and whole-character labels', { skip }, async () => {
   const { page, errors } = await openPage(browser, 'file://' + path.join(dir, 'report', 'index.html'));

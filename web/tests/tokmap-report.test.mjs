@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { launch, openPage, artifacts, webDir } from './browser.mjs';
+import { launch, openPage, artifacts, webDir, closeAll } from './browser.mjs';
 import { viridis } from '../src/palette.js';
 
 const binary = process.env.TOKMAP_BINARY;
@@ -36,13 +36,7 @@ before(async () => {
   browser = await launch();
 });
 
-after(async () => {
-  if (browser) {
-    assert.deepEqual(browser.requests, [], 'no request may leave the machine');
-    await browser.close();
-  }
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
+after(() => closeAll(browser, dir));
 
 test('a report from tokmap viz loads offline, draws and shows tokens on hover', { skip }, async () => {
   const { page, errors } = await openPage(browser, 'file://' + path.join(dir, 'report', 'index.html'));
