@@ -175,14 +175,17 @@ const char* method_name(Method method) {
   return "?";
 }
 
-// Up to 1,000 points the exact gradient is the cheapest (see kExactCheaperPoints); above, the
-// FFT is the fastest in 2D and, since its small early grids fall back to exact sums, in 3D too.
+// Up to 1,000 points the exact gradient is the cheapest (see kExactCheaperPoints), and in 3D up
+// to 3,000; above, the FFT (in 3D its grid needs (2 * 3 * boxes)^3 nodes, and the exact
+// O(n^2) pass wins until n^2 outgrows it).
 // Measured on the Brown embeddings, 1 thread, 750 iterations (bench/tsne/tune_tsne,
 // docs/BENCHMARKS.md), seconds: 2-D n = 1000: exact 0.95, Barnes-Hut 1.29, FFT 0.67 (before the
 // momentum reset); n = 2000: Barnes-Hut 3.32, FFT 1.25; n = 5000: 10.2 / 3.0.
-// 3-D n = 1000: exact 0.95; n = 1500: Barnes-Hut 4.9, FFT 1.9; n = 2000: 8.5 / 6.0.
+// 3-D n = 1000: exact 0.95; n = 1500: Barnes-Hut 4.9, FFT 1.9; n = 2000: exact 3.7, Barnes-Hut
+// 8.5, FFT 6.6; n = 10000: FFT 29.5 (two threads).
 Method choose_method(std::size_t n, int dims) {
   if (n <= kExactCheaperPoints || dims < 2) return Method::exact;
+  if (dims == 3 && n <= 3000) return Method::exact;
   return Method::fft;
 }
 
