@@ -315,7 +315,7 @@ std::vector<double> laplacian_low_eigenvalues_dense(const SparseP& p, int count)
   return values;
 }
 
-std::vector<double> laplacian_low_eigenvalues(const SparseP& p, int count) {
+std::vector<double> laplacian_low_eigenvalues(const SparseP& p, int count, double enough) {
   const std::size_t n = p.n;
   if (n <= 200) return laplacian_low_eigenvalues_dense(p, count);
   // Lanczos on the complement of the constant vector (L's null vector), with full
@@ -346,7 +346,23 @@ std::vector<double> laplacian_low_eigenvalues(const SparseP& p, int count) {
   for (std::size_t i = 0; i < n; ++i) v[i] = std::sin(12.9898 * static_cast<double>(i) + 1.0);
   double norm = orthogonalise(v);
   std::vector<double> w(n);
+  const auto ritz_values = [&] {
+    const std::size_t m = alpha.size();
+    std::vector<double> tridiagonal(m * m, 0.0);
+    for (std::size_t i = 0; i < m; ++i) {
+      tridiagonal[i * m + i] = alpha[i];
+      if (i + 1 < m) tridiagonal[i * m + i + 1] = tridiagonal[(i + 1) * m + i] = beta[i];
+    }
+    return smallest_eigenvalues(std::move(tridiagonal), m,
+                                std::min<std::size_t>(static_cast<std::size_t>(count), m));
+  };
   for (std::size_t step = 0; step < steps && norm > 1e-12; ++step) {
+    if (enough > 0 && step >= static_cast<std::size_t>(count) && step % 10 == 0) {
+      // Ritz values only fall as steps are added: once the count-th is below `enough`, so is
+      // the eigenvalue, and the caller needs no more.
+      const std::vector<double> ritz = ritz_values();
+      if (ritz.size() == static_cast<std::size_t>(count) && ritz.back() <= enough) return ritz;
+    }
     for (double& x : v) x /= norm;
     laplacian_times(w, p, degree, v);
     double a = 0.0;
@@ -357,14 +373,7 @@ std::vector<double> laplacian_low_eigenvalues(const SparseP& p, int count) {
     beta.push_back(norm);
     std::swap(v, w);
   }
-  const std::size_t m = alpha.size();
-  std::vector<double> tridiagonal(m * m, 0.0);
-  for (std::size_t i = 0; i < m; ++i) {
-    tridiagonal[i * m + i] = alpha[i];
-    if (i + 1 < m) tridiagonal[i * m + i + 1] = tridiagonal[(i + 1) * m + i] = beta[i];
-  }
-  return smallest_eigenvalues(std::move(tridiagonal), m,
-                              std::min<std::size_t>(static_cast<std::size_t>(count), m));
+  return ritz_values();
 }
 
 double early_exaggeration_for(const SparseP& p, int dims, double requested) {
@@ -378,7 +387,9 @@ double early_exaggeration_for(const SparseP& p, int dims, double requested) {
   // coordinates are equal in floating point. Capped at half the value at which the map's `dims`
   // leading modes stop expanding, they grow at half the rate they have without exaggeration,
   // and the map keeps its dimensions; for wide, clustered P the cap is far above 12.
-  const std::vector<double> lambda = laplacian_low_eigenvalues(p, dims);
+  // The cap is requested when lambda <= 0.5 / (requested (n - 1)): Lanczos may stop there.
+  const double irrelevant = 0.5 / (requested * static_cast<double>(p.n - 1));
+  const std::vector<double> lambda = laplacian_low_eigenvalues(p, dims, irrelevant);
   const double top = lambda.empty() ? 0.0 : lambda.back();
   if (!(top > 0)) return requested;
   const double cap = 0.5 / (static_cast<double>(p.n - 1) * top);

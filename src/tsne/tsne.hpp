@@ -157,8 +157,9 @@ SparseP joint_probabilities(std::span<const float> conditional,
 // Spectrum of P's graph Laplacian L = D - P (D = diag of P's row sums): its `count` smallest
 // eigenvalues after the constant vector's 0 (lambda_2 ..), ascending. Lanczos above 200 points
 // (Ritz values: upper bounds), a dense eigen-decomposition at or below (and in the _dense
-// reference, O(n^3)).
-std::vector<double> laplacian_low_eigenvalues(const SparseP& p, int count);
+// reference, O(n^3)). With enough > 0, Lanczos may stop early once the count-th value is known
+// to be at most `enough` (the values returned are then upper bounds above that).
+std::vector<double> laplacian_low_eigenvalues(const SparseP& p, int count, double enough = 0.0);
 std::vector<double> laplacian_low_eigenvalues_dense(const SparseP& p, int count);
 
 // The early exaggeration used for a `dims`-D map of P: `requested`, capped so that the map's
