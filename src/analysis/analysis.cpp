@@ -675,8 +675,8 @@ MapAssessment assess_map(const Matrix& map, const MapFacts& facts, const Matrix&
       const auto input_d2 = [&](std::size_t i, std::size_t j) {
         double d2 = 0;
         for (std::size_t c = 0; c < original.cols; ++c) {
-          const double diff = double(original.data[i * original.cols + c]) -
-                              original.data[j * original.cols + c];
+          const double diff =
+              double(original.data[i * original.cols + c]) - original.data[j * original.cols + c];
           d2 += diff * diff;
         }
         return d2;
@@ -696,9 +696,10 @@ MapAssessment assess_map(const Matrix& map, const MapFacts& facts, const Matrix&
       std::size_t count = 0;
       for (std::size_t i = 0; i < n; ++i) count += close[i];
       result.coincident_fraction = double(count) / double(n);
-      const std::string what = percent(result.coincident_fraction) + " of the points (" +
-                               std::to_string(count) + " of " + std::to_string(n) +
-                               ") lie on top of a point that is not among their 10 nearest neighbours in the input";
+      const std::string what =
+          percent(result.coincident_fraction) + " of the points (" + std::to_string(count) +
+          " of " + std::to_string(n) +
+          ") lie on top of a point that is not among their 10 nearest neighbours in the input";
       if (result.coincident_fraction >= options.coincident_degenerate) {
         add(Rating::degenerate, "coincident", what + ": most of the map has collapsed");
       } else if (result.coincident_fraction >= options.coincident_poor) {

@@ -529,8 +529,8 @@ TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
   struct Schedule {
     double exaggeration;
     double max_step;
-    double learning_rate = 0.0;  // both phases; 0: the options' rule (learning_rate above)
-    bool reset_gains = false;    // at the end of early exaggeration, with the momentum
+    double learning_rate = 0.0;   // both phases; 0: the options' rule (learning_rate above)
+    bool reset_gains = false;     // at the end of early exaggeration, with the momentum
     double final_momentum = 0.0;  // 0: the options'
   };
   const auto optimise = [&](Schedule schedule, bool notify) {
@@ -549,8 +549,7 @@ TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
         if (schedule.reset_gains) std::fill(gains.begin(), gains.end(), 1.0f);
       }
       const double exaggeration = ee ? ee_factor : 1.0;
-      const auto momentum =
-          static_cast<float>(ee ? options.momentum : schedule.final_momentum);
+      const auto momentum = static_cast<float>(ee ? options.momentum : schedule.final_momentum);
       last_z = gradient(grad, p, y, dims, exaggeration, options.dof, method, options, &workspace);
       const auto rate = static_cast<float>(
           schedule.learning_rate > 0 ? schedule.learning_rate : learning_rate(exaggeration));
@@ -620,17 +619,18 @@ TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
     } else if (severity(collapse) > 0 && early_exaggeration > 1.0) {
       alternatives = {{1.0, options.max_step_norm}};
     }
-    if (options.early_exaggeration_iterations == 0) alternatives.erase(alternatives.begin());
+    if (options.early_exaggeration_iterations == 0 && !alternatives.empty())
+      alternatives.erase(alternatives.begin());  // "no exaggeration" is the standard then
     std::vector<float> best = y;
     double best_kl = result.kl, best_exaggeration = early_exaggeration;
+    const auto same = [&](const Schedule& one, const Schedule& other) {
+      return one.exaggeration == other.exaggeration && one.max_step == other.max_step &&
+             one.learning_rate == other.learning_rate && one.reset_gains == other.reset_gains &&
+             (one.final_momentum > 0 ? one.final_momentum : options.final_momentum) ==
+                 (other.final_momentum > 0 ? other.final_momentum : options.final_momentum);
+    };
     for (std::size_t a = 0; a < alternatives.size(); ++a) {
       const Schedule& schedule = alternatives[a];
-      const auto same = [&](const Schedule& a, const Schedule& b) {
-        return a.exaggeration == b.exaggeration && a.max_step == b.max_step &&
-               a.learning_rate == b.learning_rate && a.reset_gains == b.reset_gains &&
-               (a.final_momentum > 0 ? a.final_momentum : options.final_momentum) ==
-                   (b.final_momentum > 0 ? b.final_momentum : options.final_momentum);
-      };
       bool seen = same(schedule, standard);
       for (std::size_t b = 0; b < a && !seen; ++b) seen = same(alternatives[b], schedule);
       if (seen) continue;
@@ -649,9 +649,12 @@ TsneResult run_tsne(std::span<const float> data, std::size_t n, std::size_t d,
     result.iterations = total;
     result.early_exaggeration = best_exaggeration;
     if (severity(first_collapse) > 0 && severity(collapse) < severity(first_collapse))
-      result.warnings.push_back("the map collapsed to " + first_collapse +
-                                " with early exaggeration " + number(early_exaggeration) +
-                                "; ran again without it");
+      result.warnings.push_back(
+          "the map collapsed to " + first_collapse + " with early exaggeration " +
+          number(early_exaggeration) + "; ran again" +
+          (best_exaggeration == 1.0
+               ? " without it"
+               : " (kept early exaggeration " + number(best_exaggeration) + ")"));
     if (severity(collapse) == 2)
       throw Error("t-SNE collapsed the map to " + collapse +
                   "; the affinities carry no structure the map can show (try a lower "

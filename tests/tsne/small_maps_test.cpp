@@ -198,8 +198,8 @@ TEST(LaplacianSpectrum, EarlyExaggerationIsCappedOnlyForNearlyUniformP) {
 
 // Without the cap (and with openTSNE's learning-rate floor of 50, which keeps the exaggerated
 // phase stable enough to converge), early exaggeration 12 collapses a paragraph's map to a
-// point (or a line), where every force is exactly zero: the run notices, says so, and runs again without
-// exaggeration.
+// point (or a line), where every force is exactly zero: the run notices, says so, and runs again
+// without exaggeration.
 TEST(SmallMapsRecovery, CollapsedMapIsRunAgainWithoutExaggeration) {
   const auto& x = brown();
   const std::size_t n = 190;

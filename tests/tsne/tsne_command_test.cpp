@@ -291,9 +291,9 @@ TEST_F(TsneCommand, ScikitLearnUniformGridIsRecovered) {
     for (int seed = 0; seed < 3; ++seed) {
       const std::string common = std::string(" --perplexity 50 --iterations 500 --method ") +
                                  method + " --seed " + std::to_string(seed) + " --quiet";
-      ASSERT_EQ(run("-i " + path("grid.npy") + " -o " + path("y.npy") + " --init random" + common)
-                    .code,
-                0);
+      ASSERT_EQ(
+          run("-i " + path("grid.npy") + " -o " + path("y.npy") + " --init random" + common).code,
+          0);
       std::string problem = uniform_grid_problem(tokmap::io::read_npy(path("y.npy")));
       if (!problem.empty()) {
         ASSERT_EQ(run("-i " + path("grid.npy") + " -o " + path("y2.npy") + " --init " +
@@ -326,8 +326,7 @@ TEST_F(TsneCommand, ScikitLearnTrustworthinessIsPreserved) {
       const auto y = tokmap::io::read_npy(path("y.npy"));
       tokmap::analysis::QualityOptions options;
       options.k = 1;
-      const auto quality =
-          tokmap::analysis::map_quality({x.data, 50, 2}, {y.data, 50, 2}, options);
+      const auto quality = tokmap::analysis::map_quality({x.data, 50, 2}, {y.data, 50, 2}, options);
       EXPECT_GT(quality.trustworthiness, 0.85) << method << " " << init;
     }
   }
