@@ -66,9 +66,10 @@ class BlasThreads {
 
 // Rows per matmul piece: a token's result depends on its piece alone, never on the thread count
 // (OpenBLAS's own threading splits the matrix by thread count, and its edge tiles round
-// differently: embed and viz gave other bits for --threads 1 and 2). Repacking the weights per
-// piece costs 1/(2 * 64) of the multiply.
-constexpr int kMatmulRows = 64;
+// differently: embed and viz gave other bits for --threads 1 and 2). Each piece repacks the
+// weights: at 64 rows that cost 15% of one thread's speed on GPT-2-small shapes, at 256 it is
+// within noise of one whole-matrix sgemm (bench_forward, docs/BENCHMARKS.md).
+constexpr int kMatmulRows = 256;
 
 // A window of one text's tokens run as one sequence; tokens [keep_begin, keep_end) of the text
 // take their hidden states from it.
