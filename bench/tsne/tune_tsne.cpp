@@ -2,9 +2,11 @@
 // defaults (the CLI exposes only the documented flags).
 //
 //   tune_tsne DATA.npy [iterations=750] [ee_iterations=250] [ee=12] [momentum=0.5]
-//             [final_momentum=0.8] [max_step=5] [learning_rate=0] [pca=-1] [threads=0]
+//             [final_momentum=0.9] [max_step=5] [learning_rate=0] [lr_floor=200]
+//             [limit_ee=1 (0: early exaggeration uncapped)] [pca=-1] [threads=0]
 //             [method=fft|bh|exact] [dims=2] [perplexity=30] [metric=euclidean|cosine]
 //             [rows=N (the first N rows)] [out=Y.npy]
+// Prints the KL, the seconds and the smallest and largest per-coordinate spread of the map.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
