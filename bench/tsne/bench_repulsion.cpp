@@ -1,7 +1,7 @@
 // bench_repulsion: times one repulsion evaluation (FFT with several grid settings, Barnes-Hut)
 // on a fixed embedding and reports its error against the exact O(N^2) sums.
 //
-//   bench_repulsion EMBEDDING.npy [REPEATS [SCALE [THREADS [all|auto|radii]]]]
+//   bench_repulsion EMBEDDING.npy [REPEATS [SCALE [THREADS [all|auto|radii|shapes|grids]]]]
 //
 // Use a converged map (e.g. the output of `tokmap tsne`): its spread is what the late
 // iterations, which dominate the run time, see.
@@ -32,9 +32,9 @@ double relative_error(const std::vector<float>& a, const std::vector<float>& b) 
 
 int main(int argc, char** argv) try {
   if (argc < 2) {
-    std::fprintf(
-        stderr,
-        "usage: bench_repulsion EMBEDDING.npy [REPEATS [SCALE [THREADS [all|auto|radii]]]]\n");
+    std::fprintf(stderr,
+                 "usage: bench_repulsion EMBEDDING.npy [REPEATS [SCALE [THREADS "
+                 "[all|auto|radii|shapes|grids]]]]\n");
     return 2;
   }
   auto m = tokmap::io::read_npy(argv[1]);
@@ -83,6 +83,15 @@ int main(int argc, char** argv) try {
   } else if (set == "radii") {
     for (double r : {2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0})
       settings.push_back({1.0, 3, r, r, 1});
+  } else if (set == "grids") {
+    // The unsplit grid: box widths and nodes per box.
+    for (double bpu : {0.5, 0.75, 1.0, 1.5})
+      for (int nodes : {2, 3}) settings.push_back({bpu, nodes});
+  } else if (set == "shapes") {
+    // Split grids of other shapes: boxes wider than r_c, 2 to 4 nodes per box.
+    for (double r : {8.0, 12.0, 16.0, 24.0})
+      for (double b : {1.0, 1.5, 2.0})
+        for (int nodes : {2, 3, 4}) settings.push_back({1.0, nodes, r, r * b, 1});
   } else {
     settings = {{1.0, 3}, {0.5, 3}, {0.5, 4}};
     for (double r : {2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0})
@@ -108,8 +117,8 @@ int main(int argc, char** argv) try {
     if (s.near_radius < 0)
       std::snprintf(name, sizeof name, "fft defaults (cost model)");
     else if (s.near_radius > 0)
-      std::snprintf(name, sizeof name, "fft split r_c %.1f box %.1f degree %d", s.near_radius,
-                    s.split_box, s.degree);
+      std::snprintf(name, sizeof name, "fft split r_c %.1f box %.1f nodes %d degree %d",
+                    s.near_radius, s.split_box, s.nodes, s.degree);
     else
       std::snprintf(name, sizeof name, "fft box %.3f nodes %d (h %.3f)", 1.0 / s.boxes_per_unit,
                     s.nodes, 1.0 / s.boxes_per_unit / s.nodes);

@@ -5,7 +5,8 @@
 //             [final_momentum=0.9] [max_step=5] [learning_rate=0] [lr_floor=200]
 //             [limit_ee=1 (0: early exaggeration uncapped)] [pca=-1] [threads=0]
 //             [method=fft|bh|exact] [dims=2] [perplexity=30] [metric=euclidean|cosine]
-//             [rows=N (the first N rows)] [out=Y.npy]
+//             [rows=N (the first N rows)]
+//             [min_boxes_3d=10] [nodes=3] [near_radius=4] [split_box=4] [out=Y.npy]
 // Prints the KL, the seconds and the smallest and largest per-coordinate spread of the map.
 #include <chrono>
 #include <cmath>
@@ -62,6 +63,16 @@ int main(int argc, char** argv) try {
     else if (key == "metric")
       o.metric = value == "cosine" ? tokmap::neighbors::Metric::cosine
                                    : tokmap::neighbors::Metric::euclidean;
+    else if (key == "min_boxes_3d")
+      o.fft_min_boxes_3d = static_cast<int>(v);
+    else if (key == "nodes")
+      o.fft_nodes_per_box = static_cast<int>(v);
+    else if (key == "split_nodes_3d")
+      o.fft_split_nodes_per_box_3d = static_cast<int>(v);
+    else if (key == "near_radius")
+      o.fft_near_radius = v;
+    else if (key == "split_box")
+      o.fft_split_box = v;
     else if (key == "rows")
       rows = static_cast<std::size_t>(v);
     else if (key == "out")

@@ -31,25 +31,31 @@ std::string number(double v) {
 double exact_z(std::span<const float> y, std::size_t n, int dims, double dof, int threads) {
   const Kernel kernel(dof);
   std::vector<double> z_row(n);
-  if (kernel.standard && dims == 2) {
+  if (kernel.standard && (dims == 2 || dims == 3)) {
     // The hot case: structure-of-arrays copy so the inner loop vectorises; float kernel values,
-    // summed in float per 512-block and in double across blocks.
-    std::vector<float> xs(n), ys(n);
+    // summed in float per 512-block and in double across blocks. (2-D maps have zs = 0.)
+    const bool three = dims == 3;
+    std::vector<float> xs(n), ys(n), zs(n, 0.0f);
     for (std::size_t i = 0; i < n; ++i) {
-      xs[i] = y[2 * i];
-      ys[i] = y[2 * i + 1];
+      xs[i] = y[i * dims];
+      ys[i] = y[i * dims + 1];
+      if (dims == 3) zs[i] = y[i * dims + 2];
     }
 #pragma omp parallel for num_threads(threads) schedule(static, 16)
     for (std::size_t i = 0; i < n; ++i) {
-      const float xi = xs[i], yi = ys[i];
+      const float xi = xs[i], yi = ys[i], zi = zs[i];
+      const float* __restrict px = xs.data();
+      const float* __restrict py = ys.data();
+      const float* __restrict pz = zs.data();
       double z = 0.0;
       for (std::size_t start = i + 1; start < n; start += 512) {
         const std::size_t end = std::min(n, start + 512);
         float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
         for (std::size_t j = start; j < end; ++j) {
-          const float dx = xi - xs[j], dy = yi - ys[j];
-          acc += 1.0f / (1.0f + dx * dx + dy * dy);
+          const float dx = xi - px[j], dy = yi - py[j];
+          const float dz = three ? zi - pz[j] : 0.0f;
+          acc += 1.0f / (1.0f + dx * dx + dy * dy + dz * dz);
         }
         z += acc;
       }
@@ -247,6 +253,7 @@ FftParams fft_params(const TsneOptions& options, int dims) {
   params.boxes_per_unit = dims == 2 ? options.fft_boxes_per_unit_2d : options.fft_boxes_per_unit_3d;
   params.min_boxes = dims == 2 ? options.fft_min_boxes_2d : options.fft_min_boxes_3d;
   params.nodes_per_box = options.fft_nodes_per_box;
+  if (dims == 3) params.split_nodes_per_box = options.fft_split_nodes_per_box_3d;
   params.near_radius = options.fft_near_radius;
   params.split_box = options.fft_split_box;
   params.near_degree = options.fft_near_degree;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tsne/kernel.hpp"
@@ -95,45 +96,58 @@ double repulsive_exact_d(std::span<float> out, std::span<const float> y, std::si
 // Both parts of the exact gradient in one pass (dof 1): P's row i is scattered into a dense row
 // so the loop over every j stays branch-free and vectorises; the self pair adds w = 1 to Z and
 // nothing to the forces.
-template <int D>
+template <int D, class Real>
 double exact_forces_fused_d(std::span<float> att, std::span<float> rep, const SparseP& p,
                             std::span<const float> y, double exaggeration, int threads) {
   const std::size_t n = p.n;
-  const auto coord = columns<D>(y, n);
+  // Real = float: float sums per block of 512 pairs, added in double across blocks (twice the
+  // vector width of double, and the accuracy of the float forces returned). Real = double: one
+  // block, the sums in double.
+  const std::size_t block = std::is_same_v<Real, float> ? 512 : n;
+  std::array<std::vector<Real>, 3> coord;
+  for (int a = 0; a < 3; ++a) coord[a].assign(n, Real(0));
+  for (std::size_t i = 0; i < n; ++i)
+    for (int a = 0; a < D; ++a) coord[a][i] = y[i * D + a];
   std::vector<double> z_row(n);
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<double> p_row(n, 0.0);
+    std::vector<Real> p_row(n, Real(0));
 #pragma omp for schedule(static, 64)
     for (std::size_t i = 0; i < n; ++i) {
       const std::int64_t begin = p.row_ptr[i], end = p.row_ptr[i + 1];
       for (std::int64_t e = begin; e < end; ++e)
         p_row[static_cast<std::size_t>(p.col[e])] = p.val[e];
-      const double y0 = coord[0][i], y1 = D > 1 ? coord[D > 1 ? 1 : 0][i] : 0.0;
-      const double y2 = D > 2 ? coord[D - 1][i] : 0.0;
-      const double* c0 = coord[0].data();
-      const double* c1 = coord[D > 1 ? 1 : 0].data();
-      const double* c2 = coord[D - 1].data();
-      const double* pr = p_row.data();
-      double z = 0.0, a0 = 0.0, a1 = 0.0, a2 = 0.0, r0 = 0.0, r1 = 0.0, r2 = 0.0;
-#pragma omp simd reduction(+ : z, a0, a1, a2, r0, r1, r2)
-      for (std::size_t j = 0; j < n; ++j) {
-        const double d0 = y0 - c0[j];
-        const double d1 = D > 1 ? y1 - c1[j] : 0.0;
-        const double d2 = D > 2 ? y2 - c2[j] : 0.0;
-        const double w = 1.0 / (1.0 + d0 * d0 + d1 * d1 + d2 * d2);
-        const double pw = pr[j] * w, ww = w * w;
-        z += w;
-        a0 += pw * d0;
-        a1 += pw * d1;
-        a2 += pw * d2;
-        r0 += ww * d0;
-        r1 += ww * d1;
-        r2 += ww * d2;
+      const Real y0 = coord[0][i], y1 = coord[1][i], y2 = coord[2][i];
+      const Real* __restrict c0 = coord[0].data();
+      const Real* __restrict c1 = coord[1].data();
+      const Real* __restrict c2 = coord[2].data();
+      const Real* __restrict pr = p_row.data();
+      double z = 0.0;
+      std::array<double, 3> fa{}, fr{};
+      for (std::size_t start = 0; start < n; start += block) {
+        const std::size_t stop = std::min(n, start + block);
+        Real zb = 0, a0 = 0, a1 = 0, a2 = 0, r0 = 0, r1 = 0, r2 = 0;
+#pragma omp simd reduction(+ : zb, a0, a1, a2, r0, r1, r2)
+        for (std::size_t j = start; j < stop; ++j) {
+          const Real d0 = y0 - c0[j];
+          const Real d1 = D > 1 ? y1 - c1[j] : Real(0);
+          const Real d2 = D > 2 ? y2 - c2[j] : Real(0);
+          const Real w = Real(1) / (Real(1) + d0 * d0 + d1 * d1 + d2 * d2);
+          const Real pw = pr[j] * w, ww = w * w;
+          zb += w;
+          a0 += pw * d0;
+          a1 += pw * d1;
+          a2 += pw * d2;
+          r0 += ww * d0;
+          r1 += ww * d1;
+          r2 += ww * d2;
+        }
+        z += zb;
+        fa[0] += a0, fa[1] += a1, fa[2] += a2;
+        fr[0] += r0, fr[1] += r1, fr[2] += r2;
       }
-      for (std::int64_t e = begin; e < end; ++e) p_row[static_cast<std::size_t>(p.col[e])] = 0.0;
+      for (std::int64_t e = begin; e < end; ++e) p_row[static_cast<std::size_t>(p.col[e])] = 0;
       z_row[i] = z - 1.0;
-      const std::array<double, 3> fa{a0, a1, a2}, fr{r0, r1, r2};
       for (int a = 0; a < D; ++a) {
         att[i * D + a] = static_cast<float>(exaggeration * fa[a]);
         rep[i * D + a] = static_cast<float>(fr[a]);
@@ -336,13 +350,19 @@ double repulsive_exact(std::span<float> out, std::span<const float> y, std::size
 double exact_forces_fused(std::span<float> att, std::span<float> rep, const SparseP& p,
                           std::span<const float> y, int dims, double exaggeration, int threads) {
   const int t = p.n < 1024 ? 1 : thread_count(threads);
+  // Double sums for the smallest maps: their KL landscape has many close minima, and the runs
+  // cost nothing. Float sums above (half the time; the same KL on the small-map grid).
+  const bool in_double = p.n <= kFusedDoubleMaxPoints;
   switch (dims) {
     case 1:
-      return exact_forces_fused_d<1>(att, rep, p, y, exaggeration, t);
+      return in_double ? exact_forces_fused_d<1, double>(att, rep, p, y, exaggeration, t)
+                       : exact_forces_fused_d<1, float>(att, rep, p, y, exaggeration, t);
     case 2:
-      return exact_forces_fused_d<2>(att, rep, p, y, exaggeration, t);
+      return in_double ? exact_forces_fused_d<2, double>(att, rep, p, y, exaggeration, t)
+                       : exact_forces_fused_d<2, float>(att, rep, p, y, exaggeration, t);
     case 3:
-      return exact_forces_fused_d<3>(att, rep, p, y, exaggeration, t);
+      return in_double ? exact_forces_fused_d<3, double>(att, rep, p, y, exaggeration, t)
+                       : exact_forces_fused_d<3, float>(att, rep, p, y, exaggeration, t);
     default:
       throw Error("exact repulsion supports 1 to 3 dimensions, got " + std::to_string(dims));
   }

@@ -72,6 +72,7 @@ struct TsneOptions {
   double fft_boxes_per_unit_3d = 1.0;
   int fft_min_boxes_3d = 10;
   int fft_nodes_per_box = 3;
+  int fft_split_nodes_per_box_3d = 3;  // the far part of a split kernel is smooth on r_c
   // Kernel splitting for wide maps (see FftParams): near-field radius (0 = off), the far grid's
   // box width and the degree of the far part's Taylor polynomial inside the radius.
   double fft_near_radius = 4.0;
@@ -178,6 +179,8 @@ double repulsive_exact(std::span<float> out, std::span<const float> y, std::size
 // Both exact parts in one pass over all pairs, dof 1 only: att (n, dims) = the attractive part
 // (as attractive_forces), rep (n, dims) = the un-normalised repulsion (as repulsive_exact);
 // returns Z. For small maps, whose P is nearly dense (gradient() uses it up to 4,096 points).
+// Sums in double up to kFusedDoubleMaxPoints points, above in float per block of 512 pairs.
+inline constexpr std::size_t kFusedDoubleMaxPoints = 200;
 double exact_forces_fused(std::span<float> att, std::span<float> rep, const SparseP& p,
                           std::span<const float> y, int dims, double exaggeration, int threads = 0);
 double repulsive_barnes_hut(std::span<float> out, std::span<const float> y, std::size_t n, int dims,
@@ -187,6 +190,7 @@ struct FftParams {
   double boxes_per_unit = 1.0;
   int min_boxes = 20;
   int nodes_per_box = 3;
+  int split_nodes_per_box = 0;  // nodes per box of the split grid's far part; 0: nodes_per_box
   // Kernel splitting for wide maps: K = K_far + (K - K_far), where K_far equals K beyond
   // near_radius and is a Taylor polynomial in r^2 (degree near_degree, matched at near_radius)
   // inside it. K_far is smooth on a scale of near_radius, so it goes on a grid of boxes

@@ -156,7 +156,8 @@ TEST(Tsne, JointProbabilitiesMatchScikitLearn) {
   for (std::size_t i = 0; i < n; ++i) {
     for (auto e = p.row_ptr[i]; e < p.row_ptr[i + 1]; ++e) {
       const auto it = reference.find({static_cast<int>(i), p.col[e]});
-      ASSERT_NE(it, reference.end()) << "entry (" << i << ", " << p.col[e] << ") not in sklearn's P";
+      ASSERT_NE(it, reference.end())
+          << "entry (" << i << ", " << p.col[e] << ") not in sklearn's P";
       EXPECT_NEAR(p.val[e], it->second, 1e-4 * it->second + 1e-9) << i << ", " << p.col[e];
       total += p.val[e];
     }
@@ -237,8 +238,8 @@ TEST(Tsne, SplitKernelRepulsionMatchesExact) {
         const double z_error = std::abs(fft.z - exact.z) / exact.z;
         std::printf("dims %d dof %.1f radius %4.1f: force %.2e Z %.2e\n", dims, dof, radius,
                     force_error, z_error);
-        SCOPED_TRACE("dims " + std::to_string(dims) + " dof " + std::to_string(dof) +
-                     " radius " + std::to_string(radius));
+        SCOPED_TRACE("dims " + std::to_string(dims) + " dof " + std::to_string(dof) + " radius " +
+                     std::to_string(radius));
         EXPECT_LT(force_error, 3e-2);
         EXPECT_LT(z_error, 2e-3);
       }
@@ -246,9 +247,10 @@ TEST(Tsne, SplitKernelRepulsionMatchesExact) {
   }
 }
 
-// The fused exact pass (dense P rows, one loop) against the two reference kernels.
+// The fused exact pass (dense P rows, one loop) against the two reference kernels, in double
+// (up to kFusedDoubleMaxPoints points).
 TEST(Tsne, FusedExactForcesMatchSeparateKernels) {
-  const std::size_t n = 300;
+  const std::size_t n = ts::kFusedDoubleMaxPoints;
   for (int dims : {1, 2, 3}) {
     auto y = embedding_like(n, dims, 31);
     const auto [knn, sq] = neighbors_squared(y, n, dims, 30);
@@ -263,6 +265,28 @@ TEST(Tsne, FusedExactForcesMatchSeparateKernels) {
     EXPECT_LT(relative_error(att, att_ref), 1e-5);
     EXPECT_LT(relative_error(rep, rep_ref), 1e-6);
     EXPECT_NEAR(z, z_ref, 1e-9 * z_ref);
+  }
+}
+
+// Above kFusedDoubleMaxPoints the fused pass sums in float per block of 512 pairs: the same
+// references at float accuracy (and at both ends of a block).
+TEST(Tsne, FusedExactForcesInFloatMatchSeparateKernels) {
+  for (const std::size_t n : {ts::kFusedDoubleMaxPoints + 1, std::size_t{1500}}) {
+    for (int dims : {1, 2, 3}) {
+      auto y = embedding_like(n, dims, 37);
+      const auto [knn, sq] = neighbors_squared(y, n, dims, 30);
+      std::vector<float> conditional(n * 30);
+      ts::conditional_probabilities(conditional, sq, n, 30, 10.0, 1);
+      const auto p = ts::joint_probabilities(conditional, knn.indices, n, 30);
+      std::vector<float> att(y.size()), rep(y.size()), att_ref(y.size()), rep_ref(y.size());
+      const double z = ts::exact_forces_fused(att, rep, p, y, dims, 12.0);
+      ts::attractive_forces(att_ref, p, y, dims, 12.0, 1.0);
+      const double z_ref = ts::repulsive_exact(rep_ref, y, n, dims, 1.0);
+      SCOPED_TRACE("n " + std::to_string(n) + " dims " + std::to_string(dims));
+      EXPECT_LT(relative_error(att, att_ref), 1e-5);
+      EXPECT_LT(relative_error(rep, rep_ref), 1e-5);
+      EXPECT_NEAR(z, z_ref, 1e-6 * z_ref);
+    }
   }
 }
 
@@ -343,9 +367,8 @@ TEST(Tsne, CallbackCanStop) {
   const auto x = blobs(200, 4, 2, 3.0f, 1);
   ts::TsneOptions options;
   options.perplexity = 10;
-  const auto result = ts::run_tsne(x, 200, 4, options, [](const ts::IterationReport& r) {
-    return r.iteration < 100;
-  });
+  const auto result = ts::run_tsne(x, 200, 4, options,
+                                   [](const ts::IterationReport& r) { return r.iteration < 100; });
   EXPECT_TRUE(result.stopped);
   EXPECT_EQ(result.iterations, 100);
   EXPECT_EQ(result.embedding.size(), 400u);
