@@ -1,0 +1,114 @@
+// Every architecture against references we did not write: tiny random models of six
+// architectures (tests/data/model/arch, from shared/fixtures/arch) with the per-layer states of
+// a float64 PyTorch re-implementation of the Hugging Face forward passes and the final states
+// llama.cpp computes from GGUF copies of the same weights.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "io/io.hpp"
+#include "model/model.hpp"
+#include "support/npy.hpp"
+
+namespace tokmap::model {
+namespace {
+
+const fs::path kArch = fs::path(TOKMAP_TEST_DATA) / "model" / "arch";
+
+// (n_layer + 1) states of one text, each (T, C).
+std::vector<std::vector<float>> all_states(const Model& model, const std::vector<std::int32_t>& ids,
+                                           ForwardOptions options = {}) {
+  const std::size_t C = model.config().n_embd;
+  std::vector<std::vector<float>> states(model.config().n_layer + 1,
+                                         std::vector<float>(ids.size() * C, NAN));
+  const std::vector<std::vector<std::int32_t>> texts{ids};
+  forward(model, texts, options, [&](const HiddenStates& s) {
+    for (std::size_t l = 0; l < s.layers.size(); ++l) {
+      std::copy(s.layers[l].begin(), s.layers[l].end(), states[l].begin() + s.first_token * C);
+    }
+  });
+  return states;
+}
+
+// max |got - want| / max |want|
+double relative_error(std::span<const float> got, std::span<const float> want) {
+  double error = 0, reference = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    error = std::max(error, std::fabs(double(got[i]) - want[i]));
+    reference = std::max(reference, std::fabs(double(want[i])));
+  }
+  return error / reference;
+}
+
+std::vector<std::vector<std::int32_t>> sequences(const fs::path& dir) {
+  const auto inputs = nlohmann::json::parse(io::read_text_file(dir / "inputs.json"));
+  return inputs.at("sequences").get<std::vector<std::vector<std::int32_t>>>();
+}
+
+struct Agreement {
+  double pytorch = 0;   // worst over layers and sequences
+  double llamacpp = 0;  // last layer
+};
+
+Agreement compare(const fs::path& dir, const fs::path& model_path) {
+  const Model model = Model::load(model_path);
+  Agreement worst;
+  const auto seqs = sequences(dir);
+  for (std::size_t s = 0; s < seqs.size(); ++s) {
+    const auto got = all_states(model, seqs[s]);
+    const auto torch = test_support::read_npy_any(dir / "pytorch" /
+                                                  ("seq" + std::to_string(s) + "_hidden_states.npy"));
+    EXPECT_EQ(torch.shape.size(), 3u);
+    EXPECT_EQ(torch.shape[0], got.size());
+    const std::size_t per_layer = got[0].size();
+    for (std::size_t l = 0; l < got.size(); ++l) {
+      const double e = relative_error(got[l], std::span(torch.data).subspan(l * per_layer, per_layer));
+      worst.pytorch = std::max(worst.pytorch, e);
+      EXPECT_LE(e, 1e-4) << dir.filename() << " seq " << s << " layer " << l;
+    }
+    const auto cpp = test_support::read_npy_any(dir / "llamacpp" / ("seq" + std::to_string(s) + ".npy"));
+    EXPECT_EQ(cpp.data.size(), per_layer);
+    worst.llamacpp = std::max(worst.llamacpp, relative_error(got.back(), cpp.data));
+  }
+  return worst;
+}
+
+struct Case {
+  const char* name;
+  const char* model_type;
+  double llamacpp_tolerance;  // llama.cpp's GELU is an fp16 table of the tanh form
+};
+
+class Architectures : public ::testing::TestWithParam<Case> {};
+
+TEST_P(Architectures, HuggingFaceFolderMatchesPyTorchAndLlamaCpp) {
+  const Case c = GetParam();
+  const fs::path dir = kArch / c.name;
+  EXPECT_EQ(load_config(dir / "hf" / "config.json").model_type, c.model_type);
+  const Agreement a = compare(dir, dir / "hf");
+  EXPECT_LE(a.llamacpp, c.llamacpp_tolerance) << c.name;
+  std::printf("[ agreement ] %s hf: pytorch %.2e, llama.cpp %.2e\n", c.name, a.pytorch, a.llamacpp);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, Architectures,
+                         ::testing::Values(Case{"llama", "llama", 1e-4}, Case{"qwen2", "qwen2", 1e-4},
+                                           Case{"phi3", "phi3", 1e-4},
+                                           Case{"gemma2", "gemma2", 1e-3},
+                                           Case{"gptneox", "gpt_neox", 1e-3},
+                                           Case{"bert", "bert", 1e-3}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Architectures, ResultsDoNotDependOnTheThreadCount) {
+  for (const char* name : {"llama", "gemma2", "bert"}) {
+    const Model model = Model::load(kArch / name / "hf");
+    const auto ids = sequences(kArch / name)[2];
+    ForwardOptions one, three;
+    one.threads = 1;
+    three.threads = 3;
+    EXPECT_EQ(all_states(model, ids, one), all_states(model, ids, three)) << name;
+  }
+}
+
+}  // namespace
+}  // namespace tokmap::model
