@@ -393,6 +393,14 @@ void ModelBuilder::check_type(const Tensor& tensor) {
                   " values, not a multiple of its block size " + std::to_string(block));
     }
   }
+  // The forward pass converts a tensor that is not float32 into a buffer of its own: refuse
+  // sizes above the allocation limit now, not halfway through a run.
+  if (tensor.type != WeightType::f32 && tensor.numel() * sizeof(float) > io::max_input_bytes()) {
+    throw Error(tensor.file + ": tensor '" + tensor.name + "' would need " +
+                std::to_string(tensor.numel() * sizeof(float)) +
+                " bytes as float32, above the limit of " + std::to_string(io::max_input_bytes()) +
+                " (set TOKMAP_MAX_BYTES to raise it)");
+  }
   check_finite_weights(tensor);
 }
 
