@@ -8,33 +8,10 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "io/io.hpp"
 #include "model/model.hpp"
 
 namespace tokmap::model {
-
-// A validated, memory-mapped GGUF file (version 2 or 3): metadata as JSON values, tensor
-// infos with their data inside the file's data section.
-class GgufFile {
- public:
-  explicit GgufFile(const fs::path& path);
-  struct TensorInfo {
-    std::string name;
-    WeightType type = WeightType::f32;
-    std::vector<std::int64_t> shape;  // outermost first (ne[] reversed)
-    std::span<const std::byte> bytes;
-  };
-  const fs::path& path() const { return file_.path(); }
-  const nlohmann::json& metadata() const { return metadata_; }
-  const std::vector<TensorInfo>& tensors() const { return tensors_; }
-
- private:
-  io::MappedFile file_;
-  nlohmann::json metadata_ = nlohmann::json::object();
-  std::vector<TensorInfo> tensors_;
-};
 
 std::string shape_text(const std::vector<std::int64_t>& shape);
 
@@ -60,7 +37,6 @@ struct ModelStorage {
   fs::path path;
   std::vector<std::unique_ptr<io::SafetensorsFile>> shards;
   std::map<std::string, std::set<std::string>> shard_tensors;  // sharded: file → names
-  std::unique_ptr<GgufFile> gguf;
   std::vector<std::vector<std::byte>> owned;  // tensors a loader had to rewrite
   TensorTable table;
 };
@@ -82,6 +58,7 @@ struct ModelBuilder {
   void finish(Model& out, std::unique_ptr<ModelStorage> storage);
 };
 
+// A model file (not a folder). GGUF is not read yet: fails saying so.
 Model load_gguf(const fs::path& path);
 
 // One element as float32 (for error messages).

@@ -384,7 +384,7 @@ def encoder_shapes(cfg):
     return s
 
 
-COMMON = {"vocab_size": 512, "hidden_size": 64, "intermediate_size": 160, "max_position_embeddings": 128,
+COMMON = {"vocab_size": 256, "hidden_size": 64, "intermediate_size": 128, "max_position_embeddings": 64,
           "initializer_range": 0.02, "torch_dtype": "float32", "tie_word_embeddings": True}
 MODELS = {
     "mistral": dict(COMMON, model_type="mistral", architectures=["MistralForCausalLM"], num_hidden_layers=2,
@@ -408,12 +408,12 @@ MODELS = {
                        rope_theta=10000.0, rope_scaling={"rope_type": "llama3", "factor": 8.0,
                                                          "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                                                          "original_max_position_embeddings": 32}),
-    "roberta": dict(model_type="roberta", architectures=["RobertaModel"], vocab_size=512, hidden_size=64,
-                    num_hidden_layers=2, num_attention_heads=4, intermediate_size=256, hidden_act="gelu",
-                    max_position_embeddings=130, type_vocab_size=1, layer_norm_eps=1e-5, pad_token_id=1,
+    "roberta": dict(model_type="roberta", architectures=["RobertaModel"], vocab_size=256, hidden_size=64,
+                    num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, hidden_act="gelu",
+                    max_position_embeddings=66, type_vocab_size=1, layer_norm_eps=1e-5, pad_token_id=1,
                     bos_token_id=0, eos_token_id=2, position_embedding_type="absolute"),
-    "distilbert": dict(model_type="distilbert", architectures=["DistilBertModel"], vocab_size=512, dim=64,
-                       n_layers=2, n_heads=4, hidden_dim=256, activation="gelu", max_position_embeddings=128,
+    "distilbert": dict(model_type="distilbert", architectures=["DistilBertModel"], vocab_size=256, dim=64,
+                       n_layers=2, n_heads=4, hidden_dim=128, activation="gelu", max_position_embeddings=64,
                        sinusoidal_pos_embds=False, pad_token_id=0),
 }
 MODEL_TYPE = ""
