@@ -4,12 +4,15 @@
 // llama.cpp computes from GGUF copies of the same weights.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "io/io.hpp"
 #include "model/model.hpp"
 #include "support/npy.hpp"
+#include "support/temp_dir.hpp"
 
 namespace tokmap::model {
 namespace {
@@ -132,6 +135,101 @@ TEST(Architectures, ResultsDoNotDependOnTheThreadCount) {
     three.threads = 3;
     EXPECT_EQ(all_states(model, ids, one), all_states(model, ids, three)) << name;
   }
+}
+
+// Copies the llama fixture's config and writes its tensors through `write`.
+template <typename Write>
+fs::path rewritten_llama(const test_support::TempDir& dir, Write&& write) {
+  const fs::path source = kArch / "llama" / "hf";
+  fs::copy_file(source / "config.json", dir.path() / "config.json");
+  const io::SafetensorsFile file(source / "model.safetensors");
+  write(file);
+  return dir.path();
+}
+
+TEST(Weights, ShardedCheckpointsGiveTheSameStates) {
+  test_support::TempDir dir;
+  const fs::path folder = rewritten_llama(dir, [&](const io::SafetensorsFile& file) {
+    io::SafetensorsWriter a(dir.path() / "model-00001-of-00002.safetensors"),
+        b(dir.path() / "model-00002-of-00002.safetensors");
+    nlohmann::json map = nlohmann::json::object();
+    std::size_t i = 0;
+    for (const auto& t : file.tensors()) {
+      (i++ % 2 == 0 ? a : b).declare(t.name, t.dtype, t.shape);
+      map[t.name] = i % 2 == 1 ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+    }
+    a.begin();
+    b.begin();
+    i = 0;
+    for (const auto& t : file.tensors()) (i++ % 2 == 0 ? a : b).write(t.name, 0, file.raw(t));
+    a.commit();
+    b.commit();
+    io::write_file_atomically(dir.path() / "model.safetensors.index.json",
+                              nlohmann::json{{"metadata", {}}, {"weight_map", map}}.dump());
+  });
+  const Model sharded = Model::load(folder);
+  const Model single = Model::load(kArch / "llama" / "hf");
+  const auto ids = sequences(kArch / "llama")[1];
+  EXPECT_EQ(all_states(sharded, ids), all_states(single, ids));
+
+  // An index that puts a tensor in the wrong shard is named.
+  auto index = nlohmann::json::parse(io::read_text_file(folder / "model.safetensors.index.json"));
+  index["weight_map"]["model.norm.weight"] =
+      index["weight_map"]["model.norm.weight"] == "model-00001-of-00002.safetensors"
+          ? "model-00002-of-00002.safetensors"
+          : "model-00001-of-00002.safetensors";
+  io::write_file_atomically(folder / "model.safetensors.index.json", index.dump());
+  try {
+    Model::load(folder);
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("weight_map puts tensor 'model.norm.weight'"), std::string::npos)
+        << e.what();
+  }
+  index["weight_map"]["model.norm.weight"] = "../elsewhere.safetensors";
+  io::write_file_atomically(folder / "model.safetensors.index.json", index.dump());
+  EXPECT_THROW(Model::load(folder), Error);
+}
+
+// BF16 weights stay BF16 in the mapped file and are converted per layer; the states equal those
+// of an F32 file holding the same (rounded) values. (F16 is covered by the bundled F16 models.)
+TEST(Weights, Bf16StaysInItsTypeAndConvertsExactly) {
+  test_support::TempDir narrow_dir, wide_dir;
+  auto write = [](const fs::path& path, bool narrow, const io::SafetensorsFile& file) {
+    io::SafetensorsWriter writer(path);
+    for (const auto& t : file.tensors()) {
+      writer.declare(t.name, narrow ? io::DType::BF16 : io::DType::F32, t.shape);
+    }
+    writer.begin();
+    for (const auto& t : file.tensors()) {
+      const auto values = file.to_f32(t);
+      std::vector<std::uint16_t> bf16(values.size());
+      std::vector<float> rounded(values.size());
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        std::uint32_t bits;
+        std::memcpy(&bits, &values[i], 4);
+        bf16[i] = std::uint16_t(bits >> 16);  // truncation: a valid bf16 value
+        rounded[i] = io::bf16_to_f32(bf16[i]);
+      }
+      if (narrow) {
+        writer.write(t.name, 0, std::as_bytes(std::span(bf16)));
+      } else {
+        writer.write(t.name, 0, std::span<const float>(rounded));
+      }
+    }
+    writer.commit();
+  };
+  const fs::path narrow = rewritten_llama(narrow_dir, [&](const io::SafetensorsFile& f) {
+    write(narrow_dir.path() / "model.safetensors", true, f);
+  });
+  const fs::path wide = rewritten_llama(wide_dir, [&](const io::SafetensorsFile& f) {
+    write(wide_dir.path() / "model.safetensors", false, f);
+  });
+  const Model a = Model::load(narrow), b = Model::load(wide);
+  EXPECT_EQ(a.token_embedding.type, WeightType::bf16);
+  EXPECT_EQ(a.layers[0].q.type, WeightType::bf16);
+  const auto ids = sequences(kArch / "llama")[2];
+  EXPECT_EQ(all_states(a, ids), all_states(b, ids));
 }
 
 }  // namespace
