@@ -78,12 +78,13 @@ std::vector<TextSource> read_texts(const TextInputOptions& options, const Common
 }
 
 void add_model_flag(CLI::App& command, std::string& model) {
-  command.add_option("-m,--model", model,
-                     "Model folder (Hugging Face layout, any supported architecture), GGUF file, bundled "
-                     "model name (demo-brown-gpt2, demo-brown-gpt2-small) or "
-                     "Hugging Face id in the local cache (gpt2, distilgpt2, ...; id@revision "
-                     "for one snapshot); default: " +
-                         std::string(model::kDefaultModel));
+  command.add_option(
+      "-m,--model", model,
+      "Model folder (Hugging Face layout, any supported architecture), GGUF file, bundled "
+      "model name (demo-brown-gpt2, demo-brown-gpt2-small) or "
+      "Hugging Face id in the local cache (gpt2, distilgpt2, ...; id@revision "
+      "for one snapshot); default: " +
+          std::string(model::kDefaultModel));
 }
 
 model::ResolveOptions resolve_options() {

@@ -428,8 +428,8 @@ void run_viz(const VizOptions& options) {
     const auto location = model::resolve_model(model_specs[m], resolve_options());
     auto tokenizer = load_tokenizer(location.folder, texts);
     const model::Model model = model::Model::load(location.folder);
-    auto this_encoding = encode_texts(tokenizer ? &*tokenizer : nullptr, texts,
-                                      options.input.lossy, options.common);
+    auto this_encoding =
+        encode_texts(tokenizer ? &*tokenizer : nullptr, texts, options.input.lossy, options.common);
     if (m == 0) {
       encoded = std::move(this_encoding);
       first_tokenizer = tokenizer;

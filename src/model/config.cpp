@@ -14,18 +14,25 @@ namespace {
 using json = nlohmann::json;
 
 constexpr std::pair<std::string_view, Architecture> kArchitectures[] = {
-    {"gpt2", Architecture::gpt2},           {"llama", Architecture::llama},
-    {"mistral", Architecture::mistral},     {"qwen2", Architecture::qwen2},
-    {"qwen3", Architecture::qwen3},         {"gemma", Architecture::gemma},
-    {"gemma2", Architecture::gemma2},       {"gemma3_text", Architecture::gemma3_text},
-    {"phi3", Architecture::phi3},           {"gpt_neox", Architecture::gpt_neox},
-    {"bert", Architecture::bert},           {"roberta", Architecture::roberta},
+    {"gpt2", Architecture::gpt2},
+    {"llama", Architecture::llama},
+    {"mistral", Architecture::mistral},
+    {"qwen2", Architecture::qwen2},
+    {"qwen3", Architecture::qwen3},
+    {"gemma", Architecture::gemma},
+    {"gemma2", Architecture::gemma2},
+    {"gemma3_text", Architecture::gemma3_text},
+    {"phi3", Architecture::phi3},
+    {"gpt_neox", Architecture::gpt_neox},
+    {"bert", Architecture::bert},
+    {"roberta", Architecture::roberta},
     {"distilbert", Architecture::distilbert},
 };
 
 std::string supported_list() {
   std::string names;
-  for (const auto& [name, _] : kArchitectures) names += (names.empty() ? "" : ", ") + std::string(name);
+  for (const auto& [name, _] : kArchitectures)
+    names += (names.empty() ? "" : ", ") + std::string(name);
   return names;
 }
 
@@ -230,12 +237,12 @@ void parse_llama_family(const Fields& f, Config& config) {
   config.gated_mlp = true;
   // Gemma's MLP is the tanh GELU whatever hidden_act says (transformers overrides an exact
   // "gelu" in the first Gemma configs); hidden_activation, where present, names it.
-  const std::string act_key = gemma && f.has("hidden_activation") ? "hidden_activation"
-                                                                    : "hidden_act";
-  const std::string act_name =
-      f.string(act_key.c_str(), gemma ? "gelu_pytorch_tanh" : "silu");
+  const std::string act_key =
+      gemma && f.has("hidden_activation") ? "hidden_activation" : "hidden_act";
+  const std::string act_name = f.string(act_key.c_str(), gemma ? "gelu_pytorch_tanh" : "silu");
   config.activation = parse_activation(act_name, act_key.c_str(), f.where);
-  if (arch == Architecture::gemma && act_key == "hidden_act") config.activation = Activation::gelu_new;
+  if (arch == Architecture::gemma && act_key == "hidden_act")
+    config.activation = Activation::gelu_new;
 
   const bool attention_bias = f.boolean("attention_bias", false);
   config.qkv_bias = attention_bias || arch == Architecture::qwen2;  // Qwen2 always has them
@@ -248,7 +255,8 @@ void parse_llama_family(const Fields& f, Config& config) {
   const double partial = f.number("partial_rotary_factor", 1.0, 0.0, 1.0);
   config.rotary_dim = int(config.head_dim * partial);
   config.rotary_dim -= config.rotary_dim % 2;
-  if (config.rotary_dim <= 0) throw Error(f.where + ": partial_rotary_factor leaves no rotary dimensions");
+  if (config.rotary_dim <= 0)
+    throw Error(f.where + ": partial_rotary_factor leaves no rotary dimensions");
   config.rope = parse_rope(f, f.number("rope_theta", 10000.0, 0.0, 1e12));
   config.rope_local = config.rope;
 
@@ -258,7 +266,8 @@ void parse_llama_family(const Fields& f, Config& config) {
     case Architecture::mistral:
     case Architecture::phi3:
       window = f.non_negative_int("sliding_window", 0);
-      if (!parse_layer_types(f, config, window)) config.sliding_window.assign(config.n_layer, window);
+      if (!parse_layer_types(f, config, window))
+        config.sliding_window.assign(config.n_layer, window);
       break;
     case Architecture::qwen2:
     case Architecture::qwen3:
@@ -299,10 +308,9 @@ void parse_llama_family(const Fields& f, Config& config) {
   }
   if (arch == Architecture::gemma2) {
     // Absent: transformers' default 50; null: no soft-capping.
-    config.attn_logit_softcapping =
-        f.root.contains("attn_logit_softcapping")
-            ? float(f.number("attn_logit_softcapping", 0.0, 0.0, 1e9))
-            : 50.0f;
+    config.attn_logit_softcapping = f.root.contains("attn_logit_softcapping")
+                                        ? float(f.number("attn_logit_softcapping", 0.0, 0.0, 1e9))
+                                        : 50.0f;
   } else if (arch == Architecture::gemma3_text) {
     config.attn_logit_softcapping = float(f.number("attn_logit_softcapping", 0.0, -1.0, 1e9));
     // Sliding layers use their own base and no scaling (transformers' rotary_emb_local).
@@ -327,8 +335,8 @@ void parse_gpt_neox(const Fields& f, Config& config) {
   config.head_dim = config.n_embd / config.n_head;
   config.layer_norm_epsilon = float(f.number("layer_norm_eps", 1e-5, 0.0, 1.0));
   config.activation = parse_activation(f.string("hidden_act", "gelu"), "hidden_act", f.where);
-  config.residual = f.boolean("use_parallel_residual", true) ? Residual::parallel
-                                                              : Residual::pre_norm;
+  config.residual =
+      f.boolean("use_parallel_residual", true) ? Residual::parallel : Residual::pre_norm;
   const bool bias = f.boolean("attention_bias", true);
   config.qkv_bias = config.out_bias = bias;
   config.mlp_bias = true;
@@ -428,7 +436,8 @@ Config parse_config(std::string_view json_text, const std::string& where) {
       parse_llama_family(f, config);
       break;
   }
-  if (config.attention_scale == 0) config.attention_scale = 1.0f / std::sqrt(float(config.head_dim));
+  if (config.attention_scale == 0)
+    config.attention_scale = 1.0f / std::sqrt(float(config.head_dim));
   return config;
 }
 

@@ -158,9 +158,9 @@ namespace {
 
 // The float32 views of one layer's tensors.
 struct LayerF32 {
-  std::span<const float> attn_norm, attn_norm_bias, q, k, v, q_bias, k_bias, v_bias, qkv,
-      qkv_bias, q_norm, k_norm, o, o_bias, post_attn_norm, mlp_norm, mlp_norm_bias, gate,
-      gate_bias, up, up_bias, gate_up, down, down_bias, post_mlp_norm;
+  std::span<const float> attn_norm, attn_norm_bias, q, k, v, q_bias, k_bias, v_bias, qkv, qkv_bias,
+      q_norm, k_norm, o, o_bias, post_attn_norm, mlp_norm, mlp_norm_bias, gate, gate_bias, up,
+      up_bias, gate_up, down, down_bias, post_mlp_norm;
 };
 
 LayerF32 layer_f32(const Model::Layer& l, WeightBuffers& buffers) {
@@ -411,16 +411,16 @@ void forward(const Model& model, std::span<const std::vector<std::int32_t>> text
       WeightBuffers embedding_buffers;
       const std::span<const float> type_row =
           model.token_type_embedding.present()
-              ? std::span<const float>(
-                    embedding_row(model.token_type_embedding, 0, row_buffer), std::size_t(C))
+              ? std::span<const float>(embedding_row(model.token_type_embedding, 0, row_buffer),
+                                       std::size_t(C))
               : std::span<const float>{};
       const std::vector<float> token_type(type_row.begin(), type_row.end());
       std::vector<float> token_buffer, position_buffer;
       std::size_t row = 0;
       for (const auto& w : batch) {
         for (int p = 0; p < w.length; ++p, ++row) {
-          const float* token = embedding_row(
-              model.token_embedding, std::size_t(texts[w.text][w.begin + p]), token_buffer);
+          const float* token = embedding_row(model.token_embedding,
+                                             std::size_t(texts[w.text][w.begin + p]), token_buffer);
           float* out = x.data() + row * C;
           if (config.embedding_scale != 1.0f) {
             for (int c = 0; c < C; ++c) out[c] = token[c] * config.embedding_scale;
@@ -431,8 +431,8 @@ void forward(const Model& model, std::span<const std::vector<std::int32_t>> text
             for (int c = 0; c < C; ++c) out[c] += token_type[c];
           }
           if (config.learned_positions) {
-            const float* position =
-                embedding_row(model.position_embedding, std::size_t(positions[row]), position_buffer);
+            const float* position = embedding_row(model.position_embedding,
+                                                  std::size_t(positions[row]), position_buffer);
             for (int c = 0; c < C; ++c) out[c] = out[c] + position[c];
           }
         }
@@ -537,10 +537,9 @@ void forward(const Model& model, std::span<const std::vector<std::int32_t>> text
           parallel_rows(T, threads, [&](int begin, int end) {
             const std::size_t off = std::size_t(begin) * I;
             // gate = act(gate) * up, in place; then hidden takes it for the down projection.
-            kernels::gated_activation(std::span(gate).subspan(off),
-                                      std::span<const float>(gate).subspan(off), I,
-                                      std::span<const float>(hidden).subspan(off), I, end - begin,
-                                      I, config.activation);
+            kernels::gated_activation(
+                std::span(gate).subspan(off), std::span<const float>(gate).subspan(off), I,
+                std::span<const float>(hidden).subspan(off), I, end - begin, I, config.activation);
           });
           std::swap(gate, hidden);
         }

@@ -46,8 +46,8 @@ void matmul_transposed(std::span<float> out, std::span<const float> inp,
       std::copy(bias.begin(), bias.end(), out.begin() + std::size_t(t) * OC);
     beta = 1.0f;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, OC, C, 1.0f, inp.data(), C,
-              weight.data(), C, beta, out.data(), OC);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, OC, C, 1.0f, inp.data(), C, weight.data(),
+              C, beta, out.data(), OC);
 }
 
 void matmul_transposed_naive(std::span<float> out, std::span<const float> inp,
@@ -96,8 +96,8 @@ void layernorm_naive(std::span<float> out, std::span<const float> inp,
   }
 }
 
-void rmsnorm(std::span<float> out, std::span<const float> inp, std::span<const float> weight,
-             int T, int C, float eps, bool add_one) {
+void rmsnorm(std::span<float> out, std::span<const float> inp, std::span<const float> weight, int T,
+             int C, float eps, bool add_one) {
   for (int t = 0; t < T; ++t) {
     const float* x = inp.data() + std::size_t(t) * C;
     float* y = out.data() + std::size_t(t) * C;
@@ -112,8 +112,8 @@ void rmsnorm(std::span<float> out, std::span<const float> inp, std::span<const f
   }
 }
 
-void rmsnorm_naive(std::span<float> out, std::span<const float> inp,
-                   std::span<const float> weight, int T, int C, float eps, bool add_one) {
+void rmsnorm_naive(std::span<float> out, std::span<const float> inp, std::span<const float> weight,
+                   int T, int C, float eps, bool add_one) {
   for (int t = 0; t < T; ++t) {
     const float* x = inp.data() + std::size_t(t) * C;
     double sum_squares = 0;
@@ -176,8 +176,8 @@ void rope_tables(std::span<float> cos, std::span<float> sin, std::span<const int
   const std::size_t half = inverse_frequencies.size();
   for (std::size_t t = 0; t < positions.size(); ++t) {
     for (std::size_t i = 0; i < half; ++i) {
-      const float angle = static_cast<float>(positions[t]) *
-                          static_cast<float>(inverse_frequencies[i]);
+      const float angle =
+          static_cast<float>(positions[t]) * static_cast<float>(inverse_frequencies[i]);
       cos[t * half + i] = std::cos(angle);
       sin[t * half + i] = std::sin(angle);
     }
@@ -364,8 +364,8 @@ void attention_head(std::span<float> out, std::size_t out_stride, std::span<cons
       softmax_row(block + std::size_t(r) * T, begin, end, keys, shape.softcap);
     }
     // out[i0 : i0 + rows, head] = block v[0 : keys]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, keys, 1.0f, block, T,
-                v_head, int(v_view.row_stride), 0.0f,
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, keys, 1.0f, block, T, v_head,
+                int(v_view.row_stride), 0.0f,
                 out.data() + std::size_t(i0) * out_stride + std::size_t(h) * hs, int(out_stride));
   }
 }

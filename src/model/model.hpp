@@ -59,7 +59,7 @@ struct Rope {
   Scaling scaling = Scaling::none;
   double factor = 1.0;
   double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3
-  int original_max_positions = 8192;                      // llama3
+  int original_max_positions = 8192;                     // llama3
 };
 
 struct Config {
@@ -97,18 +97,18 @@ struct Config {
   bool gated_mlp = false;       // down(act(gate(x)) * up(x)) instead of down(act(up(x)))
 
   // Embeddings.
-  float embedding_scale = 1.0f;     // Gemma: sqrt(n_embd)
-  bool learned_positions = true;    // a position table (GPT-2, BERT); false: RoPE
-  bool embedding_norm = false;      // BERT: LayerNorm after the embedding sum
-  int type_vocab_size = 0;          // BERT token types (tokmap feeds type 0)
-  int padding_idx = -1;             // RoBERTa: positions count from padding_idx + 1
-  int position_table_rows = 0;      // rows of the position table (learned_positions)
+  float embedding_scale = 1.0f;   // Gemma: sqrt(n_embd)
+  bool learned_positions = true;  // a position table (GPT-2, BERT); false: RoPE
+  bool embedding_norm = false;    // BERT: LayerNorm after the embedding sum
+  int type_vocab_size = 0;        // BERT token types (tokmap feeds type 0)
+  int padding_idx = -1;           // RoBERTa: positions count from padding_idx + 1
+  int position_table_rows = 0;    // rows of the position table (learned_positions)
 
   // RoPE (learned_positions == false): the first rotary_dim dimensions of each head rotate, in
   // Hugging Face's rotate_half pairing (i, i + rotary_dim / 2).
   int rotary_dim = 0;
-  Rope rope;                 // full-attention layers
-  Rope rope_local;           // sliding-window layers (Gemma 3 rope_local_base_freq)
+  Rope rope;        // full-attention layers
+  Rope rope_local;  // sliding-window layers (Gemma 3 rope_local_base_freq)
 };
 
 // Parses a Hugging Face config.json. GPT-2 when model_type is absent (missing fields take
@@ -196,7 +196,7 @@ class Model {
   struct Layer {
     Tensor attn_norm, attn_norm_bias;  // before attention (post_norm: after it)
     Tensor q, k, v, q_bias, k_bias, v_bias;
-    Tensor qkv, qkv_bias;  // fused: (q rows, k rows, v rows), or per head when qkv_per_head
+    Tensor qkv, qkv_bias;   // fused: (q rows, k rows, v rows), or per head when qkv_per_head
     Tensor q_norm, k_norm;  // (head_dim)
     Tensor o, o_bias;
     Tensor post_attn_norm;  // sandwich norms (Gemma 2/3)
@@ -318,10 +318,10 @@ void layernorm_naive(std::span<float> out, std::span<const float> inp,
                      float eps);
 // out = inp / sqrt(mean(inp^2) + eps) * w, w = weight or (1 + weight) when add_one (Gemma).
 // out: (T, C), inp: (T, C), weight: (C). out may alias inp.
-void rmsnorm(std::span<float> out, std::span<const float> inp, std::span<const float> weight,
-             int T, int C, float eps, bool add_one);
-void rmsnorm_naive(std::span<float> out, std::span<const float> inp,
-                   std::span<const float> weight, int T, int C, float eps, bool add_one);
+void rmsnorm(std::span<float> out, std::span<const float> inp, std::span<const float> weight, int T,
+             int C, float eps, bool add_one);
+void rmsnorm_naive(std::span<float> out, std::span<const float> inp, std::span<const float> weight,
+                   int T, int C, float eps, bool add_one);
 
 // Where per-head vectors lie in a buffer: element d of head h of token t is at
 // offset + t * row_stride + h * head_stride + d.

@@ -18,10 +18,10 @@ struct TypeEntry {
   std::size_t block_bytes;
 };
 constexpr TypeEntry kTypes[] = {
-    {WeightType::f32, "F32", 1, 4},        {WeightType::f16, "F16", 1, 2},
-    {WeightType::bf16, "BF16", 1, 2},      {WeightType::f64, "F64", 1, 8},
-    {WeightType::q8_0, "Q8_0", 32, 34},    {WeightType::q4_0, "Q4_0", 32, 18},
-    {WeightType::q4_k, "Q4_K", 256, 144},  {WeightType::q5_k, "Q5_K", 256, 176},
+    {WeightType::f32, "F32", 1, 4},       {WeightType::f16, "F16", 1, 2},
+    {WeightType::bf16, "BF16", 1, 2},     {WeightType::f64, "F64", 1, 8},
+    {WeightType::q8_0, "Q8_0", 32, 34},   {WeightType::q4_0, "Q4_0", 32, 18},
+    {WeightType::q4_k, "Q4_K", 256, 144}, {WeightType::q5_k, "Q5_K", 256, 176},
     {WeightType::q6_k, "Q6_K", 256, 210},
 };
 
@@ -182,9 +182,8 @@ void tensor_rows_to_f32(const Tensor& tensor, std::size_t row_begin, std::size_t
   const std::size_t row_bytes = row / e.block_values * e.block_bytes;
   if (row_begin + row_count > rows || out.size() != row_count * row ||
       tensor.bytes.size() < rows * row_bytes) {
-    throw Error(tensor.file + ": tensor '" + tensor.name + "': rows " +
-                std::to_string(row_begin) + "+" + std::to_string(row_count) +
-                " out of range or output of the wrong size");
+    throw Error(tensor.file + ": tensor '" + tensor.name + "': rows " + std::to_string(row_begin) +
+                "+" + std::to_string(row_count) + " out of range or output of the wrong size");
   }
   convert(tensor.type, tensor.bytes.data() + row_begin * row_bytes, row_count * row, out.data());
   if (tensor.type == WeightType::f32) return;  // checked on load
@@ -192,8 +191,10 @@ void tensor_rows_to_f32(const Tensor& tensor, std::size_t row_begin, std::size_t
   if (at != out.size()) {
     const std::size_t index = row_begin * row + at;
     throw Error(tensor.file + ": tensor '" + tensor.name + "' has a non-finite value (" +
-                (std::isnan(out[at]) ? "NaN" : out[at] > 0 ? "+Inf" : "-Inf") + ") at index " +
-                std::to_string(index) + " (row " + std::to_string(index / row) +
+                (std::isnan(out[at]) ? "NaN"
+                 : out[at] > 0       ? "+Inf"
+                                     : "-Inf") +
+                ") at index " + std::to_string(index) + " (row " + std::to_string(index / row) +
                 "); the weights are corrupt");
   }
 }

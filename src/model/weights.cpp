@@ -2,14 +2,13 @@
 // safetensors file, in shards listed by model.safetensors.index.json, or in a GGUF file
 // (gguf.cpp renames its tensors to these names). Tensors stay in the mapped files in their own
 // type; WeightBuffers converts them per layer for the forward pass.
-#include "model/weights_internal.hpp"
-
 #include <cmath>
 #include <cstring>
 #include <set>
 
 #include "io/io.hpp"
 #include "io/json.hpp"
+#include "model/weights_internal.hpp"
 
 namespace tokmap::model {
 
@@ -218,7 +217,8 @@ void build_gpt2(ModelBuilder& b) {
 
 void build_llama_family(ModelBuilder& b) {
   const Config& c = b.config;
-  const std::string p = prefix_for(b.table, {"model.", "language_model.model."}, "embed_tokens.weight");
+  const std::string p =
+      prefix_for(b.table, {"model.", "language_model.model."}, "embed_tokens.weight");
   const std::int64_t C = c.n_embd, I = c.n_inner, V = c.vocab_size, D = c.head_dim;
   const std::int64_t Q = std::int64_t(c.n_head) * D, KV = std::int64_t(c.n_kv_head) * D;
   const bool phi3 = c.architecture == Architecture::phi3;
@@ -362,7 +362,8 @@ Tensor ModelBuilder::get_if(bool wanted, const std::string& name, const Shape& s
 }
 
 // Old BERT checkpoints name LayerNorm parameters gamma/beta (transformers renames them on load).
-Tensor ModelBuilder::get_norm(const std::string& base, const std::string& kind, const Shape& shape) {
+Tensor ModelBuilder::get_norm(const std::string& base, const std::string& kind,
+                              const Shape& shape) {
   const std::string modern = base + "." + kind;
   const std::string legacy = base + "." + (kind == "weight" ? "gamma" : "beta");
   if (table.find(modern) == nullptr && table.find(legacy) != nullptr) return get(legacy, shape);
@@ -471,8 +472,7 @@ Model Model::load(const fs::path& path) {
   for (const auto& [shard, names] : storage->shard_tensors) {
     const fs::path shard_path = folder / shard;
     if (!fs::is_regular_file(shard_path, ec)) {
-      throw Error(where + ": shard '" + shard + "' (holding '" + *names.begin() +
-                  "') is missing");
+      throw Error(where + ": shard '" + shard + "' (holding '" + *names.begin() + "') is missing");
     }
     storage->shards.push_back(std::make_unique<io::SafetensorsFile>(shard_path));
   }
@@ -517,10 +517,11 @@ std::size_t Model::parameter_count() const {
   add(final_norm_bias);
   for (const auto& l : layers) {
     for (const Tensor* t :
-         {&l.attn_norm, &l.attn_norm_bias, &l.q, &l.k, &l.v, &l.q_bias, &l.k_bias, &l.v_bias,
-          &l.qkv, &l.qkv_bias, &l.q_norm, &l.k_norm, &l.o, &l.o_bias, &l.post_attn_norm,
-          &l.mlp_norm, &l.mlp_norm_bias, &l.gate, &l.gate_bias, &l.up, &l.up_bias, &l.gate_up,
-          &l.down, &l.down_bias, &l.post_mlp_norm}) {
+         {&l.attn_norm, &l.attn_norm_bias, &l.q,      &l.k,         &l.v,
+          &l.q_bias,    &l.k_bias,         &l.v_bias, &l.qkv,       &l.qkv_bias,
+          &l.q_norm,    &l.k_norm,         &l.o,      &l.o_bias,    &l.post_attn_norm,
+          &l.mlp_norm,  &l.mlp_norm_bias,  &l.gate,   &l.gate_bias, &l.up,
+          &l.up_bias,   &l.gate_up,        &l.down,   &l.down_bias, &l.post_mlp_norm}) {
       add(*t);
     }
   }

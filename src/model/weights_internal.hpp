@@ -37,7 +37,7 @@ struct ModelStorage {
   fs::path path;
   std::vector<std::unique_ptr<io::SafetensorsFile>> shards;
   std::map<std::string, std::set<std::string>> shard_tensors;  // sharded: file → names
-  std::vector<std::vector<std::byte>> owned;  // tensors a loader had to rewrite
+  std::vector<std::vector<std::byte>> owned;                   // tensors a loader had to rewrite
   TensorTable table;
 };
 

@@ -60,18 +60,20 @@ Agreement compare(const fs::path& dir, const fs::path& model_path, bool with_lla
   const auto seqs = sequences(dir);
   for (std::size_t s = 0; s < seqs.size(); ++s) {
     const auto got = all_states(model, seqs[s]);
-    const auto torch = test_support::read_npy_any(dir / "pytorch" /
-                                                  ("seq" + std::to_string(s) + "_hidden_states.npy"));
+    const auto torch = test_support::read_npy_any(
+        dir / "pytorch" / ("seq" + std::to_string(s) + "_hidden_states.npy"));
     EXPECT_EQ(torch.shape.size(), 3u);
     EXPECT_EQ(torch.shape[0], got.size());
     const std::size_t per_layer = got[0].size();
     for (std::size_t l = 0; l < got.size(); ++l) {
-      const double e = relative_error(got[l], std::span(torch.data).subspan(l * per_layer, per_layer));
+      const double e =
+          relative_error(got[l], std::span(torch.data).subspan(l * per_layer, per_layer));
       worst.pytorch = std::max(worst.pytorch, e);
       EXPECT_LE(e, 1e-4) << dir.filename() << " seq " << s << " layer " << l;
     }
     if (!with_llamacpp) continue;
-    const auto cpp = test_support::read_npy_any(dir / "llamacpp" / ("seq" + std::to_string(s) + ".npy"));
+    const auto cpp =
+        test_support::read_npy_any(dir / "llamacpp" / ("seq" + std::to_string(s) + ".npy"));
     EXPECT_EQ(cpp.data.size(), per_layer);
     worst.llamacpp = std::max(worst.llamacpp, relative_error(got.back(), cpp.data));
   }
@@ -96,8 +98,8 @@ TEST_P(Architectures, HuggingFaceFolderMatchesPyTorchAndLlamaCpp) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Architectures,
-                         ::testing::Values(Case{"llama", "llama", 1e-4}, Case{"qwen2", "qwen2", 1e-4},
-                                           Case{"phi3", "phi3", 1e-4},
+                         ::testing::Values(Case{"llama", "llama", 1e-4},
+                                           Case{"qwen2", "qwen2", 1e-4}, Case{"phi3", "phi3", 1e-4},
                                            Case{"gemma2", "gemma2", 1e-3},
                                            Case{"gptneox", "gpt_neox", 1e-3},
                                            Case{"bert", "bert", 1e-3}),
@@ -156,7 +158,8 @@ TEST(Weights, ShardedCheckpointsGiveTheSameStates) {
     std::size_t i = 0;
     for (const auto& t : file.tensors()) {
       (i++ % 2 == 0 ? a : b).declare(t.name, t.dtype, t.shape);
-      map[t.name] = i % 2 == 1 ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+      map[t.name] =
+          i % 2 == 1 ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
     }
     a.begin();
     b.begin();
@@ -183,7 +186,8 @@ TEST(Weights, ShardedCheckpointsGiveTheSameStates) {
     Model::load(folder);
     ADD_FAILURE();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("weight_map puts tensor 'model.norm.weight'"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("weight_map puts tensor 'model.norm.weight'"),
+              std::string::npos)
         << e.what();
   }
   index["weight_map"]["model.norm.weight"] = "../elsewhere.safetensors";

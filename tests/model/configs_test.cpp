@@ -145,8 +145,9 @@ TEST(ReleasedConfigs, Phi3PythiaAndEncoders) {
 }
 
 TEST(ReleasedConfigs, UnsupportedValuesAreNamedWithTheFile) {
-  EXPECT_THAT(error_of([] { parse_config(R"({"model_type": "mamba"})", "m/config.json"); }),
-              HasSubstr("m/config.json: model_type 'mamba' is not supported (tokmap runs: gpt2, llama"));
+  EXPECT_THAT(
+      error_of([] { parse_config(R"({"model_type": "mamba"})", "m/config.json"); }),
+      HasSubstr("m/config.json: model_type 'mamba' is not supported (tokmap runs: gpt2, llama"));
   EXPECT_THAT(error_of([] { parse_config(R"({"model_type": "llama"})", "c.json"); }),
               HasSubstr("c.json: model_type 'llama' needs 'hidden_size'"));
   const std::string llama =
@@ -169,7 +170,8 @@ TEST(ReleasedConfigs, UnsupportedValuesAreNamedWithTheFile) {
               }),
               HasSubstr("position_embedding_type 'relative_key' is not supported"));
   EXPECT_THAT(error_of([&] {
-                parse_config(llama + R"(, "layer_types": ["full_attention", "chunked"]})", "c.json");
+                parse_config(llama + R"(, "layer_types": ["full_attention", "chunked"]})",
+                             "c.json");
               }),
               HasSubstr("layer_types entry \"chunked\""));
 }

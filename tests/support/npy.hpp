@@ -26,7 +26,8 @@ inline NdArray read_npy_any(const std::filesystem::path& path) {
   const int major = static_cast<unsigned char>(bytes[6]);
   std::size_t header_length = 0, header_start = 0;
   if (major == 1) {
-    header_length = static_cast<unsigned char>(bytes[8]) | (static_cast<unsigned char>(bytes[9]) << 8);
+    header_length =
+        static_cast<unsigned char>(bytes[8]) | (static_cast<unsigned char>(bytes[9]) << 8);
     header_start = 10;
   } else {
     std::uint32_t n;
