@@ -73,7 +73,27 @@ void breakdown(const model::Model& model, int T, int window, int threads, int ru
   std::vector<float> x(std::size_t(T) * C, 0.5f), ln(x.size()), qkv(3 * x.size()), att(x.size()),
       proj(x.size()), hidden(std::size_t(T) * I), scratch(std::size_t(window) * window);
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = float((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
-  const auto& layer = model.layers[0];
+  if (config.architecture != model::Architecture::gpt2) {
+    std::printf("{\"breakdown\": \"skipped: the per-kernel breakdown times GPT-2 blocks\"}\n");
+    return;
+  }
+  // Block 0's weights as float32 (the forward pass converts them the same way, per layer).
+  model::WeightBuffers buffers;
+  struct {
+    std::span<const float> ln_1_weight, ln_1_bias, attn_weight, attn_bias, attn_proj_weight,
+        attn_proj_bias, fc_weight, fc_bias, fc_proj_weight, fc_proj_bias;
+  } layer;
+  const auto& block0 = model.layers[0];
+  layer.ln_1_weight = buffers.f32(block0.attn_norm);
+  layer.ln_1_bias = buffers.f32(block0.attn_norm_bias);
+  layer.attn_weight = buffers.f32(block0.qkv);
+  layer.attn_bias = buffers.f32(block0.qkv_bias);
+  layer.attn_proj_weight = buffers.f32(block0.o);
+  layer.attn_proj_bias = buffers.f32(block0.o_bias);
+  layer.fc_weight = buffers.f32(block0.up);
+  layer.fc_bias = buffers.f32(block0.up_bias);
+  layer.fc_proj_weight = buffers.f32(block0.down);
+  layer.fc_proj_bias = buffers.f32(block0.down_bias);
   struct Item { const char* name; double flops; std::function<void()> fn; double best = 1e30; };
   const double hs = C / config.n_head;
   const float scale = 1.0f / std::sqrt(float(hs));

@@ -27,11 +27,12 @@ void run_embed(const EmbedOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   const auto texts = read_texts(options.input, options.common);
   const model::ModelLocation location = model::resolve_model(options.model, resolve_options());
-  const auto tokenizer = tokenizer::Tokenizer::from_folder(location.folder);
+  const auto tokenizer = load_tokenizer(location.folder, texts);
+  const tokenizer::Tokenizer* tok = tokenizer ? &*tokenizer : nullptr;
   const model::Model model = model::Model::load(location.folder);
   const auto& config = model.config();
   const std::vector<int> layers = model::parse_layers(options.layers, config.n_layer);
-  const auto encoded = encode_texts(tokenizer, texts, options.input.lossy, options.common);
+  const auto encoded = encode_texts(tok, texts, options.input.lossy, options.common);
 
   std::vector<std::vector<std::int32_t>> ids;
   std::vector<std::size_t> text_start;  // index of each text's first token in the output
@@ -47,7 +48,7 @@ void run_embed(const EmbedOptions& options) {
     total += encoding.ids.size();
     text_list.push_back(encoded[t].source->text);
     for (std::size_t i = 0; i < encoding.ids.size(); ++i) {
-      tokens.push_back(tokenizer.display(encoding.ids[i]));
+      tokens.push_back(display_token(tok, encoding.ids[i]));
       offsets.push_back({encoding.offsets[i].first, encoding.offsets[i].second});
       all_ids.push_back(encoding.ids[i]);
       text_index.push_back(static_cast<std::int64_t>(t));
@@ -136,7 +137,8 @@ void add_embed_command(CLI::App& app) {
   command->footer(
       "Examples:\n"
       "  tokmap embed --file samples/sentences.txt --layers 0,-1 --out states.safetensors\n"
-      "  tokmap embed --model gpt2 --text \"The bank of the river.\" --out gpt2.safetensors");
+      "  tokmap embed --model gpt2 --text \"The bank of the river.\" --out gpt2.safetensors\n"
+      "  tokmap embed --model ./tiny-llama --ids 1,464,314 --ids 1,52 --out ids.safetensors");
   command->callback([options] { run_embed(*options); });
 }
 

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdlib>
 
 #include "io/io.hpp"
@@ -14,6 +15,12 @@ void add_text_input_flags(CLI::App& command, TextInputOptions& options) {
   auto* file = command.add_option("-f,--file", options.file,
                                   "File with one text per line (blank lines skipped)");
   text->excludes(file);
+  auto* ids = command.add_option(
+      "--ids", options.ids,
+      "Token ids of one text, comma-separated (repeat for several texts): runs models without a "
+      "tokenizer and replays exact inputs");
+  ids->excludes(text);
+  ids->excludes(file);
   command
       .add_flag("--whole-file", options.whole_file,
                 "With --file: the whole file, byte for byte, is one text")
@@ -24,6 +31,16 @@ void add_text_input_flags(CLI::App& command, TextInputOptions& options) {
 
 std::vector<TextSource> read_texts(const TextInputOptions& options, const CommonOptions& common) {
   std::vector<TextSource> texts;
+  if (!options.ids.empty()) {
+    for (std::size_t i = 0; i < options.ids.size(); ++i) {
+      const std::string origin = "--ids " + std::to_string(i + 1);
+      if (options.ids[i].find_first_not_of(" ,") == std::string::npos) {
+        throw Error(origin + " has no ids", ErrorKind::usage);
+      }
+      texts.push_back({options.ids[i], origin, true});
+    }
+    return texts;
+  }
   if (!options.texts.empty()) {
     for (std::size_t i = 0; i < options.texts.size(); ++i) {
       const std::string origin = "--text " + std::to_string(i + 1);
@@ -61,11 +78,13 @@ std::vector<TextSource> read_texts(const TextInputOptions& options, const Common
 }
 
 void add_model_flag(CLI::App& command, std::string& model) {
-  command.add_option("-m,--model", model,
-                     "Model folder, bundled model name (demo-brown-gpt2, demo-brown-gpt2-small) or "
-                     "Hugging Face id in the local cache (gpt2, distilgpt2, ...; id@revision "
-                     "for one snapshot); default: " +
-                         std::string(model::kDefaultModel));
+  command.add_option(
+      "-m,--model", model,
+      "Model folder (Hugging Face layout, any supported architecture), GGUF file, bundled "
+      "model name (demo-brown-gpt2, demo-brown-gpt2-small) or "
+      "Hugging Face id in the local cache (gpt2, distilgpt2, ...; id@revision "
+      "for one snapshot); default: " +
+          std::string(model::kDefaultModel));
 }
 
 model::ResolveOptions resolve_options() {
@@ -82,7 +101,57 @@ model::ResolveOptions resolve_options() {
   return options;
 }
 
-std::vector<EncodedText> encode_texts(const tokenizer::Tokenizer& tokenizer,
+namespace {
+
+// "464, 314,182" → ids with the byte span of each number in the list.
+tokenizer::Encoding parse_id_list(const TextSource& source) {
+  tokenizer::Encoding encoding;
+  const std::string& text = source.text;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    if (text[i] == ',' || text[i] == ' ') {
+      ++i;
+      continue;
+    }
+    const std::size_t begin = i;
+    while (i < text.size() && text[i] != ',' && text[i] != ' ') ++i;
+    const std::string item = text.substr(begin, i - begin);
+    std::int32_t id = 0;
+    const auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), id);
+    if (error != std::errc() || end != item.data() + item.size() || id < 0) {
+      throw Error(source.origin + ": '" + item + "' is not a token id (a non-negative integer)",
+                  ErrorKind::usage);
+    }
+    encoding.ids.push_back(id);
+    encoding.offsets.emplace_back(begin, i);
+  }
+  return encoding;
+}
+
+}  // namespace
+
+std::optional<tokenizer::Tokenizer> load_tokenizer(const std::filesystem::path& model_path,
+                                                   const std::vector<TextSource>& texts) {
+  const bool from_ids = !texts.empty() && texts.front().from_ids;
+  std::error_code ec;
+  if (from_ids && !std::filesystem::is_directory(model_path, ec)) return std::nullopt;
+  try {
+    return tokenizer::Tokenizer::from_folder(model_path);
+  } catch (const Error& e) {
+    if (from_ids) return std::nullopt;
+    throw Error(std::string(e.what()) +
+                "; to run a model without a tokenizer give token ids with --ids 1,2,3");
+  }
+}
+
+std::string display_token(const tokenizer::Tokenizer* tokenizer, std::int32_t id) {
+  if (tokenizer != nullptr && id < static_cast<std::int32_t>(tokenizer->vocab_size())) {
+    return tokenizer->display(id);
+  }
+  return "#" + std::to_string(id);
+}
+
+std::vector<EncodedText> encode_texts(const tokenizer::Tokenizer* tokenizer,
                                       const std::vector<TextSource>& texts, bool lossy,
                                       const CommonOptions& common) {
   std::vector<EncodedText> encoded;
@@ -92,8 +161,12 @@ std::vector<EncodedText> encode_texts(const tokenizer::Tokenizer& tokenizer,
   Progress progress(common, "tokenize", texts.size());
   for (const auto& source : texts) {
     progress.update(encoded.size());
+    if (source.from_ids) {
+      encoded.push_back({parse_id_list(source), &source});
+      continue;
+    }
     try {
-      encoded.push_back({tokenizer.encode(source.text, options), &source});
+      encoded.push_back({tokenizer->encode(source.text, options), &source});
     } catch (const Error& e) {
       throw Error(source.origin + ": " + e.what(), e.kind());
     }

@@ -2,6 +2,7 @@
 // Shared pieces of the commands that read texts and models (internal to src/cli).
 #include <CLI/CLI.hpp>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,11 +17,13 @@ struct TextInputOptions {
   std::string file;                // --file
   bool whole_file = false;         // --whole-file: the file, byte for byte, is one text
   bool lossy = false;              // --lossy: replace invalid UTF-8 with U+FFFD
+  std::vector<std::string> ids;    // --ids 1,2,3, repeatable: token ids, no tokenizer needed
 };
 
 struct TextSource {
   std::string text;
-  std::string origin;  // "--text 2", "notes.txt line 7": used in error messages
+  std::string origin;     // "--text 2", "notes.txt line 7": used in error messages
+  bool from_ids = false;  // text is a list of token ids ("464,314,182")
 };
 
 void add_text_input_flags(CLI::App& command, TextInputOptions& options);
@@ -37,9 +40,24 @@ struct EncodedText {
   const TextSource* source = nullptr;
 };
 // Encodes every text; errors (invalid UTF-8) are prefixed with the text's origin; lossy
-// replacements are reported as one warning per text.
-std::vector<EncodedText> encode_texts(const tokenizer::Tokenizer& tokenizer,
+// replacements are reported as one warning per text. Texts from --ids are taken as they are
+// (each id's offsets are its digits in the list), with or without a tokenizer.
+std::vector<EncodedText> encode_texts(const tokenizer::Tokenizer* tokenizer,
                                       const std::vector<TextSource>& texts, bool lossy,
                                       const CommonOptions& common);
+inline std::vector<EncodedText> encode_texts(const tokenizer::Tokenizer& tokenizer,
+                                             const std::vector<TextSource>& texts, bool lossy,
+                                             const CommonOptions& common) {
+  return encode_texts(&tokenizer, texts, lossy, common);
+}
+
+// The model's tokenizer; none when the texts come from --ids and the model has no tokenizer
+// (fixture models, bare GGUF files). Without --ids a missing tokenizer is an error that says
+// how to give ids instead.
+std::optional<tokenizer::Tokenizer> load_tokenizer(const std::filesystem::path& model_path,
+                                                   const std::vector<TextSource>& texts);
+
+// How a token is shown: the tokenizer's display form, else "#<id>".
+std::string display_token(const tokenizer::Tokenizer* tokenizer, std::int32_t id);
 
 }  // namespace tokmap::cli

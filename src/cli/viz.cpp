@@ -426,9 +426,10 @@ void run_viz(const VizOptions& options) {
   std::optional<tokenizer::Tokenizer> first_tokenizer;
   for (std::size_t m = 0; m < model_specs.size(); ++m) {
     const auto location = model::resolve_model(model_specs[m], resolve_options());
-    auto tokenizer = tokenizer::Tokenizer::from_folder(location.folder);
+    auto tokenizer = load_tokenizer(location.folder, texts);
     const model::Model model = model::Model::load(location.folder);
-    auto this_encoding = encode_texts(tokenizer, texts, options.input.lossy, options.common);
+    auto this_encoding =
+        encode_texts(tokenizer ? &*tokenizer : nullptr, texts, options.input.lossy, options.common);
     if (m == 0) {
       encoded = std::move(this_encoding);
       first_tokenizer = tokenizer;
@@ -492,15 +493,18 @@ void run_viz(const VizOptions& options) {
     token.text = static_cast<int>(kept_text[i]);
     token.position = static_cast<int>(p);
     token.id = id;
-    token.display = first_tokenizer->display(id);
+    const tokenizer::Tokenizer* tok = first_tokenizer ? &*first_tokenizer : nullptr;
+    token.display = display_token(tok, id);
     token.offset = encoding.offsets[p];
     // A token of incomplete UTF-8 bytes is labelled with the character its neighbours complete.
     if (token.display.find("<0x") != std::string::npos) {
       token.label = tokenizer::whole_characters(texts[kept_text[i]].text, token.offset.first,
                                                 token.offset.second);
     }
-    token.kind = report::token_kind(first_tokenizer->token_bytes(id), token.position,
-                                    id == first_tokenizer->special_token_id("<|endoftext|>"));
+    token.kind = tok != nullptr && id < static_cast<std::int32_t>(tok->vocab_size())
+                     ? report::token_kind(tok->token_bytes(id), token.position,
+                                          id == tok->special_token_id("<|endoftext|>"))
+                     : report::token_kind(token.display, token.position, false);
     data.tokens.push_back(std::move(token));
   }
   const std::vector<std::uint8_t> emphasis =

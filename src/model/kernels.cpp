@@ -6,6 +6,8 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "model/model.hpp"
 
@@ -35,6 +37,32 @@ void matmul_naive(std::span<float> out, std::span<const float> inp, std::span<co
   }
 }
 
+void matmul_transposed(std::span<float> out, std::span<const float> inp,
+                       std::span<const float> weight, std::span<const float> bias, int T, int C,
+                       int OC) {
+  float beta = 0.0f;
+  if (!bias.empty()) {
+    for (int t = 0; t < T; ++t)
+      std::copy(bias.begin(), bias.end(), out.begin() + std::size_t(t) * OC);
+    beta = 1.0f;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, OC, C, 1.0f, inp.data(), C, weight.data(),
+              C, beta, out.data(), OC);
+}
+
+void matmul_transposed_naive(std::span<float> out, std::span<const float> inp,
+                             std::span<const float> weight, std::span<const float> bias, int T,
+                             int C, int OC) {
+  for (int t = 0; t < T; ++t) {
+    for (int o = 0; o < OC; ++o) {
+      double sum = bias.empty() ? 0.0 : bias[o];
+      for (int c = 0; c < C; ++c)
+        sum += double(inp[std::size_t(t) * C + c]) * weight[std::size_t(o) * C + c];
+      out[std::size_t(t) * OC + o] = static_cast<float>(sum);
+    }
+  }
+}
+
 void layernorm(std::span<float> out, std::span<const float> inp, std::span<const float> weight,
                std::span<const float> bias, int T, int C, float eps) {
   for (int t = 0; t < T; ++t) {
@@ -48,6 +76,144 @@ void layernorm(std::span<float> out, std::span<const float> inp, std::span<const
     variance /= C;
     const float rstd = 1.0f / std::sqrt(variance + eps);
     for (int c = 0; c < C; ++c) y[c] = (x[c] - mean) * rstd * weight[c] + bias[c];
+  }
+}
+
+void layernorm_naive(std::span<float> out, std::span<const float> inp,
+                     std::span<const float> weight, std::span<const float> bias, int T, int C,
+                     float eps) {
+  for (int t = 0; t < T; ++t) {
+    const float* x = inp.data() + std::size_t(t) * C;
+    double mean = 0, variance = 0;
+    for (int c = 0; c < C; ++c) mean += x[c];
+    mean /= C;
+    for (int c = 0; c < C; ++c) variance += (x[c] - mean) * (x[c] - mean);
+    variance /= C;
+    for (int c = 0; c < C; ++c) {
+      out[std::size_t(t) * C + c] =
+          static_cast<float>((x[c] - mean) / std::sqrt(variance + eps) * weight[c] + bias[c]);
+    }
+  }
+}
+
+void rmsnorm(std::span<float> out, std::span<const float> inp, std::span<const float> weight, int T,
+             int C, float eps, bool add_one) {
+  for (int t = 0; t < T; ++t) {
+    const float* x = inp.data() + std::size_t(t) * C;
+    float* y = out.data() + std::size_t(t) * C;
+    float sum_squares = 0.0f;
+    for (int c = 0; c < C; ++c) sum_squares += x[c] * x[c];
+    const float rms = 1.0f / std::sqrt(sum_squares / float(C) + eps);
+    if (add_one) {
+      for (int c = 0; c < C; ++c) y[c] = x[c] * rms * (1.0f + weight[c]);
+    } else {
+      for (int c = 0; c < C; ++c) y[c] = x[c] * rms * weight[c];
+    }
+  }
+}
+
+void rmsnorm_naive(std::span<float> out, std::span<const float> inp, std::span<const float> weight,
+                   int T, int C, float eps, bool add_one) {
+  for (int t = 0; t < T; ++t) {
+    const float* x = inp.data() + std::size_t(t) * C;
+    double sum_squares = 0;
+    for (int c = 0; c < C; ++c) sum_squares += double(x[c]) * x[c];
+    const double rms = 1.0 / std::sqrt(sum_squares / C + eps);
+    for (int c = 0; c < C; ++c) {
+      const double w = add_one ? 1.0 + double(weight[c]) : double(weight[c]);
+      out[std::size_t(t) * C + c] = static_cast<float>(x[c] * rms * w);
+    }
+  }
+}
+
+void head_rmsnorm(std::span<float> x, HeadView view, int T, int n_heads, int head_dim,
+                  std::span<const float> weight, float eps, bool add_one) {
+  for (int t = 0; t < T; ++t) {
+    for (int h = 0; h < n_heads; ++h) {
+      const std::span<float> head = x.subspan(view.at(t, h), head_dim);
+      rmsnorm(head, head, weight, 1, head_dim, eps, add_one);
+    }
+  }
+}
+
+std::vector<double> rope_inverse_frequencies(const Rope& rope, int rotary_dim) {
+  std::vector<double> inverse(rotary_dim / 2);
+  for (int i = 0; i < rotary_dim / 2; ++i) {
+    // float32 as Hugging Face computes it: 1 / theta ** (arange(0, dim, 2).float() / dim).
+    inverse[i] = static_cast<float>(
+        1.0 / std::pow(rope.theta, static_cast<float>(2 * i) / static_cast<float>(rotary_dim)));
+  }
+  switch (rope.scaling) {
+    case Rope::Scaling::none:
+      break;
+    case Rope::Scaling::linear:
+      for (auto& f : inverse) f /= rope.factor;
+      break;
+    case Rope::Scaling::llama3: {
+      // transformers' _compute_llama3_parameters: long wavelengths slowed by `factor`, short
+      // ones kept, the band between blended linearly in 1 / wavelength.
+      const double old_context = rope.original_max_positions;
+      const double low_wavelength = old_context / rope.low_freq_factor;
+      const double high_wavelength = old_context / rope.high_freq_factor;
+      for (auto& f : inverse) {
+        const double wavelength = 2.0 * M_PI / f;
+        if (wavelength > low_wavelength) {
+          f /= rope.factor;
+        } else if (wavelength >= high_wavelength) {
+          const double smooth = (old_context / wavelength - rope.low_freq_factor) /
+                                (rope.high_freq_factor - rope.low_freq_factor);
+          f = (1.0 - smooth) * f / rope.factor + smooth * f;
+        }
+      }
+      break;
+    }
+  }
+  return inverse;
+}
+
+void rope_tables(std::span<float> cos, std::span<float> sin, std::span<const int> positions,
+                 std::span<const double> inverse_frequencies) {
+  const std::size_t half = inverse_frequencies.size();
+  for (std::size_t t = 0; t < positions.size(); ++t) {
+    for (std::size_t i = 0; i < half; ++i) {
+      const float angle =
+          static_cast<float>(positions[t]) * static_cast<float>(inverse_frequencies[i]);
+      cos[t * half + i] = std::cos(angle);
+      sin[t * half + i] = std::sin(angle);
+    }
+  }
+}
+
+void rope(std::span<float> x, HeadView view, int T, int n_heads, int rotary_dim,
+          std::span<const float> cos, std::span<const float> sin) {
+  const int half = rotary_dim / 2;
+  for (int t = 0; t < T; ++t) {
+    const float* c = cos.data() + std::size_t(t) * half;
+    const float* s = sin.data() + std::size_t(t) * half;
+    for (int h = 0; h < n_heads; ++h) {
+      float* head = x.data() + view.at(t, h);
+      for (int i = 0; i < half; ++i) {
+        const float a = head[i], b = head[i + half];
+        head[i] = a * c[i] - b * s[i];
+        head[i + half] = b * c[i] + a * s[i];
+      }
+    }
+  }
+}
+
+void rope_naive(std::span<float> x, HeadView view, int T, int n_heads, int rotary_dim,
+                std::span<const int> positions, std::span<const double> inverse_frequencies) {
+  const int half = rotary_dim / 2;
+  for (int t = 0; t < T; ++t) {
+    for (int h = 0; h < n_heads; ++h) {
+      float* head = x.data() + view.at(t, h);
+      for (int i = 0; i < half; ++i) {
+        const double angle = double(positions[t]) * inverse_frequencies[i];
+        const double a = head[i], b = head[i + half];
+        head[i] = static_cast<float>(a * std::cos(angle) - b * std::sin(angle));
+        head[i + half] = static_cast<float>(b * std::cos(angle) + a * std::sin(angle));
+      }
+    }
   }
 }
 
@@ -104,49 +270,155 @@ void activation(std::span<float> x, Activation kind) {
     case Activation::relu:
       for (std::size_t i = 0; i < n; ++i) v[i] = std::max(v[i], 0.0f);
       return;
+    case Activation::silu:
+      for (std::size_t i = 0; i < n; ++i) v[i] = v[i] / (1.0f + exp_inline(-v[i]));
+      return;
+  }
+}
+
+void activation_naive(std::span<float> x, Activation kind) {
+  for (float& value : x) {
+    const double v = value;
+    switch (kind) {
+      case Activation::gelu_new:
+        value = static_cast<float>(
+            0.5 * v * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v))));
+        break;
+      case Activation::gelu:
+        value = static_cast<float>(0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0))));
+        break;
+      case Activation::relu:
+        value = static_cast<float>(std::max(v, 0.0));
+        break;
+      case Activation::silu:
+        value = static_cast<float>(v / (1.0 + std::exp(-v)));
+        break;
+    }
+  }
+}
+
+void gated_activation(std::span<float> out, std::span<const float> gate, std::size_t gate_stride,
+                      std::span<const float> up, std::size_t up_stride, int T, int I,
+                      Activation kind) {
+  for (int t = 0; t < T; ++t) {
+    const std::span<float> row = out.subspan(std::size_t(t) * I, I);
+    if (row.data() != gate.data() + t * gate_stride) {
+      std::copy_n(gate.data() + t * gate_stride, I, row.data());
+    }
+    activation(row, kind);
+    const float* u = up.data() + t * up_stride;
+    for (int i = 0; i < I; ++i) row[i] *= u[i];
   }
 }
 
 namespace {
 
-// Row i of causal softmax over scores[0..i]; zeroes the masked tail up to `width` so a GEMM
-// over the whole row block can follow.
-void causal_softmax_row(float* row, int i, int width) {
-  float max_score = row[0];
-  for (int j = 1; j <= i; ++j) max_score = std::max(max_score, row[j]);
-  for (int j = 0; j <= i; ++j) row[j] = exp_inline(row[j] - max_score);
+// Softmax of row[begin, end) in place, after soft-capping when softcap > 0; zeroes the rest of
+// the row up to `width` so a GEMM over the whole row block can follow.
+void softmax_row(float* row, int begin, int end, int width, float softcap) {
+  if (softcap > 0.0f) {
+    for (int j = begin; j < end; ++j) row[j] = softcap * std::tanh(row[j] / softcap);
+  }
+  float max_score = row[begin];
+  for (int j = begin + 1; j < end; ++j) max_score = std::max(max_score, row[j]);
+  for (int j = begin; j < end; ++j) row[j] = exp_inline(row[j] - max_score);
   float sum = 0.0f;
-  for (int j = 0; j <= i; ++j) sum += row[j];
+  for (int j = begin; j < end; ++j) sum += row[j];
   const float inverse = 1.0f / sum;
-  for (int j = 0; j <= i; ++j) row[j] *= inverse;
-  for (int j = i + 1; j < width; ++j) row[j] = 0.0f;
+  for (int j = begin; j < end; ++j) row[j] *= inverse;
+  for (int j = 0; j < begin; ++j) row[j] = 0.0f;
+  for (int j = end; j < width; ++j) row[j] = 0.0f;
+}
+
+// The keys query i sees: [begin, end).
+std::pair<int, int> visible_keys(const AttentionShape& shape, int i) {
+  const int end = shape.causal ? i + 1 : shape.T;
+  const int begin = shape.window > 0 ? std::max(0, i - shape.window + 1) : 0;
+  return {begin, end};
+}
+
+}  // namespace
+
+void attention_head(std::span<float> out, std::size_t out_stride, std::span<const float> q,
+                    HeadView q_view, std::span<const float> k, HeadView k_view,
+                    std::span<const float> v, HeadView v_view, std::span<float> scratch,
+                    const AttentionShape& shape, int h) {
+  const int T = shape.T, hs = shape.head_dim;
+  const int kv = h / (shape.n_head / shape.n_kv_head);
+  // Row blocks of queries only need the keys up to their last row (causal): computing the
+  // lower triangle block by block halves the work of the full (T, T) product.
+  constexpr int kBlock = 64;
+  const float* q_head = q.data() + q_view.at(0, h);
+  const float* k_head = k.data() + k_view.at(0, kv);
+  const float* v_head = v.data() + v_view.at(0, kv);
+  float* block = scratch.data();  // (rows, T): scores of one row block
+  for (int i0 = 0; i0 < T; i0 += kBlock) {
+    const int rows = std::min(kBlock, T - i0);
+    const int keys = shape.causal ? i0 + rows : T;
+    // block = scale * q[i0 : i0 + rows] k[0 : keys]^T
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, keys, hs, shape.scale,
+                q_head + std::size_t(i0) * q_view.row_stride, int(q_view.row_stride), k_head,
+                int(k_view.row_stride), 0.0f, block, T);
+    for (int r = 0; r < rows; ++r) {
+      const auto [begin, end] = visible_keys(shape, i0 + r);
+      softmax_row(block + std::size_t(r) * T, begin, end, keys, shape.softcap);
+    }
+    // out[i0 : i0 + rows, head] = block v[0 : keys]
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, keys, 1.0f, block, T, v_head,
+                int(v_view.row_stride), 0.0f,
+                out.data() + std::size_t(i0) * out_stride + std::size_t(h) * hs, int(out_stride));
+  }
+}
+
+void attention_naive(std::span<float> out, std::size_t out_stride, std::span<const float> q,
+                     HeadView q_view, std::span<const float> k, HeadView k_view,
+                     std::span<const float> v, HeadView v_view, const AttentionShape& shape) {
+  const int T = shape.T, hs = shape.head_dim;
+  std::vector<double> weights(T);
+  for (int h = 0; h < shape.n_head; ++h) {
+    const int kv = h / (shape.n_head / shape.n_kv_head);
+    for (int i = 0; i < T; ++i) {
+      const auto [begin, end] = visible_keys(shape, i);
+      const float* qi = q.data() + q_view.at(i, h);
+      double max_score = -INFINITY;
+      for (int j = begin; j < end; ++j) {
+        const float* kj = k.data() + k_view.at(j, kv);
+        double dot = 0.0;
+        for (int d = 0; d < hs; ++d) dot += double(qi[d]) * kj[d];
+        dot *= shape.scale;
+        if (shape.softcap > 0) dot = shape.softcap * std::tanh(dot / shape.softcap);
+        weights[j] = dot;
+        max_score = std::max(max_score, dot);
+      }
+      double sum = 0.0;
+      for (int j = begin; j < end; ++j) sum += (weights[j] = std::exp(weights[j] - max_score));
+      for (int d = 0; d < hs; ++d) {
+        double value = 0.0;
+        for (int j = begin; j < end; ++j) value += weights[j] / sum * v[v_view.at(j, kv) + d];
+        out[std::size_t(i) * out_stride + std::size_t(h) * hs + d] = static_cast<float>(value);
+      }
+    }
+  }
+}
+
+namespace {
+
+AttentionShape gpt2_shape(int T, int C, int n_head, float scale) {
+  AttentionShape shape;
+  shape.T = T;
+  shape.n_head = shape.n_kv_head = n_head;
+  shape.head_dim = C / n_head;
+  shape.scale = scale;
+  return shape;
 }
 
 }  // namespace
 
 void attention_head(std::span<float> out, std::span<const float> qkv, std::span<float> scratch,
                     int T, int C, int n_head, int h, float scale) {
-  const int hs = C / n_head;
-  const int row_stride = 3 * C;
-  float* scores = scratch.data();  // (T, T), only the causal part of each row block is used
-  // Row blocks of queries only need the keys up to their last row: computing the lower
-  // triangle block by block halves the work of the full (T, T) product.
-  constexpr int kBlock = 64;
-  const float* q = qkv.data() + h * hs;
-  const float* k = qkv.data() + C + h * hs;
-  const float* v = qkv.data() + 2 * C + h * hs;
-  for (int i0 = 0; i0 < T; i0 += kBlock) {
-    const int rows = std::min(kBlock, T - i0);
-    const int keys = i0 + rows;
-    float* block = scores + std::size_t(i0) * T;
-    // block = scale * q[i0 : i0 + rows] k[0 : keys]^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, keys, hs, scale,
-                q + std::size_t(i0) * row_stride, row_stride, k, row_stride, 0.0f, block, T);
-    for (int r = 0; r < rows; ++r) causal_softmax_row(block + std::size_t(r) * T, i0 + r, keys);
-    // out[i0 : i0 + rows, head] = block v[0 : keys]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, keys, 1.0f, block, T, v,
-                row_stride, 0.0f, out.data() + std::size_t(i0) * C + h * hs, C);
-  }
+  const std::size_t hs = std::size_t(C / n_head), stride = 3 * std::size_t(C);
+  attention_head(out, C, qkv, {0, stride, hs}, qkv, {std::size_t(C), stride, hs}, qkv,
+                 {2 * std::size_t(C), stride, hs}, scratch, gpt2_shape(T, C, n_head, scale), h);
 }
 
 void attention(std::span<float> out, std::span<const float> qkv, std::span<float> scratch, int T,
@@ -156,29 +428,9 @@ void attention(std::span<float> out, std::span<const float> qkv, std::span<float
 
 void attention_naive(std::span<float> out, std::span<const float> qkv, int T, int C, int n_head,
                      float scale) {
-  const int hs = C / n_head;
-  std::vector<double> weights(T);
-  for (int h = 0; h < n_head; ++h) {
-    for (int i = 0; i < T; ++i) {
-      const float* q = qkv.data() + std::size_t(i) * 3 * C + h * hs;
-      double max_score = -INFINITY;
-      for (int j = 0; j <= i; ++j) {
-        const float* k = qkv.data() + std::size_t(j) * 3 * C + C + h * hs;
-        double dot = 0.0;
-        for (int d = 0; d < hs; ++d) dot += double(q[d]) * k[d];
-        weights[j] = dot * scale;
-        max_score = std::max(max_score, weights[j]);
-      }
-      double sum = 0.0;
-      for (int j = 0; j <= i; ++j) sum += (weights[j] = std::exp(weights[j] - max_score));
-      for (int d = 0; d < hs; ++d) {
-        double value = 0.0;
-        for (int j = 0; j <= i; ++j)
-          value += weights[j] / sum * qkv[std::size_t(j) * 3 * C + 2 * C + h * hs + d];
-        out[std::size_t(i) * C + h * hs + d] = static_cast<float>(value);
-      }
-    }
-  }
+  const std::size_t hs = std::size_t(C / n_head), stride = 3 * std::size_t(C);
+  attention_naive(out, C, qkv, {0, stride, hs}, qkv, {std::size_t(C), stride, hs}, qkv,
+                  {2 * std::size_t(C), stride, hs}, gpt2_shape(T, C, n_head, scale));
 }
 
 }  // namespace tokmap::model::kernels

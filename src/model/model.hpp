@@ -1,8 +1,11 @@
 #pragma once
-// GPT-2-family models on the CPU: config, weights (validated name → shape table), finding a
-// model (folder, bundled, Hugging Face cache), and the forward pass that captures hidden states
-// exactly as Hugging Face's output_hidden_states=True: n_layer + 1 states, index 0 = wte + wpe,
-// index l = output of block l, the last with ln_f applied.
+// Transformer models on the CPU: configs of the supported architectures (GPT-2, Llama, Mistral,
+// Qwen2/3, Gemma 1/2/3, Phi-3, GPT-NeoX, BERT, RoBERTa, DistilBERT), weights (validated name →
+// shape tables, each tensor kept in its stored type), finding a model (folder, GGUF file,
+// bundled, Hugging Face cache), and one forward pass built from shared kernels that captures
+// hidden states exactly as Hugging Face's output_hidden_states=True: n_layer + 1 states, index 0
+// = the embeddings (scaled and normalised where the model does so), index l = output of block l,
+// the last with the final norm applied (encoders have none: the last block's output).
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -18,23 +21,100 @@ namespace tokmap::model {
 
 namespace fs = std::filesystem;
 
-enum class Activation { gelu_new, gelu, relu };
+// Hugging Face model_type values that tokmap runs. Families share one forward pass; what differs
+// between them is data in Config (norms, residual arrangement, RoPE, masks, MLP kind).
+enum class Architecture {
+  gpt2,
+  llama,
+  mistral,
+  qwen2,
+  qwen3,
+  gemma,
+  gemma2,
+  gemma3_text,
+  phi3,
+  gpt_neox,
+  bert,
+  roberta,
+  distilbert,
+};
+std::string_view architecture_name(Architecture architecture);
+
+// gelu_new is the tanh approximation (HF gelu_new / gelu_pytorch_tanh / gelu_fast); gelu is
+// exact (erf); silu is x * sigmoid(x).
+enum class Activation { gelu_new, gelu, relu, silu };
+enum class NormKind { layer_norm, rms_norm };
+// How a block adds its attention and MLP to the residual stream.
+enum class Residual {
+  pre_norm,  // x += attn(norm1(x)); x += mlp(norm2(x))        (GPT-2, Llama, Gemma, ...)
+  parallel,  // x += attn(norm1(x)) + mlp(norm2(x))            (GPT-NeoX use_parallel_residual)
+  post_norm  // x = norm1(x + attn(x)); x = norm2(x + mlp(x))  (BERT family)
+};
+
+// Rotary position embedding of one kind of layer: inverse frequencies
+// theta^(-2i/rotary_dim), then rescaled as rope_scaling says.
+struct Rope {
+  enum class Scaling { none, linear, llama3 };
+  double theta = 10000.0;
+  Scaling scaling = Scaling::none;
+  double factor = 1.0;
+  double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3
+  int original_max_positions = 8192;                     // llama3
+};
 
 struct Config {
+  std::string model_type = "gpt2";
+  Architecture architecture = Architecture::gpt2;
+  // GPT-2's names for the sizes every architecture has.
   int n_layer = 12;
   int n_head = 12;
   int n_embd = 768;
-  int n_positions = 1024;
+  int n_positions = 1024;  // longest window the model is run on (max_position_embeddings)
   int vocab_size = 50257;
   int n_inner = 0;  // 0 in config.json (null/absent) means 4 * n_embd; resolved on load
   float layer_norm_epsilon = 1e-5f;
   Activation activation = Activation::gelu_new;
   bool scale_attn_weights = true;
   bool scale_attn_by_inverse_layer_idx = false;
+
+  // Attention shape: n_kv_head < n_head is grouped-query attention; head_dim may differ from
+  // n_embd / n_head (Gemma, Qwen3). Resolved on parse (never 0 afterwards).
+  int n_kv_head = 0;
+  int head_dim = 0;
+  float attention_scale = 0;         // 0 = 1 / sqrt(head_dim); Gemma: query_pre_attn_scalar^-1/2
+  float attn_logit_softcapping = 0;  // 0 = none; else scores = cap * tanh(scores / cap)
+  bool causal = true;                // false for the bidirectional encoders
+  // Per layer: 0 = full attention, else a token sees itself and the window - 1 before it.
+  std::vector<int> sliding_window;
+  bool qkv_bias = true, out_bias = true, mlp_bias = true;
+  bool qk_norm = false;  // per-head RMSNorm of q and k before RoPE (Qwen3, Gemma 3)
+
+  NormKind norm = NormKind::layer_norm;
+  bool norm_adds_one = false;  // Gemma: RMSNorm scales by (1 + weight)
+  Residual residual = Residual::pre_norm;
+  bool sandwich_norms = false;  // Gemma 2/3: norms on the attention and MLP outputs too
+  bool final_norm = true;       // the last hidden state is normalised (false: encoders)
+  bool gated_mlp = false;       // down(act(gate(x)) * up(x)) instead of down(act(up(x)))
+
+  // Embeddings.
+  float embedding_scale = 1.0f;   // Gemma: sqrt(n_embd)
+  bool learned_positions = true;  // a position table (GPT-2, BERT); false: RoPE
+  bool embedding_norm = false;    // BERT: LayerNorm after the embedding sum
+  int type_vocab_size = 0;        // BERT token types (tokmap feeds type 0)
+  int padding_idx = -1;           // RoBERTa: positions count from padding_idx + 1
+  int position_table_rows = 0;    // rows of the position table (learned_positions)
+
+  // RoPE (learned_positions == false): the first rotary_dim dimensions of each head rotate, in
+  // Hugging Face's rotate_half pairing (i, i + rotary_dim / 2).
+  int rotary_dim = 0;
+  Rope rope;        // full-attention layers
+  Rope rope_local;  // sliding-window layers (Gemma 3 rope_local_base_freq)
 };
 
-// Parses a Hugging Face GPT-2 config.json; missing fields take GPT-2's defaults, unknown fields
-// are ignored. `where` names the file in error messages.
+// Parses a Hugging Face config.json. GPT-2 when model_type is absent (missing fields take
+// GPT-2's defaults); for the other architectures the sizes are required. Unknown fields are
+// ignored; an unknown model_type or an unsupported value (rope_scaling type, activation,
+// position_embedding_type, ...) fails naming it and `where`.
 Config parse_config(std::string_view json_text, const std::string& where);
 Config load_config(const fs::path& config_json);
 
@@ -65,30 +145,76 @@ fs::path default_hf_cache();
 // ---------------------------------------------------------------------------------------------
 // Weights
 
+// How a tensor is stored. The quantised types are GGUF's, in ggml's block layouts: q8_0 and
+// q4_0 in blocks of 32 values, the k-quants in super-blocks of 256.
+enum class WeightType { f32, f16, bf16, f64, q8_0, q4_0, q4_k, q5_k, q6_k };
+std::string_view weight_type_name(WeightType type);
+// Values per block (1 for the plain types) and bytes per block.
+std::size_t weight_block_values(WeightType type);
+std::size_t weight_block_bytes(WeightType type);
+
+// One tensor as it lies in the mapped file, in its own type: row-major, outermost dimension
+// first (Hugging Face's order; GGUF's ne[] reversed). Absent tensors have an empty name.
+struct Tensor {
+  std::string name;
+  std::string file;  // for error messages
+  WeightType type = WeightType::f32;
+  std::vector<std::int64_t> shape;
+  std::span<const std::byte> bytes;
+  // GGUF's llama Q/K rows are permuted per head to Meta's interleaved RoPE order; with
+  // unpermute_heads > 0 the conversion puts them back in Hugging Face's rotate_half order.
+  int unpermute_heads = 0;
+  bool present() const { return !name.empty(); }
+  std::size_t numel() const;
+};
+
+// Converts (dequantises) rows [row_begin, row_begin + row_count) of a tensor seen as
+// (numel / shape.back(), shape.back()) into out (row_count * shape.back() floats), throwing
+// (naming file, tensor, row) at the first non-finite value.
+void tensor_rows_to_f32(const Tensor& tensor, std::size_t row_begin, std::size_t row_count,
+                        std::span<float> out);
+
+// The layout of weight matrices: GPT-2's Conv1D stores (in, out); nn.Linear and GGUF store
+// (out, in).
+enum class MatrixLayout { in_out, out_in };
+
 class Model {
  public:
-  // Loads config.json and model.safetensors from `folder`, validating every tensor's presence,
-  // dtype, shape and values (a NaN or Inf is named with its tensor and first index); F16/BF16
-  // are converted to float32, aligned F32 tensors are used in place.
-  static Model load(const fs::path& folder);
+  // Loads a Hugging Face folder (config.json and model.safetensors, or the shards listed in
+  // model.safetensors.index.json) or a GGUF file, validating every tensor's presence, dtype and
+  // shape against the config, and the values of float tensors (a NaN or Inf is named with its
+  // tensor and first index). Tensors stay in their own type in the mapped file; the forward pass
+  // converts one layer at a time.
+  static Model load(const fs::path& path);
 
   const Config& config() const { return config_; }
-  const fs::path& weights_path() const;  // the model.safetensors it was loaded from
+  const fs::path& weights_path() const;  // the file it was loaded from (first shard, or .gguf)
   std::size_t parameter_count() const;
 
+  // Every tensor a block may have; which are present depends on the architecture. Matrices
+  // are in `layout`; norms and biases are vectors.
   struct Layer {
-    // All weights in Hugging Face's Conv1D layout: (in_features, out_features) row-major.
-    std::span<const float> ln_1_weight, ln_1_bias;            // (C)
-    std::span<const float> attn_weight, attn_bias;            // (C, 3C), (3C)
-    std::span<const float> attn_proj_weight, attn_proj_bias;  // (C, C), (C)
-    std::span<const float> ln_2_weight, ln_2_bias;            // (C)
-    std::span<const float> fc_weight, fc_bias;                // (C, n_inner), (n_inner)
-    std::span<const float> fc_proj_weight, fc_proj_bias;      // (n_inner, C), (C)
+    Tensor attn_norm, attn_norm_bias;  // before attention (post_norm: after it)
+    Tensor q, k, v, q_bias, k_bias, v_bias;
+    Tensor qkv, qkv_bias;   // fused: (q rows, k rows, v rows), or per head when qkv_per_head
+    Tensor q_norm, k_norm;  // (head_dim)
+    Tensor o, o_bias;
+    Tensor post_attn_norm;  // sandwich norms (Gemma 2/3)
+    Tensor mlp_norm, mlp_norm_bias;
+    Tensor gate, gate_bias, up, up_bias;
+    Tensor gate_up;  // fused: gate rows then up rows (Phi-3)
+    Tensor down, down_bias;
+    Tensor post_mlp_norm;
   };
-  std::span<const float> wte;  // (vocab_size, C)
-  std::span<const float> wpe;  // (n_positions, C)
+  Tensor token_embedding;       // (vocab_size, C)
+  Tensor position_embedding;    // (positions, C) when learned
+  Tensor token_type_embedding;  // (type_vocab_size, C)
+  Tensor embedding_norm, embedding_norm_bias;
   std::vector<Layer> layers;
-  std::span<const float> ln_f_weight, ln_f_bias;  // (C)
+  Tensor final_norm, final_norm_bias;
+  MatrixLayout layout = MatrixLayout::out_in;
+  // GPT-NeoX's Hugging Face query_key_value groups its columns per head: [q_h, k_h, v_h].
+  bool qkv_per_head = false;
 
   Model(Model&&) noexcept;
   Model& operator=(Model&&) noexcept;
@@ -96,9 +222,22 @@ class Model {
 
  private:
   Model();
-  struct Storage;
+  friend struct ModelBuilder;
   Config config_;
-  std::unique_ptr<Storage> storage_;  // the mapped file and any converted tensors
+  std::unique_ptr<struct ModelStorage> storage_;  // the mapped file(s)
+};
+
+// Converts tensors to float32 for the forward pass, reusing its buffers layer after layer:
+// aligned F32 tensors are returned in place, others are converted into the next buffer.
+class WeightBuffers {
+ public:
+  // Starts a new layer: buffers handed out before may be overwritten.
+  void reset() { used_ = 0; }
+  std::span<const float> f32(const Tensor& tensor);  // empty span for an absent tensor
+
+ private:
+  std::vector<std::vector<float>> buffers_;
+  std::size_t used_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -154,16 +293,90 @@ std::vector<int> parse_layers(std::string_view spec, int n_layer);
 // Kernels (exposed for tests and benchmarks). Layouts in comments, outputs first.
 
 namespace kernels {
+// Each fast kernel has a naive reference beside it (double accumulation, no BLAS, no tricks)
+// that tests compare it with.
+
 // out = inp @ weight + bias. out: (T, OC), inp: (T, C), weight: (C, OC), bias: (OC) or empty.
 void matmul(std::span<float> out, std::span<const float> inp, std::span<const float> weight,
             std::span<const float> bias, int T, int C, int OC);
 void matmul_naive(std::span<float> out, std::span<const float> inp, std::span<const float> weight,
                   std::span<const float> bias, int T, int C, int OC);
+// out = inp @ weight^T + bias. out: (T, OC), inp: (T, C), weight: (OC, C) (nn.Linear, GGUF),
+// bias: (OC) or empty.
+void matmul_transposed(std::span<float> out, std::span<const float> inp,
+                       std::span<const float> weight, std::span<const float> bias, int T, int C,
+                       int OC);
+void matmul_transposed_naive(std::span<float> out, std::span<const float> inp,
+                             std::span<const float> weight, std::span<const float> bias, int T,
+                             int C, int OC);
+
 // out: (T, C), inp: (T, C), weight/bias: (C)
 void layernorm(std::span<float> out, std::span<const float> inp, std::span<const float> weight,
                std::span<const float> bias, int T, int C, float eps);
-// Causal self-attention for one sequence. out: (T, C); qkv: (T, 3C) as [q | k | v];
-// scratch: at least (T, T) floats.
+void layernorm_naive(std::span<float> out, std::span<const float> inp,
+                     std::span<const float> weight, std::span<const float> bias, int T, int C,
+                     float eps);
+// out = inp / sqrt(mean(inp^2) + eps) * w, w = weight or (1 + weight) when add_one (Gemma).
+// out: (T, C), inp: (T, C), weight: (C). out may alias inp.
+void rmsnorm(std::span<float> out, std::span<const float> inp, std::span<const float> weight, int T,
+             int C, float eps, bool add_one);
+void rmsnorm_naive(std::span<float> out, std::span<const float> inp, std::span<const float> weight,
+                   int T, int C, float eps, bool add_one);
+
+// Where per-head vectors lie in a buffer: element d of head h of token t is at
+// offset + t * row_stride + h * head_stride + d.
+struct HeadView {
+  std::size_t offset = 0;
+  std::size_t row_stride = 0;
+  std::size_t head_stride = 0;
+  std::size_t at(std::size_t t, std::size_t h) const {
+    return offset + t * row_stride + h * head_stride;
+  }
+};
+
+// RMSNorm of every head vector in place (Qwen3 / Gemma 3 q and k norms). x: T rows of n_heads
+// vectors of head_dim as `view` says; weight: (head_dim).
+void head_rmsnorm(std::span<float> x, HeadView view, int T, int n_heads, int head_dim,
+                  std::span<const float> weight, float eps, bool add_one);
+
+// Inverse frequencies of RoPE: (rotary_dim / 2) values theta^(-2i / rotary_dim), rescaled as
+// rope.scaling says (linear: / factor; llama3: Meta's wavelength-dependent blend).
+std::vector<double> rope_inverse_frequencies(const Rope& rope, int rotary_dim);
+// cos, sin: (T, rotary_dim / 2) for the given positions, computed as Hugging Face does (float32
+// angle = float32 position * float32 inverse frequency).
+void rope_tables(std::span<float> cos, std::span<float> sin, std::span<const int> positions,
+                 std::span<const double> inverse_frequencies);
+// Rotates the first rotary_dim dimensions of every head in place, pairing dimension i with
+// i + rotary_dim / 2 (Hugging Face's rotate_half). cos, sin: (T, rotary_dim / 2).
+void rope(std::span<float> x, HeadView view, int T, int n_heads, int rotary_dim,
+          std::span<const float> cos, std::span<const float> sin);
+void rope_naive(std::span<float> x, HeadView view, int T, int n_heads, int rotary_dim,
+                std::span<const int> positions, std::span<const double> inverse_frequencies);
+
+// Self-attention of one sequence of T tokens.
+struct AttentionShape {
+  int T = 0;
+  int n_head = 1;
+  int n_kv_head = 1;  // query head h reads key/value head h / (n_head / n_kv_head)
+  int head_dim = 0;
+  float scale = 1.0f;    // on q·k
+  float softcap = 0.0f;  // 0 = none; else scores = softcap * tanh(scores / softcap)
+  bool causal = true;
+  int window = 0;  // 0 = unlimited; else query i sees keys (i - window, i]
+};
+// Query head h: writes out's columns [h * head_dim, (h + 1) * head_dim) of rows with stride
+// out_stride. q/k/v are read through their views (they may share one buffer). scratch: at
+// least min(64, T) * T floats.
+void attention_head(std::span<float> out, std::size_t out_stride, std::span<const float> q,
+                    HeadView q_view, std::span<const float> k, HeadView k_view,
+                    std::span<const float> v, HeadView v_view, std::span<float> scratch,
+                    const AttentionShape& shape, int h);
+void attention_naive(std::span<float> out, std::size_t out_stride, std::span<const float> q,
+                     HeadView q_view, std::span<const float> k, HeadView k_view,
+                     std::span<const float> v, HeadView v_view, const AttentionShape& shape);
+
+// GPT-2's causal multi-head attention. out: (T, C); qkv: (T, 3C) as [q | k | v];
+// scratch: at least min(64, T) * T floats.
 void attention(std::span<float> out, std::span<const float> qkv, std::span<float> scratch, int T,
                int C, int n_head, float scale);
 // The same for head h alone: writes out's columns [h * C / n_head, (h + 1) * C / n_head).
@@ -171,8 +384,15 @@ void attention_head(std::span<float> out, std::span<const float> qkv, std::span<
                     int T, int C, int n_head, int h, float scale);
 void attention_naive(std::span<float> out, std::span<const float> qkv, int T, int C, int n_head,
                      float scale);
+
 // In place on (n) values.
 void activation(std::span<float> x, Activation kind);
+void activation_naive(std::span<float> x, Activation kind);
+// out = act(gate) * up, row by row. out: (T, I); gate, up: T rows of I values, rows
+// gate_stride / up_stride floats apart (a fused gate_up buffer has both in one row).
+void gated_activation(std::span<float> out, std::span<const float> gate, std::size_t gate_stride,
+                      std::span<const float> up, std::size_t up_stride, int T, int I,
+                      Activation kind);
 float fast_exp(float x);
 }  // namespace kernels
 

@@ -124,6 +124,8 @@ ModelLocation resolve_model(std::string_view spec_in, const ResolveOptions& opti
     }
     return {as_path, spec};
   }
+  // A model file (GGUF).
+  if (fs::is_regular_file(as_path, ec)) return {as_path, spec};
   // "org/name" may be a Hugging Face id; only an explicit path skips the other places.
   const bool looks_like_path = spec.front() == '.' || spec.front() == '/' || spec.front() == '~';
   if (looks_like_path) throw Error("model folder " + spec + " does not exist");

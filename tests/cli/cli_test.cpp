@@ -479,4 +479,60 @@ TEST(Embed, NonFiniteWeightsAreNamedAndNothingIsWritten) {
   EXPECT_TRUE(fs::is_empty(out));
 }
 
+// --- token ids -------------------------------------------------------------------------------
+
+TEST(Embed, IdsReplayATokenizedTextExactly) {
+  TempDir dir;
+  const std::string text = "The bank of the river was muddy.";
+  const Result tokens = run_tokmap({"tokenize", "--json", "--text", text});
+  ASSERT_EQ(tokens.code, 0) << tokens.err;
+  std::string ids;
+  const json parsed = json::parse(tokens.out);
+  for (const auto& id : parsed["ids"]) {
+    ids += (ids.empty() ? "" : ",") + std::to_string(id.get<int>());
+  }
+  ASSERT_FALSE(ids.empty()) << tokens.out;
+  const Result from_text = run_tokmap({"embed", "--text", text, "--quiet", "--out",
+                                       (dir / "text.safetensors").string()});
+  const Result from_ids = run_tokmap(
+      {"embed", "--ids", ids, "--quiet", "--out", (dir / "ids.safetensors").string()});
+  ASSERT_EQ(from_text.code, 0) << from_text.err;
+  ASSERT_EQ(from_ids.code, 0) << from_ids.err;
+  const tokmap::io::SafetensorsFile a(dir / "text.safetensors"), b(dir / "ids.safetensors");
+  EXPECT_EQ(a.to_f32(a.get("hidden_states")), b.to_f32(b.get("hidden_states")));
+  EXPECT_EQ(a.to_i64(a.get("input_ids")), b.to_i64(b.get("input_ids")));
+  // With a tokenizer the tokens keep their display forms.
+  EXPECT_EQ(json::parse(b.metadata().at("tokens"))[1], " bank");
+}
+
+TEST(Embed, IdsRunAModelWithoutATokenizer) {
+  TempDir dir;
+  const fs::path model = kData / "model" / "arch" / "llama" / "hf";  // no tokenizer files
+  const Result no_ids = run_tokmap({"embed", "--model", model.string(), "--text", "hello",
+                                    "--out", (dir / "e.safetensors").string()});
+  EXPECT_EQ(no_ids.code, 1);
+  EXPECT_THAT(no_ids.err, HasSubstr("no tokenizer"));
+  EXPECT_THAT(no_ids.err, HasSubstr("--ids 1,2,3"));
+  EXPECT_FALSE(fs::exists(dir / "e.safetensors"));
+
+  const Result r = run_tokmap({"embed", "--model", model.string(), "--ids", "464,314,182",
+                               "--ids", "52, 308", "--layers", "last", "--out",
+                               (dir / "e.safetensors").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const tokmap::io::SafetensorsFile file(dir / "e.safetensors");
+  EXPECT_EQ(file.to_i64(file.get("input_ids")), (std::vector<std::int64_t>{464, 314, 182, 52, 308}));
+  EXPECT_EQ(json::parse(file.metadata().at("tokens"))[0], "#464");
+  EXPECT_EQ(file.get("hidden_states").shape, (std::vector<std::int64_t>{1, 5, 64}));
+
+  for (const char* bad : {"1,x", "-3", ",,"}) {
+    const Result e = run_tokmap({"embed", "--model", model.string(), "--ids", bad, "--out",
+                                 (dir / "bad.safetensors").string()});
+    EXPECT_EQ(e.code, 2) << bad << ": " << e.err;
+  }
+  const Result outside = run_tokmap({"embed", "--model", model.string(), "--ids", "512", "--out",
+                                     (dir / "bad.safetensors").string()});
+  EXPECT_EQ(outside.code, 1);
+  EXPECT_THAT(outside.err, HasSubstr("outside the vocabulary"));
+}
+
 }  // namespace

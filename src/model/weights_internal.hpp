@@ -1,0 +1,70 @@
+#pragma once
+// Internal to src/model: the tensor tables the loaders fill and the builder that checks them
+// against an architecture's names and shapes.
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "io/io.hpp"
+#include "model/model.hpp"
+
+namespace tokmap::model {
+
+std::string shape_text(const std::vector<std::int64_t>& shape);
+
+// Tensors by (Hugging Face) name.
+struct TensorTable {
+  std::map<std::string, Tensor> tensors;
+  // name → dtype name for tensors of a dtype no weight may have (empty when fine).
+  std::map<std::string, std::string> unsupported_dtype;
+  std::string where;        // the file named when a tensor is missing
+  std::string config_name;  // where the expected shapes come from ("config.json")
+
+  const Tensor* find(const std::string& name) const;
+  Tensor get(const std::string& name, const std::vector<std::int64_t>& shape) const;
+  Tensor get_if(bool wanted, const std::string& name, const std::vector<std::int64_t>& shape) const;
+  std::string where_of(const Tensor& tensor) const;
+};
+
+// Adds a safetensors file's tensors (only those in `only`, when given).
+void add_safetensors(TensorTable& table, const io::SafetensorsFile& file,
+                     const std::set<std::string>* only);
+
+struct ModelStorage {
+  fs::path path;
+  std::vector<std::unique_ptr<io::SafetensorsFile>> shards;
+  std::map<std::string, std::set<std::string>> shard_tensors;  // sharded: file → names
+  std::vector<std::vector<std::byte>> owned;                   // tensors a loader had to rewrite
+  TensorTable table;
+};
+
+struct ModelBuilder {
+  ModelBuilder(const Config& c, const TensorTable& t) : config(c), table(t) {}
+  const Config& config;
+  const TensorTable& table;
+  Model model;
+
+  Tensor get(const std::string& name, const std::vector<std::int64_t>& shape);
+  Tensor get_if(bool wanted, const std::string& name, const std::vector<std::int64_t>& shape);
+  Tensor get_norm(const std::string& base, const std::string& kind,
+                  const std::vector<std::int64_t>& shape);
+  void check_if_present(const std::string& name, const std::vector<std::int64_t>& shape);
+  void check_type(const Tensor& tensor);
+  // Fills `model` with the tensors of config.architecture.
+  void build();
+  void finish(Model& out, std::unique_ptr<ModelStorage> storage);
+};
+
+// A model file (not a folder). GGUF is not read yet: fails saying so.
+Model load_gguf(const fs::path& path);
+
+// One element as float32 (for error messages).
+void tensor_element_to_f32(const Tensor& tensor, std::size_t index, float& value);
+// Puts rows permuted per head by llama.cpp's converter (Meta's interleaved RoPE order) back in
+// Hugging Face's order. values: the converted tensor.
+void unpermute_rope_rows(std::vector<float>& values, const Tensor& tensor);
+
+}  // namespace tokmap::model
