@@ -598,7 +598,16 @@ void run_viz(const VizOptions& options) {
                         ? options.threads
                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const bool small = n < 2000;
-  const int tsne_threads = small ? 1 : cores;
+  // Small inputs: each t-SNE gets the cores the unfinished chains leave free, so the last chain
+  // (3D, the longest) is not left on one core while the others idle. t-SNE's result does not
+  // depend on its thread count, so neither does the output.
+  std::atomic<std::size_t> chains_unfinished{chains.size()};
+  const auto tsne_threads = [&] {
+    if (!small) return cores;
+    const auto running = std::min<std::size_t>(chains_unfinished.load(),
+                                               static_cast<std::size_t>(cores));
+    return std::max(1, cores / static_cast<int>(std::max<std::size_t>(running, 1)));
+  };
 
   std::atomic<std::size_t> runs_done{0};
   std::size_t runs_total = 0;
@@ -623,7 +632,7 @@ void run_viz(const VizOptions& options) {
         t.seed = options.seed + static_cast<std::uint64_t>(k);
         t.iterations = options.iterations;
         t.metric = metric;
-        t.threads = tsne_threads;
+        t.threads = tsne_threads();
         if (k == 0 && !chain.maps.empty()) {
           // Start from the previous layer's map so consecutive layers line up.
           t.init = tsne::Init::given;
@@ -692,6 +701,7 @@ void run_viz(const VizOptions& options) {
       }
       chain.maps.push_back(std::move(map));
     }
+    --chains_unfinished;
   };
   {
     Progress progress(options.common, "t-SNE", runs_total);
@@ -700,8 +710,13 @@ void run_viz(const VizOptions& options) {
     // of bench/viz took 2.0 s without figures with them, 1.0 s without).
     std::optional<neighbors::ScopedBlasThreads> blas;
     if (small && cores > 1 && chains.size() > 1) blas.emplace(1);
+    // 3D chains first: they take longest, so they must not be the ones started last.
+    std::vector<std::size_t> order(chains.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return chains[a].dims > chains[b].dims; });
     run_parallel(
-        chains.size(), small ? cores : 1, [&](std::size_t i) { run_chain(chains[i]); },
+        chains.size(), small ? cores : 1, [&](std::size_t i) { run_chain(chains[order[i]]); },
         [&] { progress.update(runs_done.load()); });
   }
   std::vector<std::string> warnings_seen;
