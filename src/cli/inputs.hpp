@@ -13,7 +13,7 @@ namespace tokmap::cli {
 
 struct TextInputOptions {
   std::vector<std::string> texts;  // --text, repeatable
-  std::string file;                // --file
+  std::string file;                // --file (F.jsonl: one JSON object a line, its "text")
   bool whole_file = false;         // --whole-file: the file, byte for byte, is one text
   bool lossy = false;              // --lossy: replace invalid UTF-8 with U+FFFD
 };
@@ -24,8 +24,9 @@ struct TextSource {
 };
 
 void add_text_input_flags(CLI::App& command, TextInputOptions& options);
-// The texts to process, in order. Errors: no input, empty --text, a file with no text. A UTF-8
-// byte-order mark at the start of --file is skipped, with one note on stderr.
+// The texts to process, in order. Errors: no input, empty --text, a file with no text, a
+// .jsonl line that is not an object with a string "text". A UTF-8 byte-order mark at the start
+// of --file is skipped, with one note on stderr.
 std::vector<TextSource> read_texts(const TextInputOptions& options, const CommonOptions& common);
 
 void add_model_flag(CLI::App& command, std::string& model);
@@ -40,6 +41,6 @@ struct EncodedText {
 // replacements are reported as one warning per text.
 std::vector<EncodedText> encode_texts(const tokenizer::Tokenizer& tokenizer,
                                       const std::vector<TextSource>& texts, bool lossy,
-                                      const CommonOptions& common);
+                                      const CommonOptions& common, bool add_special_tokens = true);
 
 }  // namespace tokmap::cli

@@ -11,14 +11,19 @@ struct TokenizeOptions {
   CommonOptions common;
   TextInputOptions input;
   std::string model;
+  std::string tokenizer;  // --tokenizer: a tokenizer.json or a folder holding one
+  bool no_special_tokens = false;
   bool json = false;
 };
 
 void run_tokenize(const TokenizeOptions& options) {
   const auto texts = read_texts(options.input, options.common);
-  const model::ModelLocation location = model::resolve_model(options.model, resolve_options());
-  const auto tokenizer = tokenizer::Tokenizer::from_folder(location.folder);
-  const auto encoded = encode_texts(tokenizer, texts, options.input.lossy, options.common);
+  const auto tokenizer = !options.tokenizer.empty()
+                             ? tokenizer::Tokenizer::from_path(options.tokenizer)
+                             : tokenizer::Tokenizer::from_folder(
+                                   model::resolve_model(options.model, resolve_options()).folder);
+  const auto encoded = encode_texts(tokenizer, texts, options.input.lossy, options.common,
+                                    !options.no_special_tokens);
 
   std::string out;
   for (const auto& item : encoded) {
@@ -54,8 +59,17 @@ void run_tokenize(const TokenizeOptions& options) {
 void add_tokenize_command(CLI::App& app) {
   auto options = std::make_shared<TokenizeOptions>();
   auto* command = app.add_subcommand(
-      "tokenize", "Split text into GPT-2 tokens with byte offsets (no model weights needed)");
+      "tokenize",
+      "Split text into the tokens of a model's tokenizer, with byte offsets (no weights needed)");
   add_model_flag(*command, options->model);
+  command
+      ->add_option("--tokenizer", options->tokenizer,
+                   "A Hugging Face tokenizer.json, or a folder holding one (and its "
+                   "tokenizer_config.json), instead of --model")
+      ->excludes("--model");
+  command->add_flag("--no-special-tokens", options->no_special_tokens,
+                    "Leave out the tokens the tokenizer adds around every text (BOS, [CLS] ... "
+                    "[SEP]); special tokens written in the text are still found");
   add_text_input_flags(*command, options->input);
   command->add_flag("--json", options->json,
                     "One JSON object per text and line: {\"ids\", \"tokens\" (vocabulary strings), "
@@ -64,7 +78,8 @@ void add_tokenize_command(CLI::App& app) {
   command->footer(
       "Examples:\n"
       "  tokmap tokenize --text \"The bank of the river.\"\n"
-      "  tokmap tokenize --json --file notes.txt");
+      "  tokmap tokenize --json --file notes.txt\n"
+      "  tokmap tokenize --tokenizer path/to/tokenizer.json --file texts.jsonl --json");
   command->callback([options] { run_tokenize(*options); });
 }
 
