@@ -676,7 +676,11 @@ void build_vocabulary(Tokenizer::Impl& impl, std::vector<VocabEntry> vocab,
   impl.is_added.assign(count, false);
   std::vector<bool> seen(count, false);
   std::unordered_set<std::string> added_set;
-  for (const RawAdded& token : added) added_set.insert(token.token.content);
+  std::unordered_set<std::string> special_set;
+  for (const RawAdded& token : added) {
+    added_set.insert(token.token.content);
+    if (token.token.special) special_set.insert(token.token.content);
+  }
   for (std::size_t k = 0; k < vocab.size(); ++k) {
     VocabEntry& entry = vocab[k];
     const bool from_added = k >= model_count || added_set.contains(entry.token);
@@ -704,8 +708,16 @@ void build_vocabulary(Tokenizer::Impl& impl, std::vector<VocabEntry> vocab,
     if (entry.token.empty()) fail(vocab_file, "token with id " + std::to_string(id) + " is empty");
     std::string bytes;
     if (from_added) {
-      bytes = entry.token;  // added tokens are matched literally
+      // Added tokens are matched literally. A special one shows as it is written; a normal one
+      // as the decoder would write it (Gemma's "▁▁" is two spaces).
       impl.is_added[id] = true;
+      if (special_set.contains(entry.token)) {
+        bytes = entry.token;
+      } else if (impl.byte_level) {
+        if (!detail::symbols_to_bytes(entry.token, bytes)) bytes = entry.token;
+      } else {
+        bytes = token_text(impl, entry.token);
+      }
     } else if (!impl.byte_level) {
       bytes = token_text(impl, entry.token);
     } else if (!detail::symbols_to_bytes(entry.token, bytes)) {
