@@ -6,7 +6,7 @@ set -euo pipefail
 
 build_and_test=(
   build-essential cmake ninja-build pkg-config git
-  libopenblas-dev libpcre2-dev nlohmann-json3-dev libcli11-dev
+  libopenblas-dev libpcre2-dev libicu-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libhnswlib-dev libfftw3-dev libcairo2-dev poppler-utils fonts-dejavu-core libxml2-utils
   # Figure text: Pango lays it out and fontconfig falls back per character to a font that has it.

@@ -1,9 +1,11 @@
-// Throughput of tokmap's GPT-2 tokenizer on a corpus file, in the same two shapes that
-// bench_gpt3_encoder.js measures: (a) every line encoded on its own, (b) the whole file as one
-// string, plus prefixes of (b) to show that the cost is linear in the input, and (c) single
-// pathological pieces (a megabyte run of spaces, a megabyte "word").
+// Throughput of one tokmap tokenizer on a corpus file, in the same two shapes that
+// bench_gpt3_encoder.js and bench_peers.mjs measure: (a) every line encoded on its own, (b) the
+// whole file as one string, plus prefixes of (b) to show that the cost is linear in the input,
+// and (c) single pathological pieces (a megabyte run of spaces, a megabyte "word").
+// Single-threaded.
 //
-// usage: bench_tokenizer MODEL_FOLDER CORPUS_FILE [--repeat N]
+// usage: bench_tokenizer TOKENIZER CORPUS_FILE [--repeat N]
+//   TOKENIZER: a model folder (tokenizer.json, or vocab.json + merges.txt) or a tokenizer.json
 // Prints one "key value..." line per measurement (read by run.sh).
 #include <algorithm>
 #include <chrono>
@@ -52,7 +54,7 @@ std::string_view prefix_at_line(std::string_view text, std::size_t bytes) {
 
 int main(int argc, char** argv) try {
   if (argc < 3) {
-    std::cerr << "usage: bench_tokenizer MODEL_FOLDER CORPUS_FILE [--repeat N]\n";
+    std::cerr << "usage: bench_tokenizer TOKENIZER CORPUS_FILE [--repeat N]\n";
     return 2;
   }
   const std::filesystem::path folder = argv[1];
@@ -63,14 +65,19 @@ int main(int argc, char** argv) try {
   const double megabytes = double(corpus.size()) / 1e6;
 
   auto start = Clock::now();
-  const auto from_files =
-      tokmap::tokenizer::Tokenizer::from_vocab_merges(folder / "vocab.json", folder / "merges.txt");
-  std::printf("load vocab+merges seconds %.4f\n", seconds_since(start));
+  if (std::filesystem::exists(folder / "vocab.json") &&
+      std::filesystem::exists(folder / "merges.txt")) {
+    const auto from_files = tokmap::tokenizer::Tokenizer::from_vocab_merges(folder / "vocab.json",
+                                                                            folder / "merges.txt");
+    std::printf("load vocab+merges seconds %.4f\n", seconds_since(start));
+    (void)from_files;
+  }
   start = Clock::now();
-  const auto tokenizer =
-      tokmap::tokenizer::Tokenizer::from_tokenizer_json(folder / "tokenizer.json");
+  const auto tokenizer = tokmap::tokenizer::Tokenizer::from_path(folder);
   std::printf("load tokenizer.json seconds %.4f\n", seconds_since(start));
-  (void)from_files;
+  // The peers are measured without the tokens a post-processor adds.
+  tokmap::tokenizer::EncodeOptions options;
+  options.add_special_tokens = false;
 
   // (a) many short lines. The first pass starts with an empty word cache (this tokenizer has
   // not encoded anything yet); later passes show the warm steady state.
@@ -79,7 +86,7 @@ int main(int argc, char** argv) try {
   for (int pass = 0; pass < repeat; ++pass) {
     tokens = 0;
     start = Clock::now();
-    for (const std::string_view line : lines) tokens += tokenizer.encode(line).ids.size();
+    for (const std::string_view line : lines) tokens += tokenizer.encode(line, options).ids.size();
     const double elapsed = seconds_since(start);
     if (pass == 0) first = elapsed;
     best = std::min(best, elapsed);
@@ -94,7 +101,7 @@ int main(int argc, char** argv) try {
     std::size_t count = 0;
     for (int pass = 0; pass < repeat; ++pass) {
       start = Clock::now();
-      count = tokenizer.encode(text).ids.size();
+      count = tokenizer.encode(text, options).ids.size();
       elapsed_best = std::min(elapsed_best, seconds_since(start));
     }
     std::printf("whole bytes %zu tokens %zu seconds %.4f mb_s %.2f\n", text.size(), count,
@@ -108,7 +115,7 @@ int main(int argc, char** argv) try {
     for (const std::size_t size : {std::size_t{1} << 20, std::size_t{4} << 20}) {
       const std::string text(size, fill);
       start = Clock::now();
-      const std::size_t count = tokenizer.encode(text).ids.size();
+      const std::size_t count = tokenizer.encode(text, options).ids.size();
       const double elapsed = seconds_since(start);
       std::printf("pathological %s bytes %zu tokens %zu seconds %.4f mb_s %.2f\n",
                   fill == ' ' ? "spaces" : "one_word", size, count, elapsed,

@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 
 #include "io/io.hpp"
 
@@ -12,8 +13,10 @@ namespace tokmap::cli {
 void add_text_input_flags(CLI::App& command, TextInputOptions& options) {
   auto* text =
       command.add_option("-t,--text", options.texts, "Text to process (repeat for several texts)");
-  auto* file = command.add_option("-f,--file", options.file,
-                                  "File with one text per line (blank lines skipped)");
+  auto* file = command.add_option(
+      "-f,--file", options.file,
+      "File with one text per line (blank lines skipped); F.jsonl: one JSON object per line, "
+      "its \"text\" field");
   text->excludes(file);
   auto* ids = command.add_option(
       "--ids", options.ids,
@@ -61,6 +64,7 @@ std::vector<TextSource> read_texts(const TextInputOptions& options, const Common
     texts.push_back({contents, options.file});
     return texts;
   }
+  const bool jsonl = options.file.ends_with(".jsonl");
   std::size_t line_number = 0;
   std::string_view rest = contents;
   while (!rest.empty()) {
@@ -70,7 +74,23 @@ std::vector<TextSource> read_texts(const TextInputOptions& options, const Common
     ++line_number;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.find_first_not_of(" \t\r\f\v") == std::string_view::npos) continue;
-    texts.push_back({std::string(line), options.file + " line " + std::to_string(line_number)});
+    std::string origin = options.file + " line " + std::to_string(line_number);
+    if (!jsonl) {
+      texts.push_back({std::string(line), std::move(origin)});
+      continue;
+    }
+    nlohmann::json object;
+    try {
+      object = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception&) {
+      throw Error(origin + ": not a JSON object (a .jsonl file has one object per line)");
+    }
+    const auto text = object.is_object() ? object.find("text") : object.end();
+    if (!object.is_object() || text == object.end() || !text->is_string()) {
+      throw Error(origin + ": expected a JSON object with a string \"text\"");
+    }
+    if (text->get_ref<const std::string&>().empty()) throw Error(origin + ": \"text\" is empty");
+    texts.push_back({text->get<std::string>(), std::move(origin)});
   }
   if (texts.empty())
     throw Error(options.file + ": no text (the file is empty or only blank lines)");
@@ -153,11 +173,12 @@ std::string display_token(const tokenizer::Tokenizer* tokenizer, std::int32_t id
 
 std::vector<EncodedText> encode_texts(const tokenizer::Tokenizer* tokenizer,
                                       const std::vector<TextSource>& texts, bool lossy,
-                                      const CommonOptions& common) {
+                                      const CommonOptions& common, bool add_special_tokens) {
   std::vector<EncodedText> encoded;
   encoded.reserve(texts.size());
   tokenizer::EncodeOptions options;
   options.lossy = lossy;
+  options.add_special_tokens = add_special_tokens;
   Progress progress(common, "tokenize", texts.size());
   for (const auto& source : texts) {
     progress.update(encoded.size());

@@ -14,7 +14,7 @@ namespace tokmap::cli {
 
 struct TextInputOptions {
   std::vector<std::string> texts;  // --text, repeatable
-  std::string file;                // --file
+  std::string file;                // --file (F.jsonl: one JSON object a line, its "text")
   bool whole_file = false;         // --whole-file: the file, byte for byte, is one text
   bool lossy = false;              // --lossy: replace invalid UTF-8 with U+FFFD
   std::vector<std::string> ids;    // --ids 1,2,3, repeatable: token ids, no tokenizer needed
@@ -27,8 +27,9 @@ struct TextSource {
 };
 
 void add_text_input_flags(CLI::App& command, TextInputOptions& options);
-// The texts to process, in order. Errors: no input, empty --text, a file with no text. A UTF-8
-// byte-order mark at the start of --file is skipped, with one note on stderr.
+// The texts to process, in order. Errors: no input, empty --text, a file with no text, a
+// .jsonl line that is not an object with a string "text". A UTF-8 byte-order mark at the start
+// of --file is skipped, with one note on stderr.
 std::vector<TextSource> read_texts(const TextInputOptions& options, const CommonOptions& common);
 
 void add_model_flag(CLI::App& command, std::string& model);
@@ -44,11 +45,12 @@ struct EncodedText {
 // (each id's offsets are its digits in the list), with or without a tokenizer.
 std::vector<EncodedText> encode_texts(const tokenizer::Tokenizer* tokenizer,
                                       const std::vector<TextSource>& texts, bool lossy,
-                                      const CommonOptions& common);
+                                      const CommonOptions& common, bool add_special_tokens = true);
 inline std::vector<EncodedText> encode_texts(const tokenizer::Tokenizer& tokenizer,
                                              const std::vector<TextSource>& texts, bool lossy,
-                                             const CommonOptions& common) {
-  return encode_texts(&tokenizer, texts, lossy, common);
+                                             const CommonOptions& common,
+                                             bool add_special_tokens = true) {
+  return encode_texts(&tokenizer, texts, lossy, common, add_special_tokens);
 }
 
 // The model's tokenizer; none when the texts come from --ids and the model has no tokenizer

@@ -176,3 +176,200 @@ void Tokenizer::Impl::bpe(std::string_view piece, std::vector<std::int32_t>& ids
 }
 
 }  // namespace tokmap::tokenizer
+
+// ---------------------------------------------------------------------------------------------
+// BPE over characters (SentencePiece-style vocabularies: "▁the", byte fallback "<0xE6>") and
+// WordPiece, transcribed from Hugging Face's BPE::merge_word / Word::merge_all and
+// WordPiece::tokenize.
+
+namespace tokmap::tokenizer {
+namespace {
+
+// Merges `symbols` (with their byte lengths) in place: lowest rank first, leftmost on ties.
+void merge_symbols(const detail::MergeTable& merges, std::vector<std::int32_t>& symbol,
+                   std::vector<std::uint32_t>& length) {
+  const std::size_t n = symbol.size();
+  if (n < 2) return;
+  constexpr std::uint32_t kNone = UINT32_MAX;
+  std::vector<std::uint32_t> prev(n), next(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    prev[i] = i == 0 ? kNone : std::uint32_t(i - 1);
+    next[i] = i + 1 == n ? kNone : std::uint32_t(i + 1);
+  }
+  constexpr int kPositionBits = 40;
+  constexpr std::uint64_t kPositionMask = (std::uint64_t{1} << kPositionBits) - 1;
+  const auto pack = [](std::uint32_t rank, std::uint64_t left) {
+    return (std::uint64_t(rank) << kPositionBits) | left;
+  };
+  std::vector<std::uint64_t> initial;
+  initial.reserve(n);
+  for (std::size_t i = 0; i + 1 < n; ++i) {
+    const auto merge = merges.find(symbol[i], symbol[i + 1]);
+    if (merge.rank != detail::MergeTable::kNoRank) initial.push_back(pack(merge.rank, i));
+  }
+  std::priority_queue<std::uint64_t, std::vector<std::uint64_t>, std::greater<>> queue(
+      std::greater<>{}, std::move(initial));
+  constexpr std::int32_t kRemoved = -1;
+  const auto push_pair = [&](std::uint32_t left) {
+    if (left == kNone || next[left] == kNone) return;
+    const auto merge = merges.find(symbol[left], symbol[next[left]]);
+    if (merge.rank != detail::MergeTable::kNoRank) queue.push(pack(merge.rank, left));
+  };
+  while (!queue.empty()) {
+    const std::uint64_t candidate = queue.top();
+    queue.pop();
+    const auto left = std::uint32_t(candidate & kPositionMask);
+    const auto rank = std::uint32_t(candidate >> kPositionBits);
+    if (symbol[left] == kRemoved || next[left] == kNone) continue;
+    const std::uint32_t right = next[left];
+    const auto merge = merges.find(symbol[left], symbol[right]);
+    if (merge.rank != rank) continue;
+    symbol[left] = merge.merged_id;
+    length[left] += length[right];
+    symbol[right] = kRemoved;
+    next[left] = next[right];
+    if (next[right] != kNone) prev[next[right]] = left;
+    push_pair(prev[left]);
+    push_pair(left);
+  }
+  std::size_t out = 0;
+  for (std::uint32_t i = 0; i != kNone; i = next[i]) {
+    symbol[out] = symbol[i];
+    length[out] = length[i];
+    ++out;
+  }
+  symbol.resize(out);
+  length.resize(out);
+}
+
+void bpe_characters(const Tokenizer::Impl& impl, std::string_view piece,
+                    std::vector<std::int32_t>& ids, std::vector<std::uint32_t>& lengths) {
+  if (impl.ignore_merges) {
+    if (const auto it = impl.vocab.find(piece); it != impl.vocab.end()) {
+      ids.push_back(it->second);
+      lengths.push_back(std::uint32_t(piece.size()));
+      return;
+    }
+  }
+  thread_local std::vector<std::int32_t> symbol;
+  thread_local std::vector<std::uint32_t> length;
+  symbol.clear();
+  length.clear();
+  const bool affixes = !impl.continuing_subword_prefix.empty() || !impl.end_of_word_suffix.empty();
+  std::string key;
+  std::int32_t unk = -1;
+  std::uint32_t unk_length = 0;
+  for (std::size_t pos = 0; pos < piece.size();) {
+    std::size_t char_length = 1;
+    detail::decode_utf8(piece, pos, char_length);
+    std::string_view s = piece.substr(pos, char_length);
+    const bool first = pos == 0;
+    const bool last = pos + char_length == piece.size();
+    if (affixes) {
+      key.clear();
+      if (!first) key += impl.continuing_subword_prefix;
+      key += s;
+      if (last) key += impl.end_of_word_suffix;
+      s = key;
+    }
+    pos += char_length;
+    if (const auto it = impl.vocab.find(s); it != impl.vocab.end()) {
+      if (unk >= 0) {
+        symbol.push_back(unk);
+        length.push_back(unk_length);
+        unk = -1;
+      }
+      symbol.push_back(it->second);
+      length.push_back(std::uint32_t(char_length));
+      continue;
+    }
+    if (impl.byte_fallback) {
+      bool all = true;
+      for (const char byte : s)
+        all = all && impl.fallback_token[static_cast<unsigned char>(byte)] >= 0;
+      if (all) {
+        // Hugging Face adds these before a pending unknown token (kept as it does).
+        for (const char byte : s) {
+          symbol.push_back(impl.fallback_token[static_cast<unsigned char>(byte)]);
+          length.push_back(1);
+        }
+        continue;
+      }
+    }
+    if (impl.unk_id >= 0) {
+      if (unk >= 0 && impl.fuse_unk) {
+        unk_length += std::uint32_t(char_length);
+      } else {
+        if (unk >= 0) {
+          symbol.push_back(unk);
+          length.push_back(unk_length);
+        }
+        unk = impl.unk_id;
+        unk_length = std::uint32_t(char_length);
+      }
+    }
+  }
+  if (unk >= 0) {
+    symbol.push_back(unk);
+    length.push_back(unk_length);
+  }
+  merge_symbols(impl.merges, symbol, length);
+  ids.insert(ids.end(), symbol.begin(), symbol.end());
+  lengths.insert(lengths.end(), length.begin(), length.end());
+}
+
+void wordpiece(const Tokenizer::Impl& impl, std::string_view word, std::vector<std::int32_t>& ids,
+               std::vector<std::uint32_t>& lengths) {
+  std::size_t chars = 0;
+  for (const char c : word) chars += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  const auto unknown = [&] {
+    ids.push_back(impl.unk_id);
+    lengths.push_back(std::uint32_t(word.size()));
+  };
+  if (chars > impl.max_input_chars_per_word) return unknown();
+  const std::size_t first = ids.size();
+  const std::size_t first_length = lengths.size();
+  std::string key;
+  std::size_t start = 0;
+  while (start < word.size()) {
+    std::size_t end = word.size();
+    std::int32_t found = -1;
+    while (start < end) {
+      std::string_view sub = word.substr(start, end - start);
+      if (start > 0) {
+        key.assign(impl.continuing_subword_prefix);
+        key += sub;
+        sub = key;
+      }
+      if (const auto it = impl.vocab.find(sub); it != impl.vocab.end()) {
+        found = it->second;
+        break;
+      }
+      // Back off by one character.
+      --end;
+      while (end > start && (static_cast<unsigned char>(word[end]) & 0xC0) == 0x80) --end;
+    }
+    if (found < 0) {
+      ids.resize(first);
+      lengths.resize(first_length);
+      return unknown();
+    }
+    ids.push_back(found);
+    lengths.push_back(std::uint32_t(end - start));
+    start = end;
+  }
+}
+
+}  // namespace
+
+void Tokenizer::Impl::char_model(std::string_view piece, std::vector<std::int32_t>& ids,
+                                 std::vector<std::uint32_t>& lengths) const {
+  if (piece.empty()) return;
+  if (model == ModelKind::kWordPiece) {
+    wordpiece(*this, piece, ids, lengths);
+  } else {
+    bpe_characters(*this, piece, ids, lengths);
+  }
+}
+
+}  // namespace tokmap::tokenizer

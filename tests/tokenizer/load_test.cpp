@@ -188,12 +188,22 @@ TEST(LoadErrors, TokenizerJson) {
   expect_tokenizer_json_error(json::array(), {"t.json", "expected a JSON object"});
   expect_tokenizer_json_error(json::object(), {"t.json", "no \"model\" object"});
 
+  // Issue #11: WordPiece, normalizers and every pre-tokenizer of current models are supported
+  // now; what is not names the component and its JSON path.
   json root = tiny_tokenizer_json();
   root["model"]["type"] = "WordPiece";
-  expect_tokenizer_json_error(root, {"t.json", "WordPiece", "not supported"});
+  expect_tokenizer_json_error(root, {"t.json", "ByteLevel pre-tokenizer with a WordPiece"});
+  root["pre_tokenizer"] = nullptr;
+  expect_tokenizer_json_error(root, {"t.json", "model.unk_token", "WordPiece model needs one"});
+  root["model"]["unk_token"] = "<unk>";
+  expect_tokenizer_json_error(root, {"t.json", "unk_token \"<unk>\" is not in the vocabulary"});
   root = tiny_tokenizer_json();
   root["model"]["type"] = "Unigram";
-  expect_tokenizer_json_error(root, {"t.json", "Unigram", "only byte-level BPE"});
+  expect_tokenizer_json_error(
+      root, {"t.json", "unsupported model type \"Unigram\" at JSON path model.type"});
+  root = tiny_tokenizer_json();
+  root["model"]["dropout"] = 0.1;
+  expect_tokenizer_json_error(root, {"t.json", "model.dropout", "not supported"});
 
   root = tiny_tokenizer_json();
   root["model"].erase("vocab");
@@ -221,16 +231,49 @@ TEST(LoadErrors, TokenizerJson) {
   expect_tokenizer_json_error(root, {"t.json", "merge 1", "token \"zz\""});
 
   root = tiny_tokenizer_json();
-  root["normalizer"] = {{"type", "NFC"}};
-  expect_tokenizer_json_error(root, {"t.json", "normalizer", "not supported"});
+  root["normalizer"] = {
+      {"type", "Sequence"},
+      {"normalizers", json::array({{{"type", "NFC"}}, {{"type", "Precompiled"}}})}};
+  expect_tokenizer_json_error(root, {"t.json",
+                                     "unsupported normalizer type \"Precompiled\" at JSON path "
+                                     "normalizer.normalizers[1].type"});
   root = tiny_tokenizer_json();
-  root["pre_tokenizer"] = {{"type", "Metaspace"}};
-  expect_tokenizer_json_error(root, {"t.json", "pre_tokenizer must be ByteLevel", "Metaspace"});
-  root["pre_tokenizer"] = nullptr;
-  expect_tokenizer_json_error(root, {"t.json", "pre_tokenizer must be ByteLevel"});
+  root["pre_tokenizer"] = {
+      {"type", "Sequence"},
+      {"pretokenizers", json::array({{{"type", "Digits"}}, {{"type", "UnicodeScripts"}}})}};
+  expect_tokenizer_json_error(root,
+                              {"t.json",
+                               "unsupported pre_tokenizer type \"UnicodeScripts\" at JSON path "
+                               "pre_tokenizer.pretokenizers[1].type"});
   root = tiny_tokenizer_json();
-  root["pre_tokenizer"]["add_prefix_space"] = true;
-  expect_tokenizer_json_error(root, {"t.json", "add_prefix_space"});
+  root["post_processor"] = {{"type", "Mystery"}};
+  expect_tokenizer_json_error(
+      root,
+      {"t.json", "unsupported post_processor type \"Mystery\" at JSON path post_processor.type"});
+  root = tiny_tokenizer_json();
+  root["decoder"] = {{"type", "Sequence"}, {"decoders", json::array({{{"type", "CTC"}}})}};
+  expect_tokenizer_json_error(
+      root, {"t.json", "unsupported decoder type \"CTC\" at JSON path decoder.decoders[0].type"});
+  root = tiny_tokenizer_json();
+  root["pre_tokenizer"] = {
+      {"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}, {"behavior", "Isolated"}};
+  expect_tokenizer_json_error(root, {"t.json", "pre_tokenizer.pattern", "malformed regex"});
+  root["pre_tokenizer"]["pattern"] = {{"Regex", "a"}};
+  root["pre_tokenizer"]["behavior"] = "Sideways";
+  expect_tokenizer_json_error(root, {"t.json", "pre_tokenizer.behavior", "\"Sideways\""});
+  root = tiny_tokenizer_json();
+  root["pre_tokenizer"]["add_prefix_space"] = "yes";
+  expect_tokenizer_json_error(root, {"t.json", "pre_tokenizer.add_prefix_space", "true or false"});
+  root = tiny_tokenizer_json();
+  root["normalizer"] = {{"type", "Replace"}, {"pattern", {{"Regex", "[a-"}}}, {"content", "x"}};
+  expect_tokenizer_json_error(root, {"t.json", "normalizer.pattern", "malformed regex"});
+  root = tiny_tokenizer_json();
+  root["post_processor"] = {
+      {"type", "TemplateProcessing"},
+      {"single", json::array({{{"SpecialToken", {{"id", "<s>"}}}}, {{"Sequence", {{"id", "A"}}}}})},
+      {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {9999}}}}}}};
+  expect_tokenizer_json_error(
+      root, {"t.json", "post_processor.special_tokens.<s>.ids", "outside the vocabulary"});
 
   root = tiny_tokenizer_json();
   root["added_tokens"][0]["id"] = 5;
@@ -242,8 +285,25 @@ TEST(LoadErrors, TokenizerJson) {
   root["added_tokens"] = 3;
   expect_tokenizer_json_error(root, {"t.json", "added_tokens must be an array"});
   root = tiny_tokenizer_json();
-  root["added_tokens"].push_back({{"id", 400}, {"content", "<|pad|>"}});
-  expect_tokenizer_json_error(root, {"t.json", "\"<|pad|>\"", "outside 0..261"});
+  root["added_tokens"].push_back({{"id", 1000000}, {"content", "<|pad|>"}});
+  expect_tokenizer_json_error(root,
+                              {"t.json", "added token \"<|pad|>\" has id 1000000", "outside 0.."});
+  root = tiny_tokenizer_json();
+  root["added_tokens"].push_back({{"id", -3}, {"content", "<|pad|>"}});
+  expect_tokenizer_json_error(root, {"t.json", "\"<|pad|>\" has id -3", "outside 0.."});
+  root = tiny_tokenizer_json();
+  root["added_tokens"].push_back({{"id", 258}, {"content", "<|pad|>"}});
+  expect_tokenizer_json_error(root, {"t.json", "id 258 is given to both"});
+}
+
+TEST(Load, AddedTokenIdsMayLeaveNumbersUnused) {
+  // GPT-4o's tokenizer.json numbers its vocabulary 0..199999 and <|endofprompt|> 200018.
+  json root = tiny_tokenizer_json();
+  root["added_tokens"].push_back({{"id", 400}, {"content", "<|pad|>"}, {"special", true}});
+  const Tokenizer tokenizer = Tokenizer::from_tokenizer_json_text(root.dump());
+  EXPECT_EQ(tokenizer.vocab_size(), 401u);
+  EXPECT_EQ(tokenizer.encode("he<|pad|>").ids, (std::vector<std::int32_t>{256, 400}));
+  EXPECT_EQ(tokenizer.token_string(300), "");
 }
 
 TEST(Load, AddedTokensOutsideTheModelVocabularyExtendIt) {
