@@ -135,6 +135,8 @@ struct ResolveOptions {
   // Hugging Face hub cache; empty = $HF_HUB_CACHE, else $HF_HOME/hub, else
   // ~/.cache/huggingface/hub.
   fs::path hf_cache;
+  // Ollama's model store; empty = $OLLAMA_MODELS, else ~/.ollama/models.
+  fs::path ollama_models;
 };
 
 struct ModelLocation {
@@ -144,11 +146,21 @@ struct ModelLocation {
 
 inline constexpr std::string_view kDefaultModel = "demo-brown-gpt2";
 
-// `spec` is a folder, a bundled model name, or a Hugging Face model id (resolved offline in the
-// cache; aliases such as gpt2 ↔ openai-community/gpt2). Empty = the default bundled model.
-// When nothing is found the error lists every place looked and how to get the model.
+// `spec` is a folder, a model file (GGUF), a bundled model name, a Hugging Face model id
+// (resolved offline in the cache; aliases such as gpt2 ↔ openai-community/gpt2), or an Ollama
+// model name (NAME[:TAG], TAG defaulting to latest, NAME possibly namespace/name or
+// host/namespace/name) in the Ollama store: the manifest
+// manifests/<host, default registry.ollama.ai>/<namespace, default library>/<name>/<tag> names
+// the GGUF blob (layer of mediaType application/vnd.ollama.image.model) under
+// blobs/sha256-<hex>. Empty = the default bundled model. When nothing is found the error lists
+// every place looked and how to get the model.
 ModelLocation resolve_model(std::string_view spec, const ResolveOptions& options);
 fs::path default_hf_cache();
+fs::path default_ollama_models();
+// The GGUF blob of an Ollama model name in `store`, or empty when its manifest is absent (a
+// manifest that is present but unusable throws, naming it). Adds the manifest path to `looked`.
+fs::path find_ollama_model(const fs::path& store, std::string_view name,
+                           std::vector<std::string>& looked);
 
 // ---------------------------------------------------------------------------------------------
 // Weights

@@ -560,3 +560,116 @@ TEST(GgufParser, ModelFilesThatAreNotGgufSaySo) {
 
 }  // namespace
 }  // namespace tokmap::model
+
+namespace tokmap::model {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// The Ollama store
+
+struct FakeOllama {
+  TempDir dir;
+  fs::path store = dir / "models";
+  std::string digest = std::string(64, 'a');
+
+  fs::path blob() const { return store / "blobs" / ("sha256-" + digest); }
+  void manifest(const std::string& relative, const std::vector<nlohmann::json>& layers) {
+    const fs::path path = store / "manifests" / relative;
+    fs::create_directories(path.parent_path());
+    io::write_file_atomically(
+        path, nlohmann::json{{"schemaVersion", 2},
+                             {"mediaType", "application/vnd.docker.distribution.manifest.v2+json"},
+                             {"layers", nlohmann::json(layers)}}
+                  .dump());
+  }
+  nlohmann::json model_layer() const {
+    return {{"mediaType", "application/vnd.ollama.image.model"},
+            {"digest", "sha256:" + digest},
+            {"size", fs::file_size(blob())}};
+  }
+  FakeOllama() {
+    fs::create_directories(store / "blobs");
+    fs::copy_file(kArch / "llama" / "model.gguf", blob());
+    const nlohmann::json license = {{"mediaType", "application/vnd.ollama.image.license"},
+                                    {"digest", "sha256:" + std::string(64, 'b')},
+                                    {"size", 10}};
+    manifest("registry.ollama.ai/library/tiny/latest", {license, model_layer()});
+    manifest("registry.ollama.ai/library/tiny/q8", {model_layer()});
+    manifest("registry.ollama.ai/someone/tiny/v1", {model_layer()});
+    manifest("example.com/team/tiny/latest", {model_layer()});
+  }
+  ResolveOptions options() const {
+    ResolveOptions o;
+    o.hf_cache = dir / "no-hf-cache";
+    o.ollama_models = store;
+    return o;
+  }
+};
+
+TEST(Ollama, FindsModelsByNameTagNamespaceAndHost) {
+  FakeOllama ollama;
+  for (const char* name :
+       {"tiny", "tiny:latest", "tiny:q8", "someone/tiny:v1", "example.com/team/tiny"}) {
+    const ModelLocation location = resolve_model(name, ollama.options());
+    EXPECT_EQ(location.folder, ollama.blob()) << name;
+    EXPECT_EQ(location.name, name);
+  }
+  // The blob is the model: the same states as the fixture file.
+  const Model model = Model::load(resolve_model("tiny", ollama.options()).folder);
+  const Model fixture = Model::load(kArch / "llama" / "model.gguf");
+  const auto ids = sequences("llama")[0];
+  EXPECT_EQ(all_states(model, ids), all_states(fixture, ids));
+}
+
+TEST(Ollama, UsesOllamaModelsFromTheEnvironment) {
+  FakeOllama ollama;
+  ResolveOptions options = ollama.options();
+  options.ollama_models.clear();
+  const char* old = std::getenv("OLLAMA_MODELS");
+  const std::string saved = old != nullptr ? old : "";
+  ::setenv("OLLAMA_MODELS", ollama.store.c_str(), 1);
+  EXPECT_EQ(default_ollama_models(), ollama.store);
+  EXPECT_EQ(resolve_model("tiny:q8", options).folder, ollama.blob());
+  if (old != nullptr) {
+    ::setenv("OLLAMA_MODELS", saved.c_str(), 1);
+  } else {
+    ::unsetenv("OLLAMA_MODELS");
+  }
+}
+
+TEST(Ollama, BadManifestsAreNamed) {
+  FakeOllama ollama;
+  const std::string not_found = error_of([&] { resolve_model("tiny:nope", ollama.options()); });
+  EXPECT_THAT(not_found, HasSubstr("model 'tiny:nope' not found; looked in: "));
+  EXPECT_THAT(not_found, HasSubstr("manifests/registry.ollama.ai/library/tiny/nope (Ollama)"));
+  EXPECT_THAT(not_found, HasSubstr("ollama pull tiny:nope"));
+  // Names that are not store paths are never looked up.
+  for (const char* name : {"x/../tiny", "a/b/c/d", "tiny:..", "ti ny"}) {
+    EXPECT_THAT(error_of([&] { resolve_model(name, ollama.options()); }), HasSubstr("not found"))
+        << name;
+  }
+  auto layer = ollama.model_layer();
+  layer["digest"] = "sha256:xyz";
+  ollama.manifest("registry.ollama.ai/library/bad/digest", {layer});
+  EXPECT_THAT(error_of([&] { resolve_model("bad:digest", ollama.options()); }),
+              HasSubstr("digest must be sha256:<64 hex digits>, found 'sha256:xyz'"));
+  layer = ollama.model_layer();
+  layer["digest"] = "sha256:" + std::string(64, 'c');
+  ollama.manifest("registry.ollama.ai/library/bad/missing", {layer});
+  EXPECT_THAT(error_of([&] { resolve_model("bad:missing", ollama.options()); }),
+              HasSubstr("sha256-cccc"));
+  layer = ollama.model_layer();
+  layer["size"] = 12;
+  ollama.manifest("registry.ollama.ai/library/bad/size", {layer});
+  EXPECT_THAT(error_of([&] { resolve_model("bad:size", ollama.options()); }),
+              HasSubstr("bytes, the manifest says 12"));
+  ollama.manifest("registry.ollama.ai/library/bad/nomodel", {});
+  EXPECT_THAT(error_of([&] { resolve_model("bad:nomodel", ollama.options()); }),
+              HasSubstr("no layer of mediaType application/vnd.ollama.image.model"));
+  io::write_file_atomically(ollama.store / "manifests/registry.ollama.ai/library/bad/json", "{");
+  EXPECT_THAT(error_of([&] { resolve_model("bad:json", ollama.options()); }),
+              HasSubstr("manifests/registry.ollama.ai/library/bad/json"));
+}
+
+}  // namespace
+}  // namespace tokmap::model
