@@ -100,7 +100,8 @@ std::vector<TextSource> read_texts(const TextInputOptions& options, const Common
 void add_model_flag(CLI::App& command, std::string& model) {
   command.add_option(
       "-m,--model", model,
-      "Model folder (Hugging Face layout, any supported architecture), GGUF file, bundled "
+      "Model folder (Hugging Face layout, any supported architecture), GGUF file, Ollama model "
+      "name (llama3.2:1b; in $OLLAMA_MODELS or ~/.ollama/models), bundled "
       "model name (demo-brown-gpt2, demo-brown-gpt2-small) or "
       "Hugging Face id in the local cache (gpt2, distilgpt2, ...; id@revision "
       "for one snapshot); default: " +
@@ -154,7 +155,21 @@ std::optional<tokenizer::Tokenizer> load_tokenizer(const std::filesystem::path& 
                                                    const std::vector<TextSource>& texts) {
   const bool from_ids = !texts.empty() && texts.front().from_ids;
   std::error_code ec;
-  if (from_ids && !std::filesystem::is_directory(model_path, ec)) return std::nullopt;
+  if (!std::filesystem::is_directory(model_path, ec)) {
+    // A GGUF file carries its vocabulary in its metadata.
+    if (model::is_gguf_file(model_path)) {
+      try {
+        const model::GgufFile file(model_path);
+        return tokenizer::Tokenizer::from_tokenizer_json_text(
+            model::gguf_tokenizer_json(file), model_path.string() + " (GGUF tokenizer metadata)");
+      } catch (const Error& e) {
+        if (from_ids) return std::nullopt;
+        throw Error(std::string(e.what()) +
+                    "; to run a model without a tokenizer give token ids with --ids 1,2,3");
+      }
+    }
+    if (from_ids) return std::nullopt;
+  }
   try {
     return tokenizer::Tokenizer::from_folder(model_path);
   } catch (const Error& e) {

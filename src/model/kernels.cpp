@@ -168,6 +168,9 @@ std::vector<double> rope_inverse_frequencies(const Rope& rope, int rotary_dim) {
       break;
     }
   }
+  if (rope.freq_factors.size() == inverse.size()) {
+    for (std::size_t i = 0; i < inverse.size(); ++i) inverse[i] /= rope.freq_factors[i];
+  }
   return inverse;
 }
 

@@ -17,6 +17,10 @@
 
 #include "core/error.hpp"
 
+namespace tokmap::io {
+class MappedFile;
+}
+
 namespace tokmap::model {
 
 namespace fs = std::filesystem;
@@ -60,6 +64,10 @@ struct Rope {
   double factor = 1.0;
   double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3
   int original_max_positions = 8192;                     // llama3
+  // GGUF's rope_freqs tensor (llama.cpp's Llama 3.1+ conversion writes the llama3 scaling as
+  // one divisor per inverse frequency): empty, or rotary_dim / 2 values dividing the inverse
+  // frequencies after `scaling`.
+  std::vector<double> freq_factors;
 };
 
 struct Config {
@@ -127,20 +135,32 @@ struct ResolveOptions {
   // Hugging Face hub cache; empty = $HF_HUB_CACHE, else $HF_HOME/hub, else
   // ~/.cache/huggingface/hub.
   fs::path hf_cache;
+  // Ollama's model store; empty = $OLLAMA_MODELS, else ~/.ollama/models.
+  fs::path ollama_models;
 };
 
 struct ModelLocation {
-  fs::path folder;   // holds config.json, model.safetensors and the tokenizer files
-  std::string name;  // how to name it in outputs (bundled name, HF id, or the folder)
+  fs::path folder;   // holds config.json, model.safetensors and the tokenizer files; or a .gguf
+  std::string name;  // how to name it in outputs (bundled name, HF id, Ollama name, or path)
 };
 
 inline constexpr std::string_view kDefaultModel = "demo-brown-gpt2";
 
-// `spec` is a folder, a bundled model name, or a Hugging Face model id (resolved offline in the
-// cache; aliases such as gpt2 ↔ openai-community/gpt2). Empty = the default bundled model.
-// When nothing is found the error lists every place looked and how to get the model.
+// `spec` is a folder, a model file (GGUF), a bundled model name, a Hugging Face model id
+// (resolved offline in the cache; aliases such as gpt2 ↔ openai-community/gpt2), or an Ollama
+// model name (NAME[:TAG], TAG defaulting to latest, NAME possibly namespace/name or
+// host/namespace/name) in the Ollama store: the manifest
+// manifests/<host, default registry.ollama.ai>/<namespace, default library>/<name>/<tag> names
+// the GGUF blob (layer of mediaType application/vnd.ollama.image.model) under
+// blobs/sha256-<hex>. Empty = the default bundled model. When nothing is found the error lists
+// every place looked and how to get the model.
 ModelLocation resolve_model(std::string_view spec, const ResolveOptions& options);
 fs::path default_hf_cache();
+fs::path default_ollama_models();
+// The GGUF blob of an Ollama model name in `store`, or empty when its manifest is absent (a
+// manifest that is present but unusable throws, naming it). Adds the manifest path to `looked`.
+fs::path find_ollama_model(const fs::path& store, std::string_view name,
+                           std::vector<std::string>& looked);
 
 // ---------------------------------------------------------------------------------------------
 // Weights
@@ -239,6 +259,101 @@ class WeightBuffers {
   std::vector<std::vector<float>> buffers_;
   std::size_t used_ = 0;
 };
+
+// ---------------------------------------------------------------------------------------------
+// GGUF files (llama.cpp, Ollama, LM Studio)
+
+// GGUF's metadata value types, with their numbers in the file.
+enum class GgufType : std::uint32_t {
+  u8 = 0,
+  i8 = 1,
+  u16 = 2,
+  i16 = 3,
+  u32 = 4,
+  i32 = 5,
+  f32 = 6,
+  boolean = 7,
+  string = 8,
+  array = 9,
+  u64 = 10,
+  i64 = 11,
+  f64 = 12
+};
+std::string_view gguf_type_name(GgufType type);
+
+// One metadata value. Integers and booleans are in `integer` (u64 above INT64_MAX saturates),
+// floats in `number`; arrays keep their elements in the vector of their kind (arrays of arrays
+// keep only their length).
+struct GgufValue {
+  GgufType type = GgufType::u8;
+  GgufType element_type = GgufType::u8;  // arrays
+  std::uint64_t offset = 0;              // byte offset of the value in the file
+  std::int64_t integer = 0;
+  double number = 0;
+  std::string string;
+  std::uint64_t count = 0;  // array length
+  std::vector<std::int64_t> integers;
+  std::vector<double> numbers;
+  std::vector<std::string> strings;
+  bool is_integer() const;  // an integer type (not bool)
+  bool is_float() const { return type == GgufType::f32 || type == GgufType::f64; }
+};
+
+// A GGUF file (version 2 or 3, little-endian), validated against its own bounds on open: every
+// count, string and array length, tensor dimension, type, offset and size, and the alignment,
+// with overflow-safe arithmetic; errors name the file, the key or tensor, and the byte offset.
+// Tensor data stays in the mapping.
+class GgufFile {
+ public:
+  struct TensorInfo {
+    std::string name;
+    std::vector<std::int64_t> shape;  // outermost first: GGUF's ne[] reversed
+    std::uint32_t ggml_type = 0;
+    std::string_view type_name;  // ggml's name ("Q4_K"), or "type N" when unknown
+    bool supported = false;      // `type` is one tokmap converts
+    WeightType type = WeightType::f32;
+    std::uint64_t info_offset = 0;  // where its entry starts in the header
+    std::uint64_t data_offset = 0;  // from the start of the file
+    std::uint64_t size = 0;         // bytes
+  };
+
+  explicit GgufFile(const fs::path& path);
+  // The same on bytes in memory (which must outlive the object); `where` names them in errors.
+  GgufFile(std::span<const std::byte> bytes, std::string where);
+  GgufFile(GgufFile&&) noexcept;
+  ~GgufFile();
+
+  const std::string& where() const { return where_; }
+  std::uint32_t version() const { return version_; }
+  std::uint64_t alignment() const { return alignment_; }
+  std::uint64_t data_start() const { return data_start_; }
+  const std::vector<std::pair<std::string, GgufValue>>& metadata() const { return metadata_; }
+  const GgufValue* find(std::string_view key) const;
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const TensorInfo* find_tensor(std::string_view name) const;
+  std::span<const std::byte> data(const TensorInfo& tensor) const;
+
+ private:
+  void parse();
+  std::unique_ptr<io::MappedFile> file_;
+  std::span<const std::byte> bytes_;
+  std::string where_;
+  std::uint32_t version_ = 0;
+  std::uint64_t alignment_ = 32;
+  std::uint64_t data_start_ = 0;
+  std::vector<std::pair<std::string, GgufValue>> metadata_;
+  std::vector<TensorInfo> tensors_;
+};
+
+// True when the file starts with GGUF's magic.
+bool is_gguf_file(const fs::path& path);
+
+// A Hugging Face tokenizer.json (text) equivalent to the vocabulary in a GGUF file's metadata:
+// tokenizer.ggml.model "gpt2" becomes byte-level BPE with its merges (the pre-tokenizer regex
+// chosen by tokenizer.ggml.pre), "llama" SentencePiece-style BPE (Metaspace "▁", byte_fallback,
+// merges ranked by score as transformers' convert_slow_tokenizer does); control tokens become
+// special added tokens. Throws naming the key when the metadata has no usable vocabulary.
+std::string gguf_tokenizer_json(const GgufFile& file);
 
 // ---------------------------------------------------------------------------------------------
 // Forward pass

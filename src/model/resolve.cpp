@@ -2,6 +2,7 @@
 #include <cstdlib>
 
 #include "io/io.hpp"
+#include "io/json.hpp"
 #include "model/model.hpp"
 
 namespace tokmap::model {
@@ -98,7 +99,93 @@ std::string join_places(const std::vector<std::string>& looked) {
   return text;
 }
 
+// One path component of an Ollama name: letters, digits and . _ - (no "." or "..").
+bool ollama_part(const std::string& part) {
+  if (part.empty() || part == "." || part == ".." || part.size() > 256) return false;
+  return std::all_of(part.begin(), part.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+  });
+}
+
 }  // namespace
+
+fs::path default_ollama_models() {
+  if (const char* store = std::getenv("OLLAMA_MODELS"); store != nullptr && *store != '\0') {
+    return store;
+  }
+  const char* user_home = std::getenv("HOME");
+  return fs::path(user_home != nullptr ? user_home : "") / ".ollama" / "models";
+}
+
+fs::path find_ollama_model(const fs::path& store, std::string_view name_in,
+                           std::vector<std::string>& looked) {
+  // NAME[:TAG] with NAME = [[host/]namespace/]model.
+  std::string name(name_in), tag = "latest";
+  const auto colon = name.rfind(':');
+  if (colon != std::string::npos && name.find('/', colon) == std::string::npos) {
+    tag = name.substr(colon + 1);
+    name = name.substr(0, colon);
+  }
+  std::vector<std::string> parts;
+  for (std::size_t begin = 0;;) {
+    const auto slash = name.find('/', begin);
+    parts.push_back(name.substr(begin, slash - begin));
+    if (slash == std::string::npos) break;
+    begin = slash + 1;
+  }
+  if (parts.size() > 3 || !ollama_part(tag) ||
+      !std::all_of(parts.begin(), parts.end(), ollama_part)) {
+    return {};
+  }
+  if (parts.size() == 1) parts.insert(parts.begin(), "library");
+  if (parts.size() == 2) parts.insert(parts.begin(), "registry.ollama.ai");
+  const fs::path manifest = store / "manifests" / parts[0] / parts[1] / parts[2] / tag;
+  looked.push_back(manifest.string() + " (Ollama)");
+  std::error_code ec;
+  if (!fs::is_regular_file(manifest, ec)) return {};
+
+  const std::string where = manifest.string();
+  const auto root = io::parse_json(io::read_text_file(manifest), where);
+  const auto layers = root.is_object() ? root.find("layers") : root.end();
+  if (layers == root.end() || !layers->is_array()) {
+    throw Error(where + ": Ollama manifest has no 'layers' array");
+  }
+  for (const auto& layer : *layers) {
+    if (!layer.is_object() ||
+        layer.value("mediaType", std::string()) != "application/vnd.ollama.image.model") {
+      continue;
+    }
+    const auto digest = layer.find("digest");
+    const std::string text =
+        digest != layer.end() && digest->is_string() ? digest->get<std::string>() : "";
+    const bool valid = text.size() == 7 + 64 && text.starts_with("sha256:") &&
+                       std::all_of(text.begin() + 7, text.end(), [](char c) {
+                         return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                       });
+    if (!valid) {
+      throw Error(where + ": the model layer's digest must be sha256:<64 hex digits>, found '" +
+                  text + "'");
+    }
+    const fs::path blob = store / "blobs" / ("sha256-" + text.substr(7));
+    if (!fs::is_regular_file(blob, ec)) {
+      throw Error(where + ": the model blob " + blob.string() +
+                  " is missing (an interrupted pull? run: ollama pull " + std::string(name_in) +
+                  ")");
+    }
+    if (const auto size = layer.find("size"); size != layer.end()) {
+      if (!size->is_number_unsigned() || size->get<std::uint64_t>() != fs::file_size(blob, ec)) {
+        throw Error(where + ": the model blob " + blob.string() + " has " +
+                    std::to_string(fs::file_size(blob, ec)) + " bytes, the manifest says " +
+                    size->dump());
+      }
+    }
+    return blob;
+  }
+  throw Error(where +
+              ": Ollama manifest has no layer of mediaType "
+              "application/vnd.ollama.image.model");
+}
 
 fs::path default_hf_cache() {
   if (const char* cache = std::getenv("HF_HUB_CACHE"); cache != nullptr && *cache != '\0') {
@@ -165,12 +252,19 @@ ModelLocation resolve_model(std::string_view spec_in, const ResolveOptions& opti
       return {snapshot, revision.empty() ? id : id + "@" + revision};
     }
   }
+  // 4. The Ollama store.
+  const fs::path ollama =
+      options.ollama_models.empty() ? default_ollama_models() : options.ollama_models;
+  if (const fs::path blob = find_ollama_model(ollama, spec, looked); !blob.empty()) {
+    return {blob, spec};
+  }
   throw Error("model '" + spec + "' not found; looked in: " + join_places(looked) +
               ". Pass a folder with config.json, model.safetensors and the tokenizer files, or on "
               "a connected machine run: huggingface-cli download " +
               (spec == std::string(kDefaultModel) ? std::string("gpt2")
                : revision.empty()                 ? id_part
-                                                  : id_part + " --revision " + revision));
+                                                  : id_part + " --revision " + revision) +
+              " (or, for an Ollama model, ollama pull " + spec + ")");
 }
 
 }  // namespace tokmap::model

@@ -130,11 +130,11 @@ const Tensor* TensorTable::find(const std::string& name) const {
 Tensor TensorTable::get(const std::string& name, const std::vector<std::int64_t>& shape) const {
   const Tensor* tensor = find(name);
   if (tensor == nullptr) {
-    throw Error(where + ": tensor '" + name + "' is missing (expected shape " + shape_text(shape) +
-                ")");
+    throw Error(where + ": tensor '" + (describe ? describe(name) : name) +
+                "' is missing (expected shape " + shape_text(shape) + ")");
   }
   if (tensor->shape != shape) {
-    throw Error(where_of(*tensor) + ": tensor '" + name + "' has shape " +
+    throw Error(where_of(*tensor) + ": tensor '" + tensor->name + "' has shape " +
                 shape_text(tensor->shape) + ", expected " + shape_text(shape) + " from " +
                 config_name);
   }
@@ -381,7 +381,7 @@ void ModelBuilder::check_type(const Tensor& tensor) {
   if (const auto it = table.unsupported_dtype.find(tensor.name);
       it != table.unsupported_dtype.end() && !it->second.empty()) {
     throw Error(tensor.file + ": tensor '" + tensor.name + "' has dtype " + it->second +
-                ", expected F32, F16 or BF16");
+                ", expected " + table.supported_types);
   }
   if (tensor.type != WeightType::f32 && tensor.type != WeightType::f16 &&
       tensor.type != WeightType::bf16 && tensor.type != WeightType::f64) {
@@ -430,12 +430,18 @@ void ModelBuilder::finish(Model& out, std::unique_ptr<ModelStorage> storage) {
   out = std::move(model);
 }
 
+Model ModelBuilder::release(std::unique_ptr<ModelStorage> storage) {
+  model.config_ = config;
+  model.storage_ = std::move(storage);
+  return std::move(model);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Loading
 
 Model Model::load(const fs::path& path) {
   std::error_code ec;
-  if (fs::is_regular_file(path, ec)) return load_gguf(path);
+  if (fs::is_regular_file(path, ec)) return load_gguf(path);  // GgufFile refuses other files
   if (!fs::is_directory(path, ec)) throw Error(path.string() + ": model folder does not exist");
   const fs::path& folder = path;
   const Config config = load_config(folder / "config.json");

@@ -1,6 +1,7 @@
 #pragma once
 // Internal to src/model: the tensor tables the loaders fill and the builder that checks them
 // against an architecture's names and shapes.
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -22,6 +23,10 @@ struct TensorTable {
   std::map<std::string, std::string> unsupported_dtype;
   std::string where;        // the file named when a tensor is missing
   std::string config_name;  // where the expected shapes come from ("config.json")
+  // The types a weight may have, for the message about one that has another.
+  std::string supported_types = "F32, F16 or BF16";
+  // How to name a missing tensor (GGUF: llama.cpp's name for the Hugging Face one).
+  std::function<std::string(const std::string&)> describe;
 
   const Tensor* find(const std::string& name) const;
   Tensor get(const std::string& name, const std::vector<std::int64_t>& shape) const;
@@ -38,6 +43,7 @@ struct ModelStorage {
   std::vector<std::unique_ptr<io::SafetensorsFile>> shards;
   std::map<std::string, std::set<std::string>> shard_tensors;  // sharded: file → names
   std::vector<std::vector<std::byte>> owned;                   // tensors a loader had to rewrite
+  std::unique_ptr<GgufFile> gguf;                              // a GGUF model file
   TensorTable table;
 };
 
@@ -56,9 +62,10 @@ struct ModelBuilder {
   // Fills `model` with the tensors of config.architecture.
   void build();
   void finish(Model& out, std::unique_ptr<ModelStorage> storage);
+  Model release(std::unique_ptr<ModelStorage> storage);  // finish() for non-members of Model
 };
 
-// A model file (not a folder). GGUF is not read yet: fails saying so.
+// A GGUF model file (gguf.cpp).
 Model load_gguf(const fs::path& path);
 
 // One element as float32 (for error messages).

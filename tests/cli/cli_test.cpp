@@ -492,10 +492,10 @@ TEST(Embed, IdsReplayATokenizedTextExactly) {
     ids += (ids.empty() ? "" : ",") + std::to_string(id.get<int>());
   }
   ASSERT_FALSE(ids.empty()) << tokens.out;
-  const Result from_text = run_tokmap({"embed", "--text", text, "--quiet", "--out",
-                                       (dir / "text.safetensors").string()});
-  const Result from_ids = run_tokmap(
-      {"embed", "--ids", ids, "--quiet", "--out", (dir / "ids.safetensors").string()});
+  const Result from_text = run_tokmap(
+      {"embed", "--text", text, "--quiet", "--out", (dir / "text.safetensors").string()});
+  const Result from_ids =
+      run_tokmap({"embed", "--ids", ids, "--quiet", "--out", (dir / "ids.safetensors").string()});
   ASSERT_EQ(from_text.code, 0) << from_text.err;
   ASSERT_EQ(from_ids.code, 0) << from_ids.err;
   const tokmap::io::SafetensorsFile a(dir / "text.safetensors"), b(dir / "ids.safetensors");
@@ -508,19 +508,20 @@ TEST(Embed, IdsReplayATokenizedTextExactly) {
 TEST(Embed, IdsRunAModelWithoutATokenizer) {
   TempDir dir;
   const fs::path model = kData / "model" / "arch" / "llama" / "hf";  // no tokenizer files
-  const Result no_ids = run_tokmap({"embed", "--model", model.string(), "--text", "hello",
-                                    "--out", (dir / "e.safetensors").string()});
+  const Result no_ids = run_tokmap({"embed", "--model", model.string(), "--text", "hello", "--out",
+                                    (dir / "e.safetensors").string()});
   EXPECT_EQ(no_ids.code, 1);
   EXPECT_THAT(no_ids.err, HasSubstr("no tokenizer"));
   EXPECT_THAT(no_ids.err, HasSubstr("--ids 1,2,3"));
   EXPECT_FALSE(fs::exists(dir / "e.safetensors"));
 
-  const Result r = run_tokmap({"embed", "--model", model.string(), "--ids", "464,314,182",
-                               "--ids", "52, 308", "--layers", "last", "--out",
-                               (dir / "e.safetensors").string()});
+  const Result r =
+      run_tokmap({"embed", "--model", model.string(), "--ids", "464,314,182", "--ids", "52, 308",
+                  "--layers", "last", "--out", (dir / "e.safetensors").string()});
   ASSERT_EQ(r.code, 0) << r.err;
   const tokmap::io::SafetensorsFile file(dir / "e.safetensors");
-  EXPECT_EQ(file.to_i64(file.get("input_ids")), (std::vector<std::int64_t>{464, 314, 182, 52, 308}));
+  EXPECT_EQ(file.to_i64(file.get("input_ids")),
+            (std::vector<std::int64_t>{464, 314, 182, 52, 308}));
   EXPECT_EQ(json::parse(file.metadata().at("tokens"))[0], "#464");
   EXPECT_EQ(file.get("hidden_states").shape, (std::vector<std::int64_t>{1, 5, 64}));
 
@@ -533,6 +534,44 @@ TEST(Embed, IdsRunAModelWithoutATokenizer) {
                                      (dir / "bad.safetensors").string()});
   EXPECT_EQ(outside.code, 1);
   EXPECT_THAT(outside.err, HasSubstr("outside the vocabulary"));
+}
+
+TEST(Embed, GgufFilesAndOllamaNamesGiveTheStatesOfTheHuggingFaceCopy) {
+  TempDir dir;
+  const fs::path arch = kData / "model" / "arch" / "llama";
+  // A fake Ollama store holding the fixture's GGUF copy.
+  const fs::path store = dir / "ollama";
+  const std::string digest(64, 'e');
+  fs::create_directories(store / "blobs");
+  fs::create_directories(store / "manifests/registry.ollama.ai/library/tiny");
+  fs::copy_file(arch / "model.gguf", store / "blobs" / ("sha256-" + digest));
+  tokmap::io::write_file_atomically(store / "manifests/registry.ollama.ai/library/tiny/latest",
+                                    json{{"layers",
+                                          {{{"mediaType", "application/vnd.ollama.image.model"},
+                                            {"digest", "sha256:" + digest}}}}}
+                                        .dump());
+  std::vector<std::vector<float>> states;
+  for (const auto& [model, env] :
+       {std::pair<std::string, std::string>{(arch / "hf").string(), ""},
+        {(arch / "model.gguf").string(), ""},
+        {"tiny", "OLLAMA_MODELS=" + store.string() + " HF_HUB_CACHE=" + (dir / "hf").string()}}) {
+    const fs::path out = dir / ("e" + std::to_string(states.size()) + ".safetensors");
+    const Result r = run_tokmap(
+        {"embed", "--model", model, "--ids", "464,314,182,197", "--quiet", "--out", out.string()},
+        env);
+    ASSERT_EQ(r.code, 0) << model << ": " << r.err;
+    const tokmap::io::SafetensorsFile file(out);
+    states.push_back(file.to_f32(file.get("hidden_states")));
+  }
+  EXPECT_EQ(states[0], states[1]);
+  EXPECT_EQ(states[0], states[2]);
+  // The fixture's placeholder vocabulary is SentencePiece-style, which this tokenizer does not
+  // read yet: text needs --ids, and the error says so.
+  const Result text = run_tokmap({"embed", "--model", (arch / "model.gguf").string(), "--text",
+                                  "hello", "--out", (dir / "t.safetensors").string()});
+  EXPECT_EQ(text.code, 1);
+  EXPECT_THAT(text.err, HasSubstr("(GGUF tokenizer metadata)"));
+  EXPECT_THAT(text.err, HasSubstr("--ids 1,2,3"));
 }
 
 }  // namespace
