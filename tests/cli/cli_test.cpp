@@ -565,13 +565,12 @@ TEST(Embed, GgufFilesAndOllamaNamesGiveTheStatesOfTheHuggingFaceCopy) {
   }
   EXPECT_EQ(states[0], states[1]);
   EXPECT_EQ(states[0], states[2]);
-  // The fixture's placeholder vocabulary is SentencePiece-style, which this tokenizer does not
-  // read yet: text needs --ids, and the error says so.
+  // The fixture's placeholder vocabulary is SentencePiece-style; since the tokenizer reads
+  // Hugging Face tokenizer.json pipelines (issue #11), text is tokenized from the GGUF metadata.
   const Result text = run_tokmap({"embed", "--model", (arch / "model.gguf").string(), "--text",
                                   "hello", "--out", (dir / "t.safetensors").string()});
-  EXPECT_EQ(text.code, 1);
-  EXPECT_THAT(text.err, HasSubstr("(GGUF tokenizer metadata)"));
-  EXPECT_THAT(text.err, HasSubstr("--ids 1,2,3"));
+  EXPECT_EQ(text.code, 0) << text.err;
+  EXPECT_THAT(text.err, HasSubstr("1 text(s)"));
 }
 
 }  // namespace
