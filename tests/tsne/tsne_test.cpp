@@ -247,12 +247,12 @@ TEST(Tsne, SplitKernelRepulsionMatchesExact) {
   }
 }
 
-// The fused exact pass (dense P rows, one loop) against the two reference kernels, in double
-// (up to kFusedDoubleMaxPoints points).
-TEST(Tsne, FusedExactForcesMatchSeparateKernels) {
-  const std::size_t n = ts::kFusedDoubleMaxPoints;
+// The fused exact pass (dense P rows, one loop) against the two reference kernels on an
+// n-point embedding, at the given relative tolerances.
+static void expect_fused_matches_separate(std::size_t n, unsigned seed, double att_tolerance,
+                                          double rep_tolerance, double z_tolerance) {
   for (int dims : {1, 2, 3}) {
-    auto y = embedding_like(n, dims, 31);
+    auto y = embedding_like(n, dims, seed);
     const auto [knn, sq] = neighbors_squared(y, n, dims, 30);
     std::vector<float> conditional(n * 30);
     ts::conditional_probabilities(conditional, sq, n, 30, 10.0, 1);
@@ -261,33 +261,22 @@ TEST(Tsne, FusedExactForcesMatchSeparateKernels) {
     const double z = ts::exact_forces_fused(att, rep, p, y, dims, 12.0);
     ts::attractive_forces(att_ref, p, y, dims, 12.0, 1.0);
     const double z_ref = ts::repulsive_exact(rep_ref, y, n, dims, 1.0);
-    SCOPED_TRACE("dims " + std::to_string(dims));
-    EXPECT_LT(relative_error(att, att_ref), 1e-5);
-    EXPECT_LT(relative_error(rep, rep_ref), 1e-6);
-    EXPECT_NEAR(z, z_ref, 1e-9 * z_ref);
+    SCOPED_TRACE("n " + std::to_string(n) + " dims " + std::to_string(dims));
+    EXPECT_LT(relative_error(att, att_ref), att_tolerance);
+    EXPECT_LT(relative_error(rep, rep_ref), rep_tolerance);
+    EXPECT_NEAR(z, z_ref, z_tolerance * z_ref);
   }
 }
 
-// Above kFusedDoubleMaxPoints the fused pass sums in float per block of 512 pairs: the same
-// references at float accuracy (and at both ends of a block).
+// In double up to kFusedDoubleMaxPoints points.
+TEST(Tsne, FusedExactForcesMatchSeparateKernels) {
+  expect_fused_matches_separate(ts::kFusedDoubleMaxPoints, 31, 1e-5, 1e-6, 1e-9);
+}
+
+// Above it in float per block of 512 pairs: float accuracy, also across block ends.
 TEST(Tsne, FusedExactForcesInFloatMatchSeparateKernels) {
-  for (const std::size_t n : {ts::kFusedDoubleMaxPoints + 1, std::size_t{1500}}) {
-    for (int dims : {1, 2, 3}) {
-      auto y = embedding_like(n, dims, 37);
-      const auto [knn, sq] = neighbors_squared(y, n, dims, 30);
-      std::vector<float> conditional(n * 30);
-      ts::conditional_probabilities(conditional, sq, n, 30, 10.0, 1);
-      const auto p = ts::joint_probabilities(conditional, knn.indices, n, 30);
-      std::vector<float> att(y.size()), rep(y.size()), att_ref(y.size()), rep_ref(y.size());
-      const double z = ts::exact_forces_fused(att, rep, p, y, dims, 12.0);
-      ts::attractive_forces(att_ref, p, y, dims, 12.0, 1.0);
-      const double z_ref = ts::repulsive_exact(rep_ref, y, n, dims, 1.0);
-      SCOPED_TRACE("n " + std::to_string(n) + " dims " + std::to_string(dims));
-      EXPECT_LT(relative_error(att, att_ref), 1e-5);
-      EXPECT_LT(relative_error(rep, rep_ref), 1e-5);
-      EXPECT_NEAR(z, z_ref, 1e-6 * z_ref);
-    }
-  }
+  for (const std::size_t n : {ts::kFusedDoubleMaxPoints + 1, std::size_t{1500}})
+    expect_fused_matches_separate(n, 37, 1e-5, 1e-5, 1e-6);
 }
 
 TEST(Tsne, FullGradientMatchesExactOnSmallEmbedding) {
