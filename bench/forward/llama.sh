@@ -79,6 +79,6 @@ D = C // H
 print(",".join(f"256x{k}x{n}" for k, n in [(C, H * D), (C, KV * D), (H * D, C), (C, I), (I, C)]))
 PYEOF
 )
-build/bench/forward/bench_sgemm --shapes "$shapes" --threads "$THREADS" --runs 5 >> "$LOG"
+build/bench/forward/bench_sgemm --shapes "$shapes" --threads "1,$THREADS" --runs 10 >> "$LOG"
 
 "$PY" $HERE/summarize_llama.py "$LOG"
