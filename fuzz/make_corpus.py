@@ -69,6 +69,92 @@ def tiny_model(prefix=""):
     return safetensors(tensors, {"format": "pt"})
 
 
+def gguf(metadata, tensors, version=3, alignment=32):
+    """metadata: list of (key, type, value) with type one of u32, f32, bool, str, [str], [f32],
+    [i32]; tensors: list of (name, shape outermost first, ggml type, raw bytes)."""
+    def string(text):
+        data = text.encode("utf-8")
+        return struct.pack("<Q", len(data)) + data
+
+    codes = {"u32": (4, "<I"), "i32": (5, "<i"), "f32": (6, "<f"), "bool": (7, "<B")}
+    out = b"GGUF" + struct.pack("<IQQ", version, len(tensors), len(metadata))
+    for key, kind, value in metadata:
+        out += string(key)
+        if kind == "str":
+            out += struct.pack("<I", 8) + string(value)
+        elif kind == "[str]":
+            out += struct.pack("<IIQ", 9, 8, len(value)) + b"".join(string(v) for v in value)
+        elif kind.startswith("["):
+            code, fmt = codes[kind[1:-1]]
+            out += struct.pack("<IIQ", 9, code, len(value)) + b"".join(
+                struct.pack(fmt, v) for v in value)
+        else:
+            code, fmt = codes[kind]
+            out += struct.pack("<I", code) + struct.pack(fmt, value)
+    offset, offsets = 0, []
+    for name, shape, ggml_type, data in tensors:
+        out += string(name) + struct.pack("<I", len(shape))
+        out += b"".join(struct.pack("<Q", d) for d in reversed(shape))
+        out += struct.pack("<IQ", ggml_type, offset)
+        offsets.append(offset)
+        offset += (len(data) + alignment - 1) // alignment * alignment
+    out += b"\0" * (-len(out) % alignment)
+    start = len(out)
+    for (name, shape, ggml_type, data), at in zip(tensors, offsets):
+        out += b"\0" * (start + at - len(out)) + data
+    return out
+
+
+def q8_0(count):
+    """count values (a multiple of 32) as Q8_0 blocks: d = 1/64, q = -16..15."""
+    block = struct.pack("<e", 1 / 64) + bytes((q & 0xFF) for q in range(-16, 16))
+    return block * (count // 32)
+
+
+def tiny_gguf(quantised=False):
+    # llama, n_embd 4 (32 when quantised: Q8_0 rows are 32 values), 1 block, 2 heads, 1 KV head.
+    C = 32 if quantised else 4
+    I, V = 2 * C, 8
+    D = C // 2
+
+    def weight(rows, cols):
+        if quantised:
+            return (8, q8_0(rows * cols))
+        return (0, f32(rows * cols, 0.01))
+
+    tensors = [("token_embd.weight", [V, C]) + weight(V, C),
+               ("blk.0.attn_norm.weight", [C], 0, f32(C, 1.0)),
+               ("blk.0.attn_q.weight", [C, C]) + weight(C, C),
+               ("blk.0.attn_k.weight", [D, C]) + weight(D, C),
+               ("blk.0.attn_v.weight", [D, C]) + weight(D, C),
+               ("blk.0.attn_output.weight", [C, C]) + weight(C, C),
+               ("blk.0.ffn_norm.weight", [C], 0, f32(C, 1.0)),
+               ("blk.0.ffn_gate.weight", [I, C]) + weight(I, C),
+               ("blk.0.ffn_up.weight", [I, C]) + weight(I, C),
+               ("blk.0.ffn_down.weight", [C, I]) + weight(C, I),
+               ("output_norm.weight", [C], 0, f32(C, 1.0))]
+    tokens = ["<unk>", "<s>", "</s>", "<0x41>", "\u2581", "a", "\u2581a", "aa"]
+    metadata = [("general.architecture", "str", "llama"),
+                ("llama.block_count", "u32", 1), ("llama.embedding_length", "u32", C),
+                ("llama.feed_forward_length", "u32", I), ("llama.attention.head_count", "u32", 2),
+                ("llama.attention.head_count_kv", "u32", 1), ("llama.context_length", "u32", 16),
+                ("llama.attention.layer_norm_rms_epsilon", "f32", 1e-5),
+                ("llama.rope.freq_base", "f32", 10000.0),
+                ("tokenizer.ggml.model", "str", "llama"), ("tokenizer.ggml.tokens", "[str]", tokens),
+                ("tokenizer.ggml.scores", "[f32]", [0, 0, 0, 0, -1, -2, -0.5, -3]),
+                ("tokenizer.ggml.token_type", "[i32]", [2, 3, 3, 6, 1, 1, 1, 1]),
+                ("tokenizer.ggml.bos_token_id", "u32", 1)]
+    return gguf(metadata, tensors)
+
+
+def gpt2_vocab_gguf():
+    tokens = byte_symbols() + ["\u0120t", "he", "\u0120the", "<|endoftext|>"]
+    merges = ["\u0120 t", "h e", "\u0120t he"]
+    return gguf([("tokenizer.ggml.model", "str", "gpt2"), ("tokenizer.ggml.pre", "str", "gpt-2"),
+                 ("tokenizer.ggml.tokens", "[str]", tokens), ("tokenizer.ggml.merges", "[str]", merges),
+                 ("tokenizer.ggml.token_type", "[i32]", [1] * 259 + [3])], [])
+
+
 def main():
     put("fuzz_safetensors", "tiny_model", tiny_model())
     put("fuzz_safetensors", "tiny_model_prefixed", tiny_model("transformer."))
@@ -128,6 +214,12 @@ def main():
     put("fuzz_tsv", "tsv", "\x001\t2\t3\n4\t5\t6\n")
     put("fuzz_tsv", "csv", "\x011,2\r\n-3.5e2, 4\n\n")
     put("fuzz_tsv", "ragged", "\x001\t2\n3\n")
+    put("fuzz_gguf", "tiny_llama", tiny_gguf())
+    put("fuzz_gguf", "tiny_llama_q8_0", tiny_gguf(quantised=True))
+    put("fuzz_gguf", "gpt2_vocab", gpt2_vocab_gguf())
+    put("fuzz_gguf", "version2", gguf([("general.alignment", "u32", 64), ("k", "[i32]", [1, 2])],
+                                     [("t", [2, 32], 8, q8_0(64))], version=2, alignment=64))
+    put("fuzz_gguf", "truncated", tiny_gguf()[:300])
 
 
 if __name__ == "__main__":

@@ -25,6 +25,10 @@ if [[ "${1:-}" == "--bench" ]]; then packages+=("${bench[@]}"); fi
 missing=()
 # Node.js builds the report page (web/): Debian's nodejs + npm unless a node is already there
 # (e.g. a nodesource build, which ships its own npm and conflicts with Debian's npm package).
+# The benchmarks' npm packages are pinned in bench/*/package-lock.json and installed there by
+# their run scripts (gitignored node_modules/): gpt-3-encoder 1.1.4 (bench/tokenizer) and
+# node-llama-cpp 3.21.1 with its prebuilt linux-x64 CPU binaries (bench/forward/llamacpp, npm ci
+# --ignore-scripts --omit=optional: no download or build at run time).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then missing+=(nodejs npm); fi
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

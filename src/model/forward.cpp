@@ -285,6 +285,7 @@ void forward(const Model& model, std::span<const std::vector<std::int32_t>> text
       captured, cos_full, sin_full, cos_local, sin_local, row_buffer;
   std::vector<int> positions;
   WeightBuffers weights;
+  weights.set_threads(threads);
   for (std::size_t first = 0; first < windows.size();) {
     std::size_t last = first;
     int T = 0;

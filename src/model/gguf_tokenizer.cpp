@@ -108,6 +108,29 @@ json template_processor(const std::vector<std::string>& tokens, std::int64_t bos
           {"special_tokens", special}};
 }
 
+// GGUF strings are UTF-8 by the format's definition; a JSON text cannot hold anything else.
+bool valid_utf8(const std::string& s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const std::size_t n = c < 0x80         ? 1
+                          : (c >> 5) == 6  ? 2
+                          : (c >> 4) == 14 ? 3
+                          : (c >> 3) == 30 ? 4
+                                           : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    std::uint32_t cp = n == 1 ? c : c & (0x7F >> n);
+    for (std::size_t k = 1; k < n; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    const std::uint32_t min = n == 1 ? 0 : n == 2 ? 0x80 : n == 3 ? 0x800 : 0x10000;
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n;
+  }
+  return true;
+}
+
 // Byte offsets of the UTF-8 character boundaries inside `s` (excluding 0 and size).
 std::vector<std::size_t> char_boundaries(const std::string& s) {
   std::vector<std::size_t> cuts;
@@ -175,6 +198,9 @@ std::string gguf_tokenizer_json(const GgufFile& file) {
   std::unordered_map<std::string, std::int64_t> ids;
   json vocab = json::object();
   for (std::size_t i = 0; i < n; ++i) {
+    if (!valid_utf8(tokens[i])) {
+      v.fail("tokenizer.ggml.tokens", "entry " + std::to_string(i) + " is not valid UTF-8");
+    }
     if (ids.emplace(tokens[i], std::int64_t(i)).second) vocab[tokens[i]] = i;
   }
   const bool llama = kind == "llama";
@@ -215,10 +241,10 @@ std::string gguf_tokenizer_json(const GgufFile& file) {
     for (std::size_t i = 0; i < m->strings.size(); ++i) {
       const std::string& merge = m->strings[i];
       const auto space = merge.find(' ');
-      if (space == std::string::npos || space == 0 || space + 1 == merge.size() ||
-          merge.find(' ', space + 1) != std::string::npos) {
-        v.fail("tokenizer.ggml.merges",
-               "entry " + std::to_string(i) + " is not two tokens separated by one space");
+      if (!valid_utf8(merge) || space == std::string::npos || space == 0 ||
+          space + 1 == merge.size() || merge.find(' ', space + 1) != std::string::npos) {
+        v.fail("tokenizer.ggml.merges", "entry " + std::to_string(i) +
+                                            " is not two tokens separated by one space (in UTF-8)");
       }
       merges.push_back({merge.substr(0, space), merge.substr(space + 1)});
     }
@@ -228,8 +254,9 @@ std::string gguf_tokenizer_json(const GgufFile& file) {
                              {"trim_offsets", true},
                              {"use_regex", true}};
     const GgufValue* pre_value = file.find("tokenizer.ggml.pre");
-    const std::string pre =
+    std::string pre =
         pre_value != nullptr && pre_value->type == GgufType::string ? pre_value->string : "gpt-2";
+    if (!valid_utf8(pre)) pre = "(not UTF-8)";
     auto split = [&](std::string_view regex) {
       json no_regex = byte_level;
       no_regex["use_regex"] = false;

@@ -254,10 +254,14 @@ class WeightBuffers {
   // Starts a new layer: buffers handed out before may be overwritten.
   void reset() { used_ = 0; }
   std::span<const float> f32(const Tensor& tensor);  // empty span for an absent tensor
+  // Threads that convert one large tensor, each a fixed range of rows (element-wise, so the
+  // result does not depend on the count). Default 1.
+  void set_threads(int threads) { threads_ = threads < 1 ? 1 : threads; }
 
  private:
   std::vector<std::vector<float>> buffers_;
   std::size_t used_ = 0;
+  int threads_ = 1;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -2,9 +2,12 @@
 // safetensors file, in shards listed by model.safetensors.index.json, or in a GGUF file
 // (gguf.cpp renames its tensors to these names). Tensors stay in the mapped files in their own
 // type; WeightBuffers converts them per layer for the forward pass.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <set>
+#include <thread>
 
 #include "io/io.hpp"
 #include "io/json.hpp"
@@ -546,7 +549,32 @@ std::span<const float> WeightBuffers::f32(const Tensor& tensor) {
   std::vector<float>& buffer = buffers_[used_++];
   buffer.resize(tensor.numel());
   const std::size_t row = tensor.shape.empty() ? 1 : std::size_t(tensor.shape.back());
-  tensor_rows_to_f32(tensor, 0, tensor.numel() / row, buffer);
+  const std::size_t rows = row == 0 ? 0 : tensor.numel() / row;
+  // Large tensors are converted by several threads, each a contiguous range of rows.
+  constexpr std::size_t kValuesPerThread = 1 << 18;
+  const std::size_t parts = std::min<std::size_t>(
+      {std::size_t(threads_), rows, std::max<std::size_t>(1, tensor.numel() / kValuesPerThread)});
+  if (parts <= 1) {
+    tensor_rows_to_f32(tensor, 0, rows, buffer);
+  } else {
+    std::vector<std::thread> workers;
+    std::vector<std::exception_ptr> errors(parts);
+    for (std::size_t p = 0; p < parts; ++p) {
+      workers.emplace_back([&, p] {
+        const std::size_t begin = rows * p / parts, end = rows * (p + 1) / parts;
+        try {
+          tensor_rows_to_f32(tensor, begin, end - begin,
+                             std::span(buffer).subspan(begin * row, (end - begin) * row));
+        } catch (...) {
+          errors[p] = std::current_exception();
+        }
+      });
+    }
+    for (auto& w : workers) w.join();
+    for (const auto& e : errors) {
+      if (e) std::rethrow_exception(e);  // the first range's error, whatever the timing
+    }
+  }
   if (tensor.unpermute_heads > 0) unpermute_rope_rows(buffer, tensor);
   return buffer;
 }

@@ -193,6 +193,14 @@ TEST(GgufTokenizer, LlamaOptionsAndBadMetadata) {
   EXPECT_THAT(
       error_of([&] { tokenizer_json_of(bad_merge); }),
       HasSubstr("'tokenizer.ggml.merges' entry 0 is not two tokens separated by one space"));
+  for (const std::string bad : {"\xff", "a\xc3", "\xed\xa0\x80", "\xc0\xaf"}) {
+    GgufWriter w8;
+    w8.string("tokenizer.ggml.model", "gpt2");
+    w8.strings("tokenizer.ggml.tokens", {"a", bad});
+    w8.strings("tokenizer.ggml.merges", {});
+    EXPECT_THAT(error_of([&] { tokenizer_json_of(w8); }),
+                HasSubstr("'tokenizer.ggml.tokens' entry 1 is not valid UTF-8"));
+  }
   GgufWriter bad_id = llama_writer();
   bad_id.u32("tokenizer.ggml.pad_token_id", 99);  // ignored
   bad_id.u32("tokenizer.ggml.bos_token_id", 99);  // a second key of the same name

@@ -58,7 +58,7 @@ TEST(Config, RejectsBadValuesNamingTheFile) {
 }
 
 TEST(Resolve, FindsFoldersBundledModelsAndTheDefault) {
-  const ResolveOptions options{{kModels}, "/nonexistent-cache"};
+  const ResolveOptions options{{kModels}, "/nonexistent-cache", "/nonexistent-ollama"};
   EXPECT_EQ(resolve_model("", options).folder, kModels / "demo-brown-gpt2");
   EXPECT_EQ(resolve_model("demo-brown-gpt2-small", options).folder,
             kModels / "demo-brown-gpt2-small");
@@ -72,7 +72,7 @@ TEST(Resolve, FindsHuggingFaceCacheSnapshotsByIdAndAlias) {
   write(entry / "refs" / "main", "abc123\n");
   write(entry / "snapshots" / "abc123" / "config.json", "{}");
   write(entry / "snapshots" / "abc123" / "model.safetensors", "");
-  const ResolveOptions options{{kModels}, cache.path()};
+  const ResolveOptions options{{kModels}, cache.path(), "/nonexistent-ollama"};
   EXPECT_EQ(resolve_model("gpt2", options).folder, entry / "snapshots" / "abc123");
   EXPECT_EQ(resolve_model("openai-community/gpt2", options).folder, entry / "snapshots" / "abc123");
 
@@ -93,7 +93,7 @@ TEST(Resolve, UsesHfHubCacheEnvironment) {
 }
 
 TEST(Resolve, NotFoundListsEveryPlaceAndHowToGetIt) {
-  const ResolveOptions options{{kModels}, "/nonexistent-cache"};
+  const ResolveOptions options{{kModels}, "/nonexistent-cache", "/nonexistent-ollama"};
   const std::string message = error_of([&] { resolve_model("gpt2-medium", options); });
   EXPECT_THAT(message, HasSubstr((kModels / "gpt2-medium").string()));
   EXPECT_THAT(message, HasSubstr("/nonexistent-cache/models--gpt2-medium/refs/main"));
@@ -109,7 +109,7 @@ TEST(Resolve, FindsASnapshotWithoutRefsMainAndSelectsARevision) {
   const fs::path entry = cache.path() / "models--openai-community--gpt2";
   // As some download tools leave it: a snapshot folder and no refs/.
   write(entry / "snapshots" / "0123456789abcdef" / "config.json", "{}");
-  const ResolveOptions options{{kModels}, cache.path()};
+  const ResolveOptions options{{kModels}, cache.path(), "/nonexistent-ollama"};
   EXPECT_EQ(resolve_model("gpt2", options).folder, entry / "snapshots" / "0123456789abcdef");
 
   // Two snapshots and no refs/main: ambiguous, and the error says how to choose.

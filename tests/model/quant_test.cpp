@@ -4,6 +4,7 @@
 // come back as d * scale * q - dmin * min.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -206,6 +207,47 @@ TEST(QuantRoundTrip, NonFiniteScalesAreNamed) {
   const Tensor t = tensor_over(b, WeightType::q8_0, 1, 32);
   EXPECT_NE(test_support::error_of([&] { convert(t); }).find("tensor 't' has a non-finite value"),
             std::string::npos);
+}
+
+// Large tensors are converted by several threads; the values are those of the one-thread
+// conversion, and a corrupt value is named the same way.
+TEST(WeightBuffersThreads, ConvertLargeTensorsIdenticallyOnAnyThreadCount) {
+  const std::int64_t rows = 1000, width = 1024;  // above the 2^18 values one thread converts
+  for (const WeightType type : {WeightType::bf16, WeightType::f16, WeightType::q8_0}) {
+    std::vector<std::byte> bytes;
+    std::mt19937 rng(5);
+    if (type == WeightType::q8_0) {
+      for (std::int64_t b = 0; b < rows * width / 32; ++b) {
+        put(bytes, f16_bits(float(b % 7 + 1) / 64.0f));
+        for (int i = 0; i < 32; ++i) put(bytes, std::int8_t(rng() % 256 - 128));
+      }
+    } else {
+      for (std::int64_t i = 0; i < rows * width; ++i) {
+        const float f = std::ldexp(float(rng() % 2001) - 1000.0f, -10);
+        put(bytes, type == WeightType::f16 ? f16_bits(f)
+                                           : std::uint16_t(std::bit_cast<std::uint32_t>(f) >> 16));
+      }
+    }
+    const Tensor t = tensor_over(bytes, type, rows, width);
+    const std::vector<float> reference = convert(t);
+    for (const int threads : {1, 2, 3, 7}) {
+      WeightBuffers buffers;
+      buffers.set_threads(threads);
+      const auto got = buffers.f32(t);
+      EXPECT_TRUE(std::equal(got.begin(), got.end(), reference.begin(), reference.end()))
+          << weight_type_name(type) << " " << threads;
+    }
+    if (type == WeightType::f16) {
+      std::vector<std::byte> bad = bytes;
+      const std::uint16_t inf = 0x7C00;
+      std::memcpy(bad.data() + 2 * (700 * width + 3), &inf, 2);
+      const Tensor tb = tensor_over(bad, type, rows, width);
+      WeightBuffers buffers;
+      buffers.set_threads(4);
+      EXPECT_NE(test_support::error_of([&] { buffers.f32(tb); }).find("(row 700)"),
+                std::string::npos);
+    }
+  }
 }
 
 }  // namespace
