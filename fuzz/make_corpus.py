@@ -194,6 +194,74 @@ def main():
     put("fuzz_tokenizer_json", "pair_merges", json.dumps(dict(tokenizer_json, model=dict(
         tokenizer_json["model"], merges=[m.split(" ") for m in merges.splitlines()[1:]])), ensure_ascii=False))
 
+    # Pipelines of every kind (the same ones fuzz/fuzz_pipelines.hpp builds) for
+    # fuzz_pipeline_json, and texts for each of them (first byte: which one) for
+    # fuzz_pipeline_encode.
+    sp_vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for b in range(256):
+        sp_vocab["<0x%02X>" % b] = 3 + b
+    for extra in ["\u2581", "a", "b", "c", "\u2581a", "ab", "\u2581ab", "é"]:
+        sp_vocab[extra] = len(sp_vocab)
+    added = [{"id": 0, "content": "<unk>", "special": True}, {"id": 1, "content": "<s>", "special": True},
+             {"id": 2, "content": "</s>", "special": True, "lstrip": True, "rstrip": True}]
+    template = {"type": "TemplateProcessing",
+                "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}}
+    sp_decoder = {"type": "Sequence", "decoders": [
+        {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {"type": "ByteFallback"},
+        {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+    def llama_style(pre_tokenizer=None, normalizer=None):
+        if normalizer is None:
+            normalizer = {"type": "Sequence", "normalizers": [
+                {"type": "Prepend", "prepend": "\u2581"},
+                {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]}
+        return {"added_tokens": added, "normalizer": normalizer, "pre_tokenizer": pre_tokenizer,
+                "post_processor": template, "decoder": sp_decoder,
+                "model": {"type": "BPE", "unk_token": "<unk>", "fuse_unk": True, "byte_fallback": True,
+                          "vocab": sp_vocab, "merges": [["\u2581", "a"], ["a", "b"], ["\u2581a", "b"]]}}
+    pipelines = {
+        "llama_style": llama_style(),
+        "metaspace": llama_style({"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": True},
+            {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": True}]},
+            {"type": "NFKC"}),
+        "split": llama_style({"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": "\\s+|\\p{N}{1,3}"}, "behavior": "MergedWithPrevious",
+             "invert": False}, {"type": "Punctuation", "behavior": "Contiguous"}, {"type": "Whitespace"}]},
+            {"type": "Sequence", "normalizers": [{"type": "NFD"}, {"type": "StripAccents"},
+                                                 {"type": "Lowercase"}, {"type": "Strip"}]}),
+        "wordpiece": {
+            "added_tokens": [{"id": 0, "content": "[UNK]", "special": True},
+                             {"id": 1, "content": "[CLS]", "special": True},
+                             {"id": 2, "content": "[SEP]", "special": True},
+                             {"id": 9, "content": "hello", "special": False, "single_word": True,
+                              "normalized": True}],
+            "normalizer": {"type": "BertNormalizer", "lowercase": True},
+            "pre_tokenizer": {"type": "BertPreTokenizer"},
+            "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 2], "cls": ["[CLS]", 1]},
+            "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
+            "model": {"type": "WordPiece", "unk_token": "[UNK]", "max_input_chars_per_word": 20,
+                      "vocab": {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "a": 3, "##b": 4, "ab": 5, "##c": 6,
+                                ",": 7, "e": 8, "hello": 9}}},
+        "byte_level_roberta": dict(tokenizer_json, normalizer={"type": "NFC"},
+                                   pre_tokenizer={"type": "Sequence", "pretokenizers": [
+                                       {"type": "Split", "pattern": {"Regex": "\\p{L}+|\\s+"},
+                                        "behavior": "Isolated", "invert": False},
+                                       {"type": "ByteLevel", "add_prefix_space": True, "use_regex": False}]},
+                                   post_processor={"type": "RobertaProcessing",
+                                                   "sep": ["<|endoftext|>", vocab["<|endoftext|>"]],
+                                                   "cls": ["<|endoftext|>", vocab["<|endoftext|>"]]},
+                                   decoder={"type": "ByteLevel"}),
+    }
+    for name, pipeline in pipelines.items():
+        put("fuzz_pipeline_json", name, json.dumps(pipeline, ensure_ascii=False))
+    pipeline_texts = ["ab abc a b", "  ab\u00a0c  ", "é e\u0301 ﬁ ①", "<s>ab</s> ab", "日本 🤖 x",
+                      "hello, HELLO hello's", "12345 a1b2", "\u2581\u2581a"]
+    for i, text in enumerate(pipeline_texts):
+        for selector in range(4):
+            put("fuzz_pipeline_encode", "text%d_%d" % (i, selector), bytes([selector]) + text.encode("utf-8"))
+    put("fuzz_pipeline_encode", "invalid", b"\x00ab\xff\xfe c\xe6\x9c")
+
     texts = ["Hello world", "I'm here, aren't you?", "  multiple   spaces\n\n\tand tabs",
              "naïve café — ünïcödé", "日本語のテキスト", "emoji 🤖🚀 mix", "<|endoftext|>x<|endoftext|>",
              "123 4567 89.0", "'s'S'LL 'd", "\xff\xfe invalid".encode("latin-1").decode("latin-1")]
