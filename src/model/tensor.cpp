@@ -127,7 +127,7 @@ void convert(WeightType type, const std::byte* src, std::size_t count, float* ou
       std::memcpy(out, src, count * 4);
       return;
     case WeightType::f16:
-#if defined(__F16C__)
+#if defined(__F16C__) && defined(__FLT16_MAX__)  // clang 14 has no _Float16 on x86
       // The hardware conversion (vcvtph2ps) is exact, like io::f16_to_f32, and vectorises.
       for (std::size_t i = 0; i < count; ++i) {
         _Float16 h;
