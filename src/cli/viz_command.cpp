@@ -41,7 +41,7 @@ void add_viz_flags(CLI::App& command, VizFlags& flags) {
   VizOptions& options = flags.options;
   command.add_option("-m,--model", options.models,
                      "Model(s): folder, bundled name or Hugging Face id (id@revision for one "
-                     "snapshot); repeat to compare models (same tokenizer). Default: " +
+                     "snapshot); repeat to compare models (different tokenizers are aligned on the spans both cover). Default: " +
                          std::string(model::kDefaultModel));
   add_text_input_flags(command, options.input);
   command
