@@ -294,10 +294,11 @@ def convert_encoder(name, cfg, W):
             "attn_output_norm": f"{p}transformer.layer.{l}.sa_layer_norm",
             "ffn_up": f"{p}transformer.layer.{l}.ffn.lin1", "ffn_down": f"{p}transformer.layer.{l}.ffn.lin2",
             "layer_output_norm": f"{p}transformer.layer.{l}.output_layer_norm"}
-        types = 0
+        types = 1  # llama.cpp's bert needs the count; the converter writes type_vocab_size or 1
         deviations.append(
             "DistilBERT runs as llama.cpp 'bert' (as convert_hf_to_gguf.py's DistilBertModel does): no "
-            "token_types tensor (llama.cpp's bert takes it as optional), LayerNorm eps 1e-12")
+            "token_types tensor (llama.cpp's bert takes it as optional; tokenizer.ggml.token_type_count 1), "
+            "LayerNorm eps 1e-12")
     V = emb[0][1].shape[0]
     meta = common_meta("bert", cfg, C, L, H, H, I, V, file_pos.shape[0])
     meta += [("bert.attention.layer_norm_epsilon", F32, eps), ("bert.attention.causal", BOOL, False)]
