@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -104,6 +105,7 @@ struct VizOptions {
   std::string metric = "cosine";       // cosine | euclidean (original space)
   std::string normalize = "center";    // none | center | spherize
   bool exclude_first = true;           // drop each text's position-0 token
+  bool logit_lens = true;              // next-token predictions per layer (causal LMs only)
   std::vector<std::string> highlight;  // words whose tokens are emphasised and labelled
   int iterations = 750;
   int threads = 0;  // 0 = every core; results do not depend on it
@@ -146,14 +148,41 @@ struct ModelStates {
   std::vector<std::vector<float>> hidden;  // per layer: (N, width) row-major, normalised
 };
 
+// What a tap sees: one batch's raw states (neither averaged over spans nor normalised), one
+// entry of h.layers per hidden-state index in `layers`.
+using StateTap = std::function<void(const model::HiddenStates& h, std::span<const int> layers)>;
+
 struct StateOptions {
   std::string layers = "all";
   std::string normalize = "center";  // none | center | spherize, per layer over the points
   int threads = 0;
+  // Called with every batch of the forward pass, which also runs `extra_layers` for it (not
+  // kept in ModelStates): the logit lens reads raw states here, so none are stored twice.
+  StateTap tap;
+  std::vector<int> extra_layers;
 };
 // Stage 2: the hidden states of model `m`'s tokens, one row per point.
 ModelStates hidden_states(const LoadedModel& model, const Points& points, std::size_t m,
                           const StateOptions& options);
+
+// Stage 2b, the logit lens: each point's next-token predictions at every selected layer
+// through the model's own output head (final norm + unembedding, Gemma 2's final soft-capping),
+// lm_head(final_norm(h_l)) below the last layer and lm_head(h_L) at the last (Hugging Face's
+// last hidden state already has the final norm). A span of several tokens (Points::aligned) is
+// predicted from its last token: what the model expects after the whole span. Only the top k,
+// their probabilities and the entropy are kept, never a row of logits.
+struct LensOptions {
+  bool enabled = true;  // false: hidden_states_with_lens is hidden_states
+  int top_k = 5;
+  int threads = 0;
+};
+// Whether a model gets a lens: causal LMs with an output head (not the BERT family encoders).
+bool has_logit_lens(const LoadedModel& model);
+// hidden_states() of model m, computing its lens from the same forward pass when it has an
+// output head (`lens` is left empty otherwise).
+ModelStates hidden_states_with_lens(const LoadedModel& model, const Points& points, std::size_t m,
+                                    const StateOptions& options, const LensOptions& lens_options,
+                                    std::optional<report::LogitLens>& lens);
 
 // Stage 3: neighbours, clusters and outliers of each (model, layer) in the original space.
 struct AnalysisOptions {

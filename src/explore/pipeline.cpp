@@ -357,15 +357,30 @@ ModelStates hidden_states(const LoadedModel& loaded, const Points& points, std::
   s.hidden.assign(s.layers.size(), std::vector<float>(n * s.width, 0.0f));
   std::vector<std::vector<std::int32_t>> ids;
   for (const auto& e : encodings) ids.push_back(e.ids);
+  // The forward pass runs the selected layers and any the tap also wants; kept[f] is the
+  // ModelStates layer of forward layer f, or -1.
+  std::vector<int> run_layers = s.layers;
+  if (options.tap) run_layers.insert(run_layers.end(), options.extra_layers.begin(),
+                                     options.extra_layers.end());
+  std::sort(run_layers.begin(), run_layers.end());
+  run_layers.erase(std::unique(run_layers.begin(), run_layers.end()), run_layers.end());
+  std::vector<std::ptrdiff_t> kept;
+  for (const int layer : run_layers) {
+    const auto it = std::find(s.layers.begin(), s.layers.end(), layer);
+    kept.push_back(it == s.layers.end() ? -1 : it - s.layers.begin());
+  }
   model::ForwardOptions forward_options;
-  forward_options.layers = s.layers;
+  forward_options.layers = run_layers;
   forward_options.threads = options.threads;
   model::forward(loaded.model, ids, forward_options, [&](const model::HiddenStates& h) {
+    if (options.tap) options.tap(h, run_layers);
     for (std::size_t i = 0; i < h.token_count; ++i) {
       const auto row = point_of[h.text_index][h.first_token + i];
       if (row < 0) continue;
-      for (std::size_t l = 0; l < h.layers.size(); ++l) {
-        const float* from = h.layers[l].data() + i * h.width;
+      for (std::size_t f = 0; f < h.layers.size(); ++f) {
+        if (kept[f] < 0) continue;
+        const auto l = static_cast<std::size_t>(kept[f]);
+        const float* from = h.layers[f].data() + i * h.width;
         float* to = s.hidden[l].data() + static_cast<std::size_t>(row) * h.width;
         for (std::size_t c = 0; c < h.width; ++c) to[c] += from[c];
       }
@@ -665,8 +680,15 @@ Result run(Engine& engine, const std::vector<Text>& texts, const VizOptions& opt
   state_options.layers = options.layers;
   state_options.normalize = options.normalize;
   state_options.threads = options.threads;
-  for (std::size_t m = 0; m < models.size(); ++m)
-    result.states.push_back(hidden_states(*models[m], points, m, state_options));
+  LensOptions lens_options;
+  lens_options.enabled = options.logit_lens;
+  lens_options.threads = options.threads;
+  for (std::size_t m = 0; m < models.size(); ++m) {
+    std::optional<report::LogitLens> lens;
+    result.states.push_back(
+        hidden_states_with_lens(*models[m], points, m, state_options, lens_options, lens));
+    if (lens) result.data.lens.push_back(std::move(*lens));
+  }
 
   // --- Report data: points ----------------------------------------------------------------------
   report::ReportData& data = result.data;

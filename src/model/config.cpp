@@ -311,8 +311,13 @@ void parse_llama_family(const Fields& f, Config& config) {
     config.attn_logit_softcapping = f.root.contains("attn_logit_softcapping")
                                         ? float(f.number("attn_logit_softcapping", 0.0, 0.0, 1e9))
                                         : 50.0f;
+    config.final_logit_softcapping =
+        f.root.contains("final_logit_softcapping")
+            ? float(f.number("final_logit_softcapping", 0.0, 0.0, 1e9))
+            : 30.0f;
   } else if (arch == Architecture::gemma3_text) {
     config.attn_logit_softcapping = float(f.number("attn_logit_softcapping", 0.0, -1.0, 1e9));
+    config.final_logit_softcapping = float(f.number("final_logit_softcapping", 0.0, -1.0, 1e9));
     // Sliding layers use their own base and no scaling (transformers' rotary_emb_local).
     config.rope_local = Rope{};
     config.rope_local.theta = f.number("rope_local_base_freq", 10000.0, 0.0, 1e12);

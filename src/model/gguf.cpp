@@ -812,6 +812,8 @@ json config_fields(const Meta& m, const std::string& model_type, const GgufFile&
     }
     c["layer_types"] = types;
     c["attn_logit_softcapping"] = m.number("attn_logit_softcapping", 0.0, 0.0, 1e9);
+    // llama.cpp's default, as transformers': 30.
+    c["final_logit_softcapping"] = m.number("final_logit_softcapping", 30.0, 0.0, 1e9);
     // llama.cpp scales queries by 1/sqrt(key_length), except Gemma 2 27B (46 blocks), whose
     // query_pre_attn_scalar is hidden_size / heads.
     const std::int64_t head = key_length > 0 ? key_length : n_embd / n_head;

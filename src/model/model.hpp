@@ -91,6 +91,8 @@ struct Config {
   int head_dim = 0;
   float attention_scale = 0;         // 0 = 1 / sqrt(head_dim); Gemma: query_pre_attn_scalar^-1/2
   float attn_logit_softcapping = 0;  // 0 = none; else scores = cap * tanh(scores / cap)
+  // 0 = none; else the output head's logits = cap * tanh(logits / cap) (Gemma 2: 30 when absent).
+  float final_logit_softcapping = 0;
   bool causal = true;                // false for the bidirectional encoders
   // Per layer: 0 = full attention, else a token sees itself and the window - 1 before it.
   std::vector<int> sliding_window;
@@ -232,6 +234,10 @@ class Model {
   Tensor embedding_norm, embedding_norm_bias;
   std::vector<Layer> layers;
   Tensor final_norm, final_norm_bias;
+  // The unembedding, (vocab_size, C) in every layout: lm_head / embed_out, or token_embedding
+  // when the checkpoint has none (tied: GPT-2, Gemma, Qwen2 small; GGUF without output.weight,
+  // as llama.cpp reads it). Absent for the encoders, which have no causal LM head.
+  Tensor output_head;
   MatrixLayout layout = MatrixLayout::out_in;
   // GPT-NeoX's Hugging Face query_key_value groups its columns per head: [q_h, k_h, v_h].
   bool qkv_per_head = false;
@@ -407,6 +413,39 @@ std::string blas_kernel_advice();
 // Validates a --layers specification ("all", "last", or a comma list such as "0,3,6", negative
 // numbers counting from the end) against n_layer; returns sorted unique indices.
 std::vector<int> parse_layers(std::string_view spec, int n_layer);
+
+// ---------------------------------------------------------------------------------------------
+// Output head: next-token predictions of hidden states (the logit lens)
+
+// True for a causal LM with an output head (every decoder tokmap runs; not the encoders).
+bool has_output_head(const Model& model);
+
+struct NextTokenOptions {
+  int top_k = 5;
+  // Apply the final norm first: true for hidden states below the last layer. Hugging Face's
+  // last hidden state (index n_layer) already has it, so it must not be applied twice.
+  bool final_norm = true;
+  int threads = 0;  // for the row-wise work; 0 = all cores (results do not depend on it)
+};
+
+// The top k of each row's next-token distribution, most probable first (ties: smaller id first).
+struct NextToken {
+  int top_k = 0;
+  std::vector<std::int32_t> ids;  // (T, top_k)
+  std::vector<float> probs;       // (T, top_k)
+  std::vector<float> entropy;     // (T), nats, of the whole distribution over the vocabulary
+};
+
+// logits = softcap(norm(h) @ output_head^T), p = softmax(logits), with norm the final norm when
+// options.final_norm and softcap Gemma 2's final_logit_softcapping (it keeps the ranking but
+// changes the probabilities). hidden: (T, n_embd) raw states. Never holds a whole (T, vocab)
+// matrix: the vocabulary is taken in pieces, keeping a running top k and the softmax sums
+// (max, sum of exp, sum of exp * logit) per row in double.
+NextToken next_token(const Model& model, std::span<const float> hidden, std::size_t T,
+                     const NextTokenOptions& options);
+// Reference: every logit of a row in double, softmax and entropy over the whole row, a full sort.
+NextToken next_token_naive(const Model& model, std::span<const float> hidden, std::size_t T,
+                           const NextTokenOptions& options);
 
 // ---------------------------------------------------------------------------------------------
 // Kernels (exposed for tests and benchmarks). Layouts in comments, outputs first.

@@ -213,9 +213,8 @@ void build_gpt2(ModelBuilder& b) {
   }
   b.model.final_norm = b.get(p + "ln_f.weight", {C});
   b.model.final_norm_bias = b.get(p + "ln_f.bias", {C});
-  // lm_head.weight (absent when tied) and the attn.bias / attn.masked_bias buffers are not
-  // needed for hidden states; a present lm_head must still fit the vocabulary.
-  b.check_if_present("lm_head.weight", {V, C});
+  // lm_head.weight is absent when tied; the attn.bias / attn.masked_bias buffers are unused.
+  b.model.output_head = b.output_head("lm_head.weight", b.model.token_embedding, {V, C});
 }
 
 void build_llama_family(ModelBuilder& b) {
@@ -264,7 +263,7 @@ void build_llama_family(ModelBuilder& b) {
     b.model.layers.push_back(layer);
   }
   b.model.final_norm = b.get(p + "norm.weight", {C});
-  b.check_if_present("lm_head.weight", {V, C});
+  b.model.output_head = b.output_head("lm_head.weight", b.model.token_embedding, {V, C});
 }
 
 void build_gpt_neox(ModelBuilder& b) {
@@ -292,7 +291,7 @@ void build_gpt_neox(ModelBuilder& b) {
   }
   b.model.final_norm = b.get(p + "final_layer_norm.weight", {C});
   b.model.final_norm_bias = b.get(p + "final_layer_norm.bias", {C});
-  b.check_if_present("embed_out.weight", {V, C});
+  b.model.output_head = b.output_head("embed_out.weight", b.model.token_embedding, {V, C});
 }
 
 void build_encoder(ModelBuilder& b) {
@@ -371,6 +370,13 @@ Tensor ModelBuilder::get_norm(const std::string& base, const std::string& kind,
   const std::string legacy = base + "." + (kind == "weight" ? "gamma" : "beta");
   if (table.find(modern) == nullptr && table.find(legacy) != nullptr) return get(legacy, shape);
   return get(modern, shape);
+}
+
+Tensor ModelBuilder::output_head(const std::string& name, const Tensor& tied, const Shape& shape) {
+  // Absent: tied to the embedding (Hugging Face ties when tie_word_embeddings; an untied
+  // checkpoint without one would get a random head there, so the embedding is the one useful
+  // reading, and it is llama.cpp's for GGUF files without output.weight).
+  return table.find(name) != nullptr ? get(name, shape) : tied;
 }
 
 void ModelBuilder::check_if_present(const std::string& name, const Shape& shape) {

@@ -57,6 +57,9 @@ struct ModelBuilder {
   Tensor get_if(bool wanted, const std::string& name, const std::vector<std::int64_t>& shape);
   Tensor get_norm(const std::string& base, const std::string& kind,
                   const std::vector<std::int64_t>& shape);
+  // The named unembedding when present, else `tied` (the token embedding).
+  Tensor output_head(const std::string& name, const Tensor& tied,
+                     const std::vector<std::int64_t>& shape);
   void check_if_present(const std::string& name, const std::vector<std::int64_t>& shape);
   void check_type(const Tensor& tensor);
   // Fills `model` with the tensors of config.architecture.

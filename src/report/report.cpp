@@ -233,6 +233,25 @@ std::string to_json(const ReportData& data) {
                        {"mean", number(p.mean)}});
     }
   }
+  json& lens = root["lens"] = json::array();
+  for (const auto& l : data.lens) {
+    json layers = json::array();
+    for (const auto& layer : l.layers) {
+      layers.push_back({{"layer", layer.layer},
+                        {"top_ids", rows(layer.top_ids, std::size_t(l.k))},
+                        {"top_probs", float_rows(layer.top_probs, std::size_t(l.k))},
+                        {"entropy", float_array(layer.entropy)}});
+    }
+    json tokens = json::object();
+    for (const auto& [id, display] : l.tokens) tokens[std::to_string(id)] = display;
+    lens.push_back({{"model", l.model},
+                    {"k", l.k},
+                    {"vocab_size", l.vocab_size},
+                    {"final_layer", l.final_layer},
+                    {"final_top1", l.final_top1},
+                    {"layers", std::move(layers)},
+                    {"tokens", std::move(tokens)}});
+  }
   root["settings"] = {{"metric", data.settings.metric},
                       {"normalize", data.settings.normalize},
                       {"exclude_first", data.settings.exclude_first},

@@ -89,6 +89,27 @@ struct ComparisonPair {
   std::size_t k = 10;
 };
 
+// The logit lens of one model (causal LMs only): each point's next-token predictions at each
+// selected layer through the model's final norm and output head. A point that is a span of
+// several tokens is predicted from its last token.
+struct LogitLens {
+  int model = 0;
+  int k = 5;
+  int vocab_size = 0;  // the entropy's upper bound is ln(vocab_size)
+  int final_layer = 0;                    // n_layer
+  std::vector<std::int32_t> final_top1;   // (N): the final layer's top-1 (computed even when
+                                          // the final layer is not among `layers`)
+  struct Layer {
+    int layer = 0;
+    std::vector<std::int32_t> top_ids;  // (N, k), most probable first
+    std::vector<float> top_probs;       // (N, k)
+    std::vector<float> entropy;         // (N), nats
+  };
+  std::vector<Layer> layers;
+  // How each id in top_ids / final_top1 is shown (the model's tokenizer), ascending ids.
+  std::vector<std::pair<std::int32_t, std::string>> tokens;
+};
+
 struct Settings {
   std::string metric;
   std::string normalize;
@@ -115,6 +136,7 @@ struct ReportData {
   std::vector<Map> maps;
   std::vector<Analysis> analysis;
   std::vector<ComparisonPair> comparison;
+  std::vector<LogitLens> lens;  // one per model that has an output head
   Settings settings;
 };
 
