@@ -38,6 +38,16 @@ export class ReportData {
     this.pairs = this.comparison && Array.isArray(this.comparison.pairs)
       ? this.comparison.pairs.filter((p) => p && Array.isArray(p.overlap) && p.overlap.length === this.N && p.a !== p.b)
       : [];
+    // The logit lens (causal LMs only): per model, its layers' next-token predictions.
+    this.lensIndex = new Map();
+    this.lensModels = new Map();
+    for (const l of Array.isArray(raw.lens) ? raw.lens : []) {
+      if (!l || !Array.isArray(l.layers) || !Array.isArray(l.final_top1) || l.final_top1.length !== this.N) continue;
+      this.lensModels.set(l.model, l);
+      for (const layer of l.layers) {
+        if (layer && Array.isArray(layer.top_ids) && layer.top_ids.length === this.N) this.lensIndex.set(`${l.model}|${layer.layer}`, layer);
+      }
+    }
     this.maxSeeds = Math.max(1, ...maps.map((m) => 1 + (Array.isArray(m.seed_coords) ? m.seed_coords.length : 0)));
     this.seedLabels = raw.seeds && raw.seeds.length >= this.maxSeeds ? raw.seeds.slice(0, this.maxSeeds) : [...Array(this.maxSeeds).keys()];
 
@@ -84,6 +94,15 @@ export class ReportData {
 
   analysis(model, layer) {
     return this.analysisIndex.get(`${model}|${layer}`) || null;
+  }
+
+  /**
+   * The logit lens of a model at a layer: { layer, top_ids, top_probs, entropy, final_top1,
+   * vocab_size, tokens } or null (no lens: an encoder, or an older report).
+   */
+  lens(model, layer) {
+    const l = this.lensModels.get(model), at = this.lensIndex.get(`${model}|${layer}`);
+    return l && at ? { ...at, final_top1: l.final_top1, final_layer: l.final_layer, vocab_size: l.vocab_size, tokens: l.tokens || {} } : null;
   }
 
   /** Coordinates of one map and seed, centred and scaled to unit RMS radius, as (N, 3). */

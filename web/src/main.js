@@ -13,10 +13,18 @@ const COLOR_MODES = [
   ['text', 'text'], ['model', 'model'], ['position', 'position in text'], ['kind', 'token kind'],
   ['cluster', 'cluster'], ['outlier', 'outlier score'], ['stability', 'stability (seeds)'],
   ['overlap', 'neighbourhood overlap'],
+  ['lens-agree', 'agrees with final top-1'], ['lens-entropy', 'prediction entropy'],
 ];
 // Colourings whose legend entries are categories (a click hides or shows that category).
-const CATEGORICAL = new Set(['text', 'model', 'kind', 'cluster']);
+const CATEGORICAL = new Set(['text', 'model', 'kind', 'cluster', 'lens-agree']);
+// The logit lens's agreement categories: index into OKABE_ITO, label.
+const LENS_AGREE = [[2, 'agrees with the final layer’s top-1'], [3, 'differs from it']];
 const KIND_LABELS = { word: 'word start', continuation: 'continuation', punctuation: 'punctuation', number: 'number', special: 'special' };
+
+/** Why a model has no logit lens in this report. */
+function lensMissing(d, model) {
+  return d.lensModels.size ? 'it has no causal LM head (an encoder such as BERT)' : 'this report has no logit lens (an encoder, or a report from an older tokmap)';
+}
 
 class App {
   constructor(data) {
@@ -186,7 +194,8 @@ class App {
     if (d.maxSeeds > 1) {
       group('Seed', select('seed', d.seedLabels.map((v, k) => [k, `seed ${v}${k === 0 ? ' (main)' : ''}`]), 0, (v) => { s.seed = +v; this.refreshAll(false); }), 'seed');
     }
-    const modes = COLOR_MODES.filter(([m]) => (m !== 'model' && m !== 'overlap') || (d.models.length > 1 && (m === 'model' || d.pairs.length > 0)));
+    const modes = COLOR_MODES.filter(([m]) => (m.startsWith('lens-') ? d.lensModels.size > 0
+      : (m !== 'model' && m !== 'overlap') || (d.models.length > 1 && (m === 'model' || d.pairs.length > 0))));
     group('Colour by', select('color-by', modes, s.colorBy, (v) => { s.colorBy = v; this.refreshColors(); this.requestRender(); }), 'color-by');
 
     const searchBox = document.createElement('div');
@@ -481,6 +490,18 @@ class App {
         colorOf = ov ? (i) => viridis(ov[i] === null ? NaN : +ov[i]) : () => other;
         break;
       }
+      case 'lens-agree': {
+        const lens = d.lens(view.model, layer);
+        colorOf = lens ? (i) => oi[LENS_AGREE[lens.top_ids[i][0] === lens.final_top1[i] ? 0 : 1][0]] : () => other;
+        break;
+      }
+      case 'lens-entropy': {
+        // 0 (certain) to ln(vocabulary) (uniform): the same scale at every layer.
+        const lens = d.lens(view.model, layer);
+        const hi = lens ? Math.log(Math.max(2, lens.vocab_size)) : 1;
+        colorOf = lens ? (i) => viridis(lens.entropy[i] === null ? NaN : lens.entropy[i] / hi) : () => other;
+        break;
+      }
       default: colorOf = () => oi[0];
     }
     const hidden = this.filters[s.colorBy];
@@ -513,6 +534,11 @@ class App {
         if (!cl) return () => '';
         const rank = clusterRanks(cl);
         return (i) => (rank.get(cl[i]) < 7 ? String(cl[i]) : 'small');
+      }
+      case 'lens-agree': {
+        const lens = this.data.lens(view.model, view.currentMap ? view.currentMap.layer : this.currentLayer());
+        if (!lens) return () => 'none';
+        return (i) => (lens.top_ids[i][0] === lens.final_top1[i] ? '0' : '1');
       }
       default: return null;
     }
@@ -716,6 +742,22 @@ class App {
         html = ps ? gradient(cividis, '0 (moves)', '1 (stable)', 'Agreement of each token’s map neighbourhood across seeds.') : '<p class="note">Per-token stability needs several seeds (<code>--seeds 3</code>).</p>';
         break;
       }
+      case 'lens-agree': {
+        const lens = view ? d.lens(view.model, layer) : null;
+        if (!lens) { html = `<p class="note">No next-token predictions for ${esc(d.models[view ? view.model : 0])}: ${lensMissing(d, view ? view.model : 0)}.</p>`; break; }
+        LENS_AGREE.forEach(([c, label], k) => items.push(sw(OKABE_ITO[c], label, '', String(k))));
+        let same = 0;
+        for (let i = 0; i < d.N; i++) same += lens.top_ids[i][0] === lens.final_top1[i] ? 1 : 0;
+        html = `<p class="note">Logit lens: layer ${layer}'s state through the final norm and the output head; its most likely next token is the final layer's (${lens.final_layer}) for ${same} of ${d.N} points.</p>`;
+        break;
+      }
+      case 'lens-entropy': {
+        const lens = view ? d.lens(view.model, layer) : null;
+        if (!lens) { html = `<p class="note">No next-token predictions for ${esc(d.models[view ? view.model : 0])}: ${lensMissing(d, view ? view.model : 0)}.</p>`; break; }
+        html = gradient(viridis, '0 (certain)', `ln ${lens.vocab_size} = ${Math.log(lens.vocab_size).toFixed(1)} (uniform)`,
+          `Entropy in nats of layer ${layer}'s next-token distribution (logit lens: final norm and output head applied to the layer's state).`);
+        break;
+      }
       case 'overlap': {
         const pairs = [...new Set(this.views.map((v) => this.pairFor(v)).filter(Boolean))];
         if (!pairs.length) {
@@ -879,9 +921,19 @@ class App {
         `<li><span class="where">${esc(d.models[m] ?? `model ${m + 1}`)}</span> ${(list || []).map((p) =>
           `<span class="tok" title="id ${esc(String(p.id))}">${esc(showToken(p.display))}</span>`).join(' + ')}</li>`).join('')}</ul>`
       : '';
+    // The logit lens: what the model would predict next from this layer's state (a span: from
+    // its last token).
+    const lens = d.lens(view.model, layer);
+    let predictions = '';
+    if (lens) {
+      const agrees = lens.top_ids[i][0] === lens.final_top1[i];
+      predictions = `<div class="tt-h">Next-token predictions at this layer${Array.isArray(t.pieces) && t.pieces.length ? ' (after the span)' : ''}</div><ol class="tt-lens">${lens.top_ids[i].map((id, k) =>
+        `<li><span class="tok" title="id ${id}">${esc(showToken(lens.tokens[id] ?? `#${id}`))}</span><span class="num">${fmt(lens.top_probs[i][k], 3)}</span></li>`).join('')}</ol>
+        <div class="tt-facts">entropy ${fmt(lens.entropy[i], 2)} nats · ${agrees ? 'agrees with' : 'differs from'} the final layer’s top-1${agrees ? '' : ` (<span class="tok">${esc(showToken(lens.tokens[lens.final_top1[i]] ?? `#${lens.final_top1[i]}`))}</span>)`}</div>`;
+    }
     tip.innerHTML = `<div class="tt-token"><span class="tok">${esc(showToken(t.display))}</span></div>${pieces}
       <div class="tt-context">${esc(c.before)}<mark>${esc(c.token)}</mark>${esc(c.after)}</div>
-      <div class="tt-facts">${facts.map(esc).join(' · ')}</div>${nn}`;
+      <div class="tt-facts">${facts.map(esc).join(' · ')}</div>${nn}${predictions}`;
     tip.hidden = false;
     if (ev) this.tooltipAnchor = [ev.clientX, ev.clientY];
     this.tooltipView = view;

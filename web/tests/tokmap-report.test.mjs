@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { launch, openPage, artifacts, webDir, closeAll } from './browser.mjs';
-import { viridis } from '../src/palette.js';
+import { viridis, OKABE_ITO, hexToRgb } from '../src/palette.js';
 
 const binary = process.env.TOKMAP_BINARY;
 const skip = !binary ? 'TOKMAP_BINARY not set' : false;
@@ -154,6 +154,70 @@ test('GPT-2 against a model with another tokenizer: aligned spans, each model\'s
   await page.screenshot({ path: path.join(artifacts, 'tokmap-cross-tokenizer.png') });
   assert.deepEqual(errors, []);
   await page.close();
+});
+
+test('the logit lens: next-token predictions in the tooltip, agreement and entropy colourings', { skip }, async () => {
+  const file = path.join(dir, 'report', 'index.html');
+  const data = embeddedData(file);
+  assert.equal(data.lens.length, 1, 'GPT-2 has an output head');
+  const lens = data.lens[0];
+  assert.equal(lens.k, 5);
+  assert.equal(lens.final_layer, 6);
+  assert.equal(lens.vocab_size, 50257);
+  assert.deepEqual(lens.layers.map((l) => l.layer), data.layers);
+  const last = lens.layers[lens.layers.length - 1];
+  assert.deepEqual(last.top_ids.map((r) => r[0]), lens.final_top1, 'the final layer agrees with itself');
+  for (const l of lens.layers) {
+    l.top_probs.forEach((p, i) => {
+      for (let k = 1; k < p.length; k++) assert.ok(p[k] <= p[k - 1], `layer ${l.layer} token ${i}: sorted`);
+      assert.ok(p.reduce((a, b) => a + b, 0) <= 1 + 1e-5);
+      assert.ok(l.entropy[i] >= 0 && l.entropy[i] <= Math.log(lens.vocab_size) + 1e-4);
+    });
+    for (const row of l.top_ids) for (const id of row) assert.equal(typeof lens.tokens[id], 'string', `display of ${id}`);
+  }
+  const { page, errors } = await openPage(browser, 'file://' + file);
+  const modes = await page.$$eval('#color-by option', (os) => os.map((o) => o.value));
+  assert.ok(modes.includes('lens-agree') && modes.includes('lens-entropy'), modes.join());
+  // Hover a token at layer 2: its five predictions, with their probabilities, and the entropy.
+  const layer2 = lens.layers.find((l) => l.layer === 2);
+  await page.evaluate(() => window.__tokmap.setLayer(2));
+  const target = (await page.evaluate(() => window.__tokmap.highlighted()))[0];
+  const at = await page.evaluate((i) => window.__tokmap.screenPosition(i), target);
+  assert.ok(at.visible);
+  await page.mouse.move(at.x, at.y);
+  await page.waitForSelector('#tooltip:not([hidden])', { timeout: 5000 });
+  const hovered = await page.evaluate(() => window.__tokmap.state().hover);
+  assert.ok(hovered >= 0);
+  assert.match(await page.textContent('#tooltip'), /Next-token predictions at this layer/i);
+  const lines = await page.$$eval('#tooltip .tt-lens li', (li) => li.map((l) => l.textContent));
+  assert.equal(lines.length, 5);
+  lines.forEach((line, k) => {
+    assert.ok(line.endsWith(layer2.top_probs[hovered][k].toFixed(3)), `${line} ends with p`);
+    assert.ok(line.includes(lens.tokens[layer2.top_ids[hovered][k]].trim()), `${line} shows the token`);
+  });
+  assert.match(await page.textContent('#tooltip'), new RegExp(`entropy ${layer2.entropy[hovered].toFixed(2)} nats`));
+  await page.screenshot({ path: path.join(artifacts, 'tokmap-lens-tooltip.png') });
+  // Agreement colouring: two categories, by whether the top-1 is the final layer's.
+  await page.selectOption('#color-by', 'lens-agree');
+  const colors = await page.evaluate(() => Array.from({ length: window.__tokmap.N }, (_, i) => window.__tokmap.color(i)));
+  let same = 0;
+  colors.forEach((c, i) => {
+    const agrees = layer2.top_ids[i][0] === lens.final_top1[i];
+    same += agrees ? 1 : 0;
+    assert.deepEqual(c, hexToRgb(OKABE_ITO[agrees ? 2 : 3]), `token ${i}`);
+  });
+  assert.match(await page.textContent('#legend'), new RegExp(`for ${same} of ${data.tokens.length} points`));
+  // Entropy colouring: viridis over [0, ln V].
+  await page.selectOption('#color-by', 'lens-entropy');
+  const shades = await page.evaluate(() => Array.from({ length: window.__tokmap.N }, (_, i) => window.__tokmap.color(i)));
+  shades.forEach((c, i) => assert.deepEqual(c, viridis(layer2.entropy[i] / Math.log(50257)), `token ${i}`));
+  assert.match(await page.textContent('#legend'), /ln 50257/);
+  assert.deepEqual(errors, []);
+  await page.close();
+  // Across tokenizers every causal model has its own lens, predicted from each span's last token.
+  const cross = embeddedData(path.join(dir, 'cross', 'index.html'));
+  assert.deepEqual(cross.lens.map((l) => l.model), [0, 1]);
+  assert.equal(cross.lens[1].vocab_size, 512);
 });
 
 test('the trust panel of real reports: tiny inputs are not rated, unoptimised maps are flagged at once', { skip }, async () => {
