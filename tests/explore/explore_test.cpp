@@ -172,6 +172,41 @@ TEST_F(EngineTest, ComparesModelsWithDifferentTokenizersOnAlignedSpans) {
     }
   }
   EXPECT_LT(worst, 1e-5);
+
+  // The logit lens: both models are causal LMs; Llama's predictions of each span come from the
+  // raw state of its last Llama token, through the final norm below the last layer only.
+  ASSERT_EQ(data.lens.size(), 2u);
+  const auto& lens = data.lens[1];
+  EXPECT_EQ(lens.model, 1);
+  EXPECT_EQ(lens.final_layer, 3);
+  EXPECT_EQ(lens.vocab_size, 512);
+  ASSERT_EQ(lens.layers.size(), forward.layers.size());
+  const std::size_t k = 5;
+  for (std::size_t i = 0; i < data.tokens.size(); ++i) {
+    const auto& token = data.tokens[i];
+    const auto t = static_cast<std::size_t>(token.text);
+    const auto& enc = llama.tokenizer->encode(texts[t].text);
+    std::size_t last = 0;
+    for (std::size_t p = 0; p < enc.offsets.size(); ++p) {
+      if (enc.offsets[p].first < enc.offsets[p].second &&
+          enc.offsets[p].second <= token.offset.second)
+        last = p;
+    }
+    for (std::size_t l = 0; l < forward.layers.size(); ++l) {
+      tokmap::model::NextTokenOptions next_options;
+      next_options.final_norm = forward.layers[l] < 3;
+      const auto want = tokmap::model::next_token(
+          llama.model, std::span(states[t][l]).subspan(last * width, width), 1, next_options);
+      ASSERT_EQ(lens.layers[l].layer, forward.layers[l]);
+      for (std::size_t j = 0; j < k; ++j) {
+        EXPECT_EQ(lens.layers[l].top_ids[i * k + j], want.ids[j]) << "point " << i;
+        EXPECT_NEAR(lens.layers[l].top_probs[i * k + j], want.probs[j], 1e-6) << "point " << i;
+      }
+      EXPECT_NEAR(lens.layers[l].entropy[i], want.entropy[0], 1e-5);
+      if (forward.layers[l] == 3) EXPECT_EQ(lens.final_top1[i], want.ids[0]);
+    }
+  }
+  for (const auto& [id, shown] : lens.tokens) EXPECT_FALSE(shown.empty()) << id;
   // Comparison at matching depth: GPT-2's 6 layers against Llama's 3.
   ASSERT_FALSE(data.comparison.empty());
   for (const auto& pair : data.comparison) {
