@@ -203,7 +203,9 @@ TEST_F(EngineTest, ComparesModelsWithDifferentTokenizersOnAlignedSpans) {
         EXPECT_NEAR(lens.layers[l].top_probs[i * k + j], want.probs[j], 1e-6) << "point " << i;
       }
       EXPECT_NEAR(lens.layers[l].entropy[i], want.entropy[0], 1e-5);
-      if (forward.layers[l] == 3) EXPECT_EQ(lens.final_top1[i], want.ids[0]);
+      if (forward.layers[l] == 3) {
+        EXPECT_EQ(lens.final_top1[i], want.ids[0]);
+      }
     }
   }
   for (const auto& [id, shown] : lens.tokens) EXPECT_FALSE(shown.empty()) << id;
