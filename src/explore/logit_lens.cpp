@@ -11,9 +11,8 @@ namespace tokmap::explore {
 
 bool has_logit_lens(const LoadedModel& model) { return model::has_output_head(model.model); }
 
-ModelStates hidden_states_with_lens(const LoadedModel& loaded, const Points& points,
-                                    std::size_t m, const StateOptions& options,
-                                    const LensOptions& lens_options,
+ModelStates hidden_states_with_lens(const LoadedModel& loaded, const Points& points, std::size_t m,
+                                    const StateOptions& options, const LensOptions& lens_options,
                                     std::optional<report::LogitLens>& lens) {
   lens.reset();
   if (!lens_options.enabled || !has_logit_lens(loaded)) {

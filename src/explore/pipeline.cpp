@@ -360,8 +360,8 @@ ModelStates hidden_states(const LoadedModel& loaded, const Points& points, std::
   // The forward pass runs the selected layers and any the tap also wants; kept[f] is the
   // ModelStates layer of forward layer f, or -1.
   std::vector<int> run_layers = s.layers;
-  if (options.tap) run_layers.insert(run_layers.end(), options.extra_layers.begin(),
-                                     options.extra_layers.end());
+  if (options.tap)
+    run_layers.insert(run_layers.end(), options.extra_layers.begin(), options.extra_layers.end());
   std::sort(run_layers.begin(), run_layers.end());
   run_layers.erase(std::unique(run_layers.begin(), run_layers.end()), run_layers.end());
   std::vector<std::ptrdiff_t> kept;

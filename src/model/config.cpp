@@ -311,10 +311,9 @@ void parse_llama_family(const Fields& f, Config& config) {
     config.attn_logit_softcapping = f.root.contains("attn_logit_softcapping")
                                         ? float(f.number("attn_logit_softcapping", 0.0, 0.0, 1e9))
                                         : 50.0f;
-    config.final_logit_softcapping =
-        f.root.contains("final_logit_softcapping")
-            ? float(f.number("final_logit_softcapping", 0.0, 0.0, 1e9))
-            : 30.0f;
+    config.final_logit_softcapping = f.root.contains("final_logit_softcapping")
+                                         ? float(f.number("final_logit_softcapping", 0.0, 0.0, 1e9))
+                                         : 30.0f;
   } else if (arch == Architecture::gemma3_text) {
     config.attn_logit_softcapping = float(f.number("attn_logit_softcapping", 0.0, -1.0, 1e9));
     config.final_logit_softcapping = float(f.number("final_logit_softcapping", 0.0, -1.0, 1e9));

@@ -93,7 +93,7 @@ struct Config {
   float attn_logit_softcapping = 0;  // 0 = none; else scores = cap * tanh(scores / cap)
   // 0 = none; else the output head's logits = cap * tanh(logits / cap) (Gemma 2: 30 when absent).
   float final_logit_softcapping = 0;
-  bool causal = true;                // false for the bidirectional encoders
+  bool causal = true;  // false for the bidirectional encoders
   // Per layer: 0 = full attention, else a token sees itself and the window - 1 before it.
   std::vector<int> sliding_window;
   bool qkv_bias = true, out_bias = true, mlp_bias = true;

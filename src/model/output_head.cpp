@@ -57,8 +57,8 @@ void normalise(std::vector<float>& out, const Model& model, std::span<const floa
 // Running softmax sums and top k of one row over the pieces seen so far.
 struct RowState {
   double max = -INFINITY;
-  double sum = 0;        // sum of exp(z - max)
-  double weighted = 0;   // sum of exp(z - max) * z
+  double sum = 0;                                   // sum of exp(z - max)
+  double weighted = 0;                              // sum of exp(z - max) * z
   std::vector<std::pair<float, std::int32_t>> top;  // (logit, id), best first
 
   // Adds the logits z[0..count) of ids first..first+count (ascending ids).
@@ -87,9 +87,9 @@ struct RowState {
 
 template <typename Fn>
 void parallel_rows(std::size_t n, int threads, Fn&& fn) {
-  const std::size_t workers =
-      std::clamp<std::size_t>(threads > 0 ? std::size_t(threads) : std::thread::hardware_concurrency(),
-                              1, std::max<std::size_t>(1, n / 8));
+  const std::size_t workers = std::clamp<std::size_t>(
+      threads > 0 ? std::size_t(threads) : std::thread::hardware_concurrency(), 1,
+      std::max<std::size_t>(1, n / 8));
   if (workers <= 1) {
     fn(0, n);
     return;

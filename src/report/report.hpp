@@ -95,10 +95,10 @@ struct ComparisonPair {
 struct LogitLens {
   int model = 0;
   int k = 5;
-  int vocab_size = 0;  // the entropy's upper bound is ln(vocab_size)
-  int final_layer = 0;                    // n_layer
-  std::vector<std::int32_t> final_top1;   // (N): the final layer's top-1 (computed even when
-                                          // the final layer is not among `layers`)
+  int vocab_size = 0;                    // the entropy's upper bound is ln(vocab_size)
+  int final_layer = 0;                   // n_layer
+  std::vector<std::int32_t> final_top1;  // (N): the final layer's top-1 (computed even when
+                                         // the final layer is not among `layers`)
   struct Layer {
     int layer = 0;
     std::vector<std::int32_t> top_ids;  // (N, k), most probable first
