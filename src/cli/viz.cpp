@@ -44,6 +44,7 @@ std::string command_line(const VizOptions& options, const std::vector<std::strin
                              options.pipeline.metric, "--normalize", options.pipeline.normalize,
                              options.pipeline.exclude_first ? "--exclude-first" : "--include-first",
                              "--iterations", std::to_string(options.pipeline.iterations)});
+  if (!options.pipeline.logit_lens) words.push_back("--no-logit-lens");
   if (!options.figures) words.push_back("--no-figures");
   std::string line;
   for (const auto& word : words) line += (line.empty() ? "" : " ") + shell_quote(word);

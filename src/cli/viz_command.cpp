@@ -79,6 +79,10 @@ void add_viz_flags(CLI::App& command, VizFlags& flags) {
   command.add_flag_callback(
       "--include-first", [&options] { options.pipeline.exclude_first = false; },
       "Keep each text's first token");
+  command.add_flag_callback(
+      "--no-logit-lens", [&options] { options.pipeline.logit_lens = false; },
+      "Skip the logit lens (each point's top-5 next tokens per layer through the output head; "
+      "causal LMs only)");
   command.add_option("--highlight", options.pipeline.highlight,
                      "Words to emphasise and label first (repeatable); a word the tokenizer "
                      "splits is matched as its run of sub-tokens");

@@ -62,28 +62,43 @@ ModelStates hidden_states_with_lens(const LoadedModel& loaded, const Points& poi
       at.push_back(i);
     }
     if (targets.empty()) return;
-    for (std::size_t f = 0; f < run_layers.size(); ++f) {
-      const int layer = run_layers[f];
-      const auto it = std::find_if(out.layers.begin(), out.layers.end(),
-                                   [&](const auto& e) { return e.layer == layer; });
-      if (it == out.layers.end() && layer != n_layer) continue;
-      rows.resize(targets.size() * C);
-      for (std::size_t r = 0; r < targets.size(); ++r) {
-        std::copy_n(h.layers[f].data() + at[r] * C, C, rows.data() + r * C);
+    // One call for every layer below the last (through the final norm), one for the last (HF's
+    // last state already has it): the output head is read (converted) twice per batch.
+    for (const bool last : {false, true}) {
+      std::vector<std::size_t> forward_index;
+      for (std::size_t f = 0; f < run_layers.size(); ++f) {
+        const int layer = run_layers[f];
+        const bool wanted =
+            layer == n_layer || std::any_of(out.layers.begin(), out.layers.end(),
+                                            [&](const auto& e) { return e.layer == layer; });
+        if (wanted && (layer == n_layer) == last) forward_index.push_back(f);
+      }
+      if (forward_index.empty()) continue;
+      const std::size_t R = targets.size();
+      rows.resize(forward_index.size() * R * C);
+      for (std::size_t g = 0; g < forward_index.size(); ++g) {
+        for (std::size_t r = 0; r < R; ++r) {
+          std::copy_n(h.layers[forward_index[g]].data() + at[r] * C, C,
+                      rows.data() + (g * R + r) * C);
+        }
       }
       model::NextTokenOptions next_options;
       next_options.top_k = lens_options.top_k;
-      // Hugging Face's last hidden state already has the final norm.
-      next_options.final_norm = layer < n_layer;
+      next_options.final_norm = !last;
       next_options.threads = lens_options.threads;
-      const auto next = model::next_token(model, rows, targets.size(), next_options);
-      for (std::size_t r = 0; r < targets.size(); ++r) {
-        const std::size_t i = targets[r];
-        if (layer == n_layer) out.final_top1[i] = next.ids[r * k];
-        if (it == out.layers.end()) continue;
-        std::copy_n(next.ids.data() + r * k, k, it->top_ids.data() + i * k);
-        std::copy_n(next.probs.data() + r * k, k, it->top_probs.data() + i * k);
-        it->entropy[i] = next.entropy[r];
+      const auto next = model::next_token(model, rows, forward_index.size() * R, next_options);
+      for (std::size_t g = 0; g < forward_index.size(); ++g) {
+        const int layer = run_layers[forward_index[g]];
+        const auto it = std::find_if(out.layers.begin(), out.layers.end(),
+                                     [&](const auto& e) { return e.layer == layer; });
+        for (std::size_t r = 0; r < R; ++r) {
+          const std::size_t i = targets[r], row = g * R + r;
+          if (layer == n_layer) out.final_top1[i] = next.ids[row * k];
+          if (it == out.layers.end()) continue;
+          std::copy_n(next.ids.data() + row * k, k, it->top_ids.data() + i * k);
+          std::copy_n(next.probs.data() + row * k, k, it->top_probs.data() + i * k);
+          it->entropy[i] = next.entropy[row];
+        }
       }
     }
   };
