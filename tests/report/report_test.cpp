@@ -120,6 +120,38 @@ TEST(Report, ComparisonPairsNameBothLayersAndTheNeighbourhoodSize) {
   EXPECT_EQ(p["k"], 1);
 }
 
+TEST(Report, LogitLensIsWrittenPerModelWithRowsOfKAndTheTokensItNames) {
+  ReportData data = small_report();
+  EXPECT_EQ(nlohmann::json::parse(to_json(data))["lens"], nlohmann::json::array());
+  LogitLens lens;
+  lens.model = 0;
+  lens.k = 2;
+  lens.vocab_size = 50257;
+  lens.final_layer = 6;
+  lens.final_top1 = {13, 262};
+  LogitLens::Layer layer;
+  layer.layer = 6;
+  layer.top_ids = {13, 11, 262, 286};  // (2 tokens, k = 2)
+  layer.top_probs = {0.5f, 0.25f, 0.75f, 0.125f};
+  layer.entropy = {1.5f, 0.5f};
+  lens.layers.push_back(layer);
+  lens.tokens = {{11, ","}, {13, "."}, {262, " the"}, {286, " of"}};
+  data.lens.push_back(lens);
+  const auto json = nlohmann::json::parse(to_json(data));
+  const auto& l = json["lens"][0];
+  EXPECT_EQ(l["model"], 0);
+  EXPECT_EQ(l["k"], 2);
+  EXPECT_EQ(l["vocab_size"], 50257);
+  EXPECT_EQ(l["final_layer"], 6);
+  EXPECT_EQ(l["final_top1"], nlohmann::json::parse("[13, 262]"));
+  EXPECT_EQ(l["layers"][0]["layer"], 6);
+  EXPECT_EQ(l["layers"][0]["top_ids"], nlohmann::json::parse("[[13, 11], [262, 286]]"));
+  EXPECT_EQ(l["layers"][0]["top_probs"], nlohmann::json::parse("[[0.5, 0.25], [0.75, 0.125]]"));
+  EXPECT_EQ(l["layers"][0]["entropy"], nlohmann::json::parse("[1.5, 0.5]"));
+  EXPECT_EQ(l["tokens"]["262"], " the");
+  EXPECT_EQ(l["tokens"].size(), 4u);
+}
+
 TEST(Report, PageTemplateHasOnePlaceholderAndTheHtmlReplacesIt) {
   const std::string_view page = page_template();
   const std::string placeholder = "/*TOKMAP_DATA*/null";
