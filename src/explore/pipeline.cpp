@@ -753,6 +753,7 @@ Result run(Engine& engine, const std::vector<Text>& texts, const VizOptions& opt
   data.settings.exclude_first = options.exclude_first;
   data.settings.highlight = options.highlight;
   data.settings.points = points.aligned ? "spans" : "tokens";
+  data.settings.logit_lens = options.logit_lens;
   data.title = "tokmap — " + data.models[0] +
                (data.models.size() > 1 ? " vs " + data.models[1] : "") + ", " +
                std::to_string(texts.size()) + " text(s), " + std::to_string(n) +

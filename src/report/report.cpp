@@ -256,7 +256,8 @@ std::string to_json(const ReportData& data) {
                       {"normalize", data.settings.normalize},
                       {"exclude_first", data.settings.exclude_first},
                       {"highlight", data.settings.highlight},
-                      {"highlight_tokens", data.settings.highlight_tokens}};
+                      {"highlight_tokens", data.settings.highlight_tokens},
+                      {"logit_lens", data.settings.logit_lens}};
   if (data.settings.points != "tokens") root["settings"]["points"] = data.settings.points;
   std::string text = root.dump(-1, ' ', false, json::error_handler_t::replace);
   // Inside <script>, "</" could close the element early; "<\/" means the same in JSON.

@@ -121,6 +121,9 @@ struct Settings {
   // What a point is: "tokens" (every model tokenizes alike), or "spans" (the shortest spans of
   // text that every model's tokens cover exactly; see Token::pieces).
   std::string points = "tokens";
+  // Whether the logit lens was asked for (--no-logit-lens: false). Asked for and absent from
+  // ReportData::lens for a model: that model has no causal LM head (an encoder).
+  bool logit_lens = true;
 };
 
 struct ReportData {

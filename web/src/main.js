@@ -22,8 +22,10 @@ const LENS_AGREE = [[2, 'agrees with the final layer’s top-1'], [3, 'differs f
 const KIND_LABELS = { word: 'word start', continuation: 'continuation', punctuation: 'punctuation', number: 'number', special: 'special' };
 
 /** Why a model has no logit lens in this report. */
-function lensMissing(d, model) {
-  return d.lensModels.size ? 'it has no causal LM head (an encoder such as BERT)' : 'this report has no logit lens (an encoder, or a report from an older tokmap)';
+function lensMissing(d) {
+  if (d.settings && d.settings.logit_lens === false) return 'the report was made with --no-logit-lens';
+  if (d.settings && d.settings.logit_lens === true) return 'it has no causal LM head (an encoder such as BERT)';
+  return 'this report has no logit lens (made by an older tokmap)';
 }
 
 class App {
@@ -744,7 +746,7 @@ class App {
       }
       case 'lens-agree': {
         const lens = view ? d.lens(view.model, layer) : null;
-        if (!lens) { html = `<p class="note">No next-token predictions for ${esc(d.models[view ? view.model : 0])}: ${lensMissing(d, view ? view.model : 0)}.</p>`; break; }
+        if (!lens) { html = `<p class="note">No next-token predictions for ${esc(d.models[view ? view.model : 0])}: ${lensMissing(d)}.</p>`; break; }
         LENS_AGREE.forEach(([c, label], k) => items.push(sw(OKABE_ITO[c], label, '', String(k))));
         let same = 0;
         for (let i = 0; i < d.N; i++) same += lens.top_ids[i][0] === lens.final_top1[i] ? 1 : 0;
@@ -753,7 +755,7 @@ class App {
       }
       case 'lens-entropy': {
         const lens = view ? d.lens(view.model, layer) : null;
-        if (!lens) { html = `<p class="note">No next-token predictions for ${esc(d.models[view ? view.model : 0])}: ${lensMissing(d, view ? view.model : 0)}.</p>`; break; }
+        if (!lens) { html = `<p class="note">No next-token predictions for ${esc(d.models[view ? view.model : 0])}: ${lensMissing(d)}.</p>`; break; }
         html = gradient(viridis, '0 (certain)', `ln ${lens.vocab_size} = ${Math.log(lens.vocab_size).toFixed(1)} (uniform)`,
           `Entropy in nats of layer ${layer}'s next-token distribution (logit lens: final norm and output head applied to the layer's state).`);
         break;
@@ -925,6 +927,9 @@ class App {
     // its last token).
     const lens = d.lens(view.model, layer);
     let predictions = '';
+    if (!lens && d.settings && d.settings.logit_lens === true) {
+      predictions = `<div class="tt-facts tt-no-lens">No next-token predictions: ${esc(d.models[view.model])} has no causal LM head (an encoder).</div>`;
+    }
     if (lens) {
       const agrees = lens.top_ids[i][0] === lens.final_top1[i];
       predictions = `<div class="tt-h">Next-token predictions at this layer${Array.isArray(t.pieces) && t.pieces.length ? ' (after the span)' : ''}</div><ol class="tt-lens">${lens.top_ids[i].map((id, k) =>

@@ -43,6 +43,9 @@ before(async () => {
   execFileSync(binary, ['viz', '--quiet', '--no-figures', '--layers', 'last', '--iterations', '1',
     '--text', 'The bank of the river was muddy.', '--text', 'I deposited money at the bank, then walked along the river bank.',
     '--out', path.join(dir, 'unoptimised')]);
+  // An encoder (the tiny random BERT fixture, run on token ids): no causal LM head, no lens.
+  execFileSync(binary, ['viz', '--quiet', '--no-figures', '--layers', 'last', '--model', path.join(data, 'model', 'arch', 'bert', 'hf'),
+    '--ids', '464,314,182,197,52,308,234', '--ids', '493,166,102,162,174,179,292,216', '--out', path.join(dir, 'bert')]);
   fs.mkdirSync(artifacts, { recursive: true });
   browser = await launch();
 });
@@ -218,6 +221,18 @@ test('the logit lens: next-token predictions in the tooltip, agreement and entro
   const cross = embeddedData(path.join(dir, 'cross', 'index.html'));
   assert.deepEqual(cross.lens.map((l) => l.model), [0, 1]);
   assert.equal(cross.lens[1].vocab_size, 512);
+  // An encoder has none, and the tooltip says why.
+  const bertFile = path.join(dir, 'bert', 'index.html');
+  assert.deepEqual(embeddedData(bertFile).lens, []);
+  const bert = await openPage(browser, 'file://' + bertFile);
+  const bertModes = await bert.page.$$eval('#color-by option', (os) => os.map((o) => o.value));
+  assert.ok(!bertModes.includes('lens-agree') && !bertModes.includes('lens-entropy'), bertModes.join());
+  const spot = await bert.page.evaluate(() => window.__tokmap.screenPosition(0));
+  await bert.page.mouse.move(spot.x, spot.y);
+  await bert.page.waitForSelector('#tooltip:not([hidden])', { timeout: 5000 });
+  assert.match(await bert.page.textContent('#tooltip'), /No next-token predictions: .* has no causal LM head/);
+  assert.deepEqual(bert.errors, []);
+  await bert.page.close();
 });
 
 test('the trust panel of real reports: tiny inputs are not rated, unoptimised maps are flagged at once', { skip }, async () => {
