@@ -478,16 +478,19 @@ TEST(Viz, CreatedWithIsACompleteCommandAndFromReportRerunsIt) {
                                "--include-first",
                                "--iterations",
                                "120",
+                               "--no-logit-lens",
                                "--no-figures",
                                "--quiet",
                                "--out",
                                first.string()});
   ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(report_data(first / "index.html")["lens"], nlohmann::json::array());
+  EXPECT_EQ(report_data(first / "index.html")["settings"]["logit_lens"], false);
   const std::string command = report_data(first / "index.html")["created_with"];
   EXPECT_EQ(command, "tokmap viz --model demo-brown-gpt2 --file " + (dir / "texts.txt").string() +
                          " --highlight bank --layers 0,-1 --dims 2 --perplexity 3 --seed 7 "
                          "--seeds 1 --metric euclidean --normalize none --include-first "
-                         "--iterations 120 --no-figures");
+                         "--iterations 120 --no-logit-lens --no-figures");
   // The command itself, run by a shell with an --out, makes the same report. (--out is left
   // off so that the same input gives the same index.html wherever it is written.)
   const fs::path second = dir / "b";
