@@ -62,8 +62,8 @@ ModelStates hidden_states_with_lens(const LoadedModel& loaded, const Points& poi
       at.push_back(i);
     }
     if (targets.empty()) return;
-    // One call for every layer below the last (through the final norm), one for the last (HF's
-    // last state already has it): the output head is read (converted) twice per batch.
+    // Layers below the last go through the final norm; the last does not (HF's last state
+    // already has it), so it has calls of its own.
     for (const bool last : {false, true}) {
       std::vector<std::size_t> forward_index;
       for (std::size_t f = 0; f < run_layers.size(); ++f) {
@@ -73,31 +73,38 @@ ModelStates hidden_states_with_lens(const LoadedModel& loaded, const Points& poi
                                             [&](const auto& e) { return e.layer == layer; });
         if (wanted && (layer == n_layer) == last) forward_index.push_back(f);
       }
-      if (forward_index.empty()) continue;
       const std::size_t R = targets.size();
-      rows.resize(forward_index.size() * R * C);
-      for (std::size_t g = 0; g < forward_index.size(); ++g) {
-        for (std::size_t r = 0; r < R; ++r) {
-          std::copy_n(h.layers[forward_index[g]].data() + at[r] * C, C,
-                      rows.data() + (g * R + r) * C);
+      // Layers are grouped until a call has about kGroupRows rows: enough that reading the
+      // head once per call costs little next to the matmul, few enough that the copy of the
+      // rows stays small (the forward pass already holds every layer of the batch).
+      constexpr std::size_t kGroupRows = 512;
+      const std::size_t per_call = std::max<std::size_t>(1, kGroupRows / R);
+      for (std::size_t g0 = 0; g0 < forward_index.size(); g0 += per_call) {
+        const std::size_t groups = std::min(per_call, forward_index.size() - g0);
+        rows.resize(groups * R * C);
+        for (std::size_t g = 0; g < groups; ++g) {
+          for (std::size_t r = 0; r < R; ++r) {
+            std::copy_n(h.layers[forward_index[g0 + g]].data() + at[r] * C, C,
+                        rows.data() + (g * R + r) * C);
+          }
         }
-      }
-      model::NextTokenOptions next_options;
-      next_options.top_k = lens_options.top_k;
-      next_options.final_norm = !last;
-      next_options.threads = lens_options.threads;
-      const auto next = model::next_token(model, rows, forward_index.size() * R, next_options);
-      for (std::size_t g = 0; g < forward_index.size(); ++g) {
-        const int layer = run_layers[forward_index[g]];
-        const auto it = std::find_if(out.layers.begin(), out.layers.end(),
-                                     [&](const auto& e) { return e.layer == layer; });
-        for (std::size_t r = 0; r < R; ++r) {
-          const std::size_t i = targets[r], row = g * R + r;
-          if (layer == n_layer) out.final_top1[i] = next.ids[row * k];
-          if (it == out.layers.end()) continue;
-          std::copy_n(next.ids.data() + row * k, k, it->top_ids.data() + i * k);
-          std::copy_n(next.probs.data() + row * k, k, it->top_probs.data() + i * k);
-          it->entropy[i] = next.entropy[row];
+        model::NextTokenOptions next_options;
+        next_options.top_k = lens_options.top_k;
+        next_options.final_norm = !last;
+        next_options.threads = lens_options.threads;
+        const auto next = model::next_token(model, rows, groups * R, next_options);
+        for (std::size_t g = 0; g < groups; ++g) {
+          const int layer = run_layers[forward_index[g0 + g]];
+          const auto it = std::find_if(out.layers.begin(), out.layers.end(),
+                                       [&](const auto& e) { return e.layer == layer; });
+          for (std::size_t r = 0; r < R; ++r) {
+            const std::size_t i = targets[r], row = g * R + r;
+            if (layer == n_layer) out.final_top1[i] = next.ids[row * k];
+            if (it == out.layers.end()) continue;
+            std::copy_n(next.ids.data() + row * k, k, it->top_ids.data() + i * k);
+            std::copy_n(next.probs.data() + row * k, k, it->top_probs.data() + i * k);
+            it->entropy[i] = next.entropy[row];
+          }
         }
       }
     }

@@ -16,6 +16,7 @@ namespace {
 // Vocabulary rows per piece: the piece's (T, rows) logits stay in cache-sized slices while the
 // running sums are updated, and a piece of a quantised head converts in one go.
 constexpr std::size_t kPieceRows = 4096;
+constexpr std::size_t kRowBlock = 512;
 
 void check_input(const Model& model, std::span<const float> hidden, std::size_t T,
                  const NextTokenOptions& options) {
@@ -127,7 +128,10 @@ NextToken next_token(const Model& model, std::span<const float> hidden, std::siz
   const bool in_place = head.type == WeightType::f32 &&
                         reinterpret_cast<std::uintptr_t>(head.bytes.data()) % alignof(float) == 0;
   std::vector<float> converted;
-  std::vector<float> logits(T * kPieceRows);
+  // Rows go through each piece in blocks, so the logits buffer is at most kRowBlock x
+  // kPieceRows floats (8 MiB) however many rows come (a 7B model's 33 layers x 2048 tokens).
+  const std::size_t block = std::min(T, kRowBlock);
+  std::vector<float> logits(block * kPieceRows);
   std::vector<RowState> rows(T);
   for (std::size_t first = 0; first < V; first += kPieceRows) {
     const std::size_t count = std::min(kPieceRows, V - first);
@@ -139,18 +143,22 @@ NextToken next_token(const Model& model, std::span<const float> hidden, std::siz
       tensor_rows_to_f32(head, first, count, converted);
       weight = converted;
     }
-    // logits (T, count) = x (T, C) @ weight (count, C)^T
-    kernels::matmul_transposed(std::span(logits).first(T * count), x, weight, {}, int(T), int(C),
-                               int(count));
-    parallel_rows(T, options.threads, [&](std::size_t begin, std::size_t end) {
-      for (std::size_t t = begin; t < end; ++t) {
-        float* z = logits.data() + t * count;
-        if (cap > 0) {
-          for (std::size_t j = 0; j < count; ++j) z[j] = cap * std::tanh(z[j] / cap);
+    for (std::size_t row0 = 0; row0 < T; row0 += block) {
+      const std::size_t n = std::min(block, T - row0);
+      // logits (n, count) = x[row0 .. row0 + n) (n, C) @ weight (count, C)^T
+      kernels::matmul_transposed(std::span(logits).first(n * count),
+                                 std::span<const float>(x).subspan(row0 * C, n * C), weight, {},
+                                 int(n), int(C), int(count));
+      parallel_rows(n, options.threads, [&](std::size_t begin, std::size_t end) {
+        for (std::size_t t = begin; t < end; ++t) {
+          float* z = logits.data() + t * count;
+          if (cap > 0) {
+            for (std::size_t j = 0; j < count; ++j) z[j] = cap * std::tanh(z[j] / cap);
+          }
+          rows[row0 + t].add(z, count, static_cast<std::int32_t>(first), k);
         }
-        rows[t].add(z, count, static_cast<std::int32_t>(first), k);
-      }
-    });
+      });
+    }
   }
   NextToken out;
   out.top_k = options.top_k;
