@@ -164,6 +164,35 @@ TEST(OutputHead, LensMatchesPyTorchReferences) {
   }
 }
 
+// The GGUF copies (output.weight for untied llama; none for tied Gemma 2, read as llama.cpp
+// does; Gemma's norms stored as 1 + w) predict what the safetensors copies predict.
+TEST(OutputHead, GgufCopiesPredictTheSame) {
+  for (const char* arch : {"llama", "gemma2", "qwen2", "gptneox"}) {
+    const auto hf = model::Model::load(kData / "model" / "arch" / arch / "hf");
+    const auto gguf = model::Model::load(kData / "model" / "arch" / arch / "model.gguf");
+    const std::vector<std::int32_t> ids{464, 314, 182, 197, 52, 308, 234};
+    const auto a = all_states(hf, ids), b = all_states(gguf, ids);
+    for (std::size_t l = 0; l < a.size(); ++l) {
+      model::NextTokenOptions options;
+      options.final_norm = l + 1 < a.size();
+      const auto want = model::next_token(hf, a[l], ids.size(), options);
+      const auto got = model::next_token(gguf, b[l], ids.size(), options);
+      std::vector<std::vector<std::int32_t>> ref_ids(ids.size());
+      std::vector<std::vector<double>> ref_probs(ids.size());
+      std::vector<double> ref_entropy;
+      for (std::size_t t = 0; t < ids.size(); ++t) {
+        for (std::size_t j = 0; j < 5; ++j) {
+          ref_ids[t].push_back(want.ids[t * 5 + j]);
+          ref_probs[t].push_back(want.probs[t * 5 + j]);
+        }
+        ref_entropy.push_back(want.entropy[t]);
+      }
+      expect_same(got, ref_ids, ref_probs, ref_entropy, 1e-5,
+                  std::string(arch) + " gguf layer " + std::to_string(l));
+    }
+  }
+}
+
 // Applying the final norm to the last state a second time is a different (wrong) answer.
 TEST(OutputHead, LastLayerIsNotNormalisedTwice) {
   const auto m = model::Model::load(kModels / "demo-brown-gpt2");
