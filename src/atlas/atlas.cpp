@@ -115,21 +115,64 @@ struct PointResult {
   int overlap = 0;  // of confidence_k
 };
 
+// Repulsion of the whole frozen reference on one point y: z = sum_j w_j, rep = sum_j w_j^2 (y - y_j)
+// with w_j = 1 / (1 + |y - y_j|^2). soa: the map's coordinates by dimension, (dims, n). Float
+// lanes summed in blocks of 256 into double, in a fixed order: vectorised, and the same bytes on
+// every run and thread count.
+void repulsion(double& z, double* rep, const std::vector<float>& soa, std::size_t n, int dims,
+               const double* y) {
+  const float yx = static_cast<float>(y[0]), yy = static_cast<float>(y[1]),
+              yz = dims == 3 ? static_cast<float>(y[2]) : 0.0f;
+  const float* xs = soa.data();
+  const float* ys = soa.data() + n;
+  const float* zs = dims == 3 ? soa.data() + 2 * n : nullptr;
+  for (std::size_t start = 0; start < n; start += 256) {
+    const std::size_t end = std::min(n, start + 256);
+    float bz = 0, b0 = 0, b1 = 0, b2 = 0;
+    if (dims == 2) {
+#pragma omp simd reduction(+ : bz, b0, b1)
+      for (std::size_t j = start; j < end; ++j) {
+        const float dx = yx - xs[j], dy = yy - ys[j];
+        const float w = 1.0f / (1.0f + dx * dx + dy * dy);
+        bz += w;
+        b0 += w * w * dx;
+        b1 += w * w * dy;
+      }
+    } else {
+#pragma omp simd reduction(+ : bz, b0, b1, b2)
+      for (std::size_t j = start; j < end; ++j) {
+        const float dx = yx - xs[j], dy = yy - ys[j], dz = yz - zs[j];
+        const float w = 1.0f / (1.0f + dx * dx + dy * dy + dz * dz);
+        bz += w;
+        b0 += w * w * dx;
+        b1 += w * w * dy;
+        b2 += w * w * dz;
+      }
+    }
+    z += bz;
+    rep[0] += b0;
+    rep[1] += b1;
+    if (dims == 3) rep[2] += b2;
+  }
+}
+
 // One new point against the frozen reference. Everything here depends only on this point and
 // the atlas: batch independence and thread-count independence hold by construction.
 PointResult place_one(const Atlas& atlas, const AtlasLayer& layer, const AtlasMap& map,
-                      const float* f, std::int64_t exclude, const PlaceOptions& options) {
+                      const std::vector<float>& soa, const float* f, std::int64_t exclude,
+                      const PlaceOptions& options) {
   const std::size_t n = atlas.n, rank = atlas.rank;
   const int dims = map.dims;
   std::vector<float> dist(n);
   for (std::size_t j = 0; j < n; ++j) {
     const float* g = layer.features.data() + j * rank;
-    double s = 0;
+    float s = 0;  // float lanes in a fixed order: vectorised, the same bytes every run
+#pragma omp simd reduction(+ : s)
     for (std::size_t c = 0; c < rank; ++c) {
-      const double t = double(f[c]) - g[c];
+      const float t = f[c] - g[c];
       s += t * t;
     }
-    dist[j] = static_cast<float>(s);
+    dist[j] = s;
   }
   const std::size_t reference = exclude >= 0 ? n - 1 : n;
   const std::size_t k = std::min<std::size_t>(
@@ -149,21 +192,21 @@ PointResult place_one(const Atlas& atlas, const AtlasLayer& layer, const AtlasMa
     for (int c = 0; c < dims; ++c) y[c] += double(p[a]) * ref[std::size_t(nn[a]) * dims + c];
 
   // Gradient descent with momentum on KL(p || q) (see atlas.hpp); the excluded reference point
-  // takes no part in the repulsion either, as if it were not in the atlas.
+  // takes no part in the repulsion either, as if it were not in the atlas (its terms are
+  // subtracted after the branch-free, vectorised sum).
   double velocity[3] = {0, 0, 0};
   for (int it = 0; it < options.iterations; ++it) {
     double z = 0, rep[3] = {0, 0, 0}, att[3] = {0, 0, 0};
-    for (std::size_t j = 0; j < n; ++j) {
-      if (static_cast<std::int64_t>(j) == exclude) continue;
-      const float* r = ref + j * dims;
+    repulsion(z, rep, soa, n, dims, y);
+    if (exclude >= 0) {
       double d2 = 0, diff[3];
       for (int c = 0; c < dims; ++c) {
-        diff[c] = y[c] - r[c];
+        diff[c] = y[c] - ref[std::size_t(exclude) * dims + c];
         d2 += diff[c] * diff[c];
       }
       const double w = 1.0 / (1.0 + d2);
-      z += w;
-      for (int c = 0; c < dims; ++c) rep[c] += w * w * diff[c];
+      z -= w;
+      for (int c = 0; c < dims; ++c) rep[c] -= w * w * diff[c];
     }
     for (std::size_t a = 0; a < nn.size(); ++a) {
       const float* r = ref + std::size_t(nn[a]) * dims;
@@ -175,19 +218,16 @@ PointResult place_one(const Atlas& atlas, const AtlasLayer& layer, const AtlasMa
       const double w = 1.0 / (1.0 + d2);
       for (int c = 0; c < dims; ++c) att[c] += double(p[a]) * w * diff[c];
     }
-    double step[3], norm = 0;
+    double norm = 0;
     for (int c = 0; c < dims; ++c) {
       const double grad = att[c] - rep[c] / z;
       velocity[c] = options.momentum * velocity[c] - options.learning_rate * grad;
       norm += velocity[c] * velocity[c];
     }
     norm = std::sqrt(norm);
-    const double scale = options.max_step > 0 && norm > options.max_step ? options.max_step / norm
-                                                                          : 1.0;
-    for (int c = 0; c < dims; ++c) {
-      step[c] = velocity[c] * scale;
-      y[c] += step[c];
-    }
+    const double scale =
+        options.max_step > 0 && norm > options.max_step ? options.max_step / norm : 1.0;
+    for (int c = 0; c < dims; ++c) y[c] += velocity[c] * scale;
   }
   for (int c = 0; c < dims; ++c) result.y[c] = static_cast<float>(y[c]);
 
@@ -288,10 +328,13 @@ Placement place_features(const Atlas& atlas, std::size_t layer_index, std::size_
   out.confidence.resize(m);
   out.overlap.resize(m);
   const int kc = atlas.confidence_k;
+  std::vector<float> soa(map.coords.size());
+  for (std::size_t j = 0; j < atlas.n; ++j)
+    for (int c = 0; c < map.dims; ++c) soa[std::size_t(c) * atlas.n + j] = map.coords[j * map.dims + c];
   // Static chunks of independent points: any thread count gives the same bytes.
 #pragma omp parallel for schedule(static) num_threads(thread_count(options.threads))
   for (std::int64_t i = 0; i < static_cast<std::int64_t>(m); ++i) {
-    const auto r = place_one(atlas, layer, map, features.data() + i * atlas.rank,
+    const auto r = place_one(atlas, layer, map, soa, features.data() + i * atlas.rank,
                              exclude.empty() ? -1 : exclude[i], options);
     for (int c = 0; c < map.dims; ++c) out.coords[i * map.dims + c] = r.y[c];
     const int o = std::clamp(r.overlap, 0, kc);
