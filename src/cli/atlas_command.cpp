@@ -111,7 +111,9 @@ void run_build(const AtlasBuildOptions& o) {
                         [&](std::size_t done, std::size_t) { progress.update(done); });
   progress.finish();
   a.model = location.name;
-  for (const auto& t : texts) a.texts.push_back(t.text);
+  // Only the texts that gave tokens (--max-tokens may stop early).
+  const std::size_t used = e.tokens.empty() ? 0 : std::size_t(e.tokens.back().text) + 1;
+  for (std::size_t t = 0; t < used; ++t) a.texts.push_back(texts[t].text);
   a.tokens = std::move(e.tokens);
   a.provenance = o.provenance;
   atlas::write(o.out, a);
@@ -211,6 +213,85 @@ void run_place(const AtlasPlaceOptions& o) {
   info(o.common, line);
 }
 
+struct AtlasCheckOptions {
+  CommonOptions common;
+  std::string atlas;
+  std::string model;
+  std::vector<int> texts;  // empty: every 10th text
+  int threads = 0;
+};
+
+// Re-places some of the atlas's own texts (re-embedded alone, as the build embedded them), each
+// token leave-one-out (its own reference row excluded), and reports how far from the full map's
+// position they land: the median displacement relative to the map's diameter.
+void run_check(const AtlasCheckOptions& o) {
+  const auto a = atlas::read(o.atlas);
+  const auto location = model::resolve_model(o.model.empty() ? a.model : o.model, resolve_options());
+  const model::Model model = model::Model::load(location.folder);
+  std::vector<int> chosen = o.texts;
+  if (chosen.empty())
+    for (std::size_t t = 0; t < a.texts.size(); t += 10) chosen.push_back(static_cast<int>(t));
+  std::vector<TextSource> sources;
+  for (const int t : chosen) {
+    if (t < 0 || std::size_t(t) >= a.texts.size())
+      throw Error("--texts: the atlas has texts 0.." + std::to_string(a.texts.size() - 1),
+                  ErrorKind::usage);
+    sources.push_back({a.texts[t], "atlas text " + std::to_string(t), false});
+  }
+  const auto tokenizer = load_tokenizer(location.folder, sources);
+  const tokenizer::Tokenizer* tok = tokenizer ? &*tokenizer : nullptr;
+  const auto encoded = encode_texts(tok, sources, false, o.common);
+  std::vector<int> layers;
+  for (const auto& l : a.layers) layers.push_back(l.layer);
+  auto e = embed(model, tok, encoded, layers, o.threads, SIZE_MAX);
+  // Each re-embedded token's row in the atlas (the same text and position).
+  std::vector<std::int64_t> self;
+  std::vector<float> keep;
+  std::vector<std::size_t> rows;
+  for (std::size_t i = 0; i < e.tokens.size(); ++i) {
+    const int t = chosen[e.tokens[i].text];
+    std::int64_t row = -1;
+    for (std::size_t j = 0; j < a.n; ++j)
+      if (a.tokens[j].text == t && a.tokens[j].position == e.tokens[i].position) row = std::int64_t(j);
+    if (row >= 0) {
+      self.push_back(row);
+      rows.push_back(i);
+    }
+  }
+  if (rows.empty()) throw Error("no re-embedded token matches an atlas token");
+  atlas::PlaceOptions po;
+  po.threads = o.threads;
+  std::printf("%zu tokens of %zu text(s), each placed with its own reference row left out\n",
+              rows.size(), chosen.size());
+  std::printf("layer\tdims\tmedian_displacement\tdiameter\trelative\tmean_confidence\n");
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    std::vector<float> raw(rows.size() * a.width);
+    for (std::size_t r = 0; r < rows.size(); ++r)
+      std::copy_n(e.states[l].data() + rows[r] * a.width, a.width, raw.data() + r * a.width);
+    const auto placed = atlas::place(a, l, raw, rows.size(), po, self);
+    for (std::size_t k = 0; k < placed.size(); ++k) {
+      const auto& map = a.layers[l].maps[k];
+      std::vector<double> moved;
+      double confidence = 0;
+      for (std::size_t r = 0; r < rows.size(); ++r) {
+        double s2 = 0;
+        for (int c = 0; c < map.dims; ++c) {
+          const double t = double(placed[k].coords[r * map.dims + c]) -
+                           map.coords[std::size_t(self[r]) * map.dims + c];
+          s2 += t * t;
+        }
+        moved.push_back(std::sqrt(s2));
+        confidence += placed[k].confidence[r] / double(rows.size());
+      }
+      std::sort(moved.begin(), moved.end());
+      const double median = moved[moved.size() / 2];
+      const double diameter = atlas::map_diameter(map, a.n);
+      std::printf("%d\t%d\t%.3f\t%.1f\t%.4f\t%.3f\n", layers[l], map.dims, median, diameter,
+                  median / diameter, confidence);
+    }
+  }
+}
+
 }  // namespace
 
 void add_atlas_command(CLI::App& app) {
@@ -251,6 +332,18 @@ void add_atlas_command(CLI::App& app) {
   info_command->add_option("file", *path, "NAME.tokmap-atlas")->required();
   info_command->footer("Example:\n  tokmap atlas info samples/austen.tokmap-atlas");
   info_command->callback([path] { run_info(*path); });
+
+  auto ch = std::make_shared<AtlasCheckOptions>();
+  auto* check = command->add_subcommand(
+      "check", "Re-place some of the atlas's own texts leave-one-out and report how far they land");
+  check->add_option("file", ch->atlas, "NAME.tokmap-atlas")->required();
+  add_model_flag(*check, ch->model);
+  check->add_option("--texts", ch->texts, "Atlas text indices (default: every 10th)")
+      ->delimiter(',');
+  check->add_option("--threads", ch->threads, "Threads (default: all cores)")->check(whole_number(0));
+  add_common_flags(*check, ch->common);
+  check->footer("Example:\n  tokmap atlas check samples/austen.tokmap-atlas --texts 3,7");
+  check->callback([ch] { run_check(*ch); });
 
   auto p = std::make_shared<AtlasPlaceOptions>();
   auto* place = command->add_subcommand(
