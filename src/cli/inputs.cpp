@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <charconv>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -122,68 +121,20 @@ model::ResolveOptions resolve_options() {
   return options;
 }
 
-namespace {
-
-// "464, 314,182" → ids with the byte span of each number in the list.
-tokenizer::Encoding parse_id_list(const TextSource& source) {
-  tokenizer::Encoding encoding;
-  const std::string& text = source.text;
-  std::size_t i = 0;
-  while (i < text.size()) {
-    if (text[i] == ',' || text[i] == ' ') {
-      ++i;
-      continue;
-    }
-    const std::size_t begin = i;
-    while (i < text.size() && text[i] != ',' && text[i] != ' ') ++i;
-    const std::string item = text.substr(begin, i - begin);
-    std::int32_t id = 0;
-    const auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), id);
-    if (error != std::errc() || end != item.data() + item.size() || id < 0) {
-      throw Error(source.origin + ": '" + item + "' is not a token id (a non-negative integer)",
-                  ErrorKind::usage);
-    }
-    encoding.ids.push_back(id);
-    encoding.offsets.emplace_back(begin, i);
-  }
-  return encoding;
-}
-
-}  // namespace
-
 std::optional<tokenizer::Tokenizer> load_tokenizer(const std::filesystem::path& model_path,
                                                    const std::vector<TextSource>& texts) {
-  const bool from_ids = !texts.empty() && texts.front().from_ids;
-  std::error_code ec;
-  if (!std::filesystem::is_directory(model_path, ec)) {
-    // A GGUF file carries its vocabulary in its metadata.
-    if (model::is_gguf_file(model_path)) {
-      try {
-        const model::GgufFile file(model_path);
-        return tokenizer::Tokenizer::from_tokenizer_json_text(
-            model::gguf_tokenizer_json(file), model_path.string() + " (GGUF tokenizer metadata)");
-      } catch (const Error& e) {
-        if (from_ids) return std::nullopt;
-        throw Error(std::string(e.what()) +
-                    "; to run a model without a tokenizer give token ids with --ids 1,2,3");
-      }
-    }
-    if (from_ids) return std::nullopt;
-  }
-  try {
-    return tokenizer::Tokenizer::from_folder(model_path);
-  } catch (const Error& e) {
-    if (from_ids) return std::nullopt;
-    throw Error(std::string(e.what()) +
-                "; to run a model without a tokenizer give token ids with --ids 1,2,3");
-  }
+  return explore::load_tokenizer(model_path, !texts.empty() && texts.front().from_ids);
 }
 
 std::string display_token(const tokenizer::Tokenizer* tokenizer, std::int32_t id) {
-  if (tokenizer != nullptr && id < static_cast<std::int32_t>(tokenizer->vocab_size())) {
-    return tokenizer->display(id);
-  }
-  return "#" + std::to_string(id);
+  return explore::display_token(tokenizer, id);
+}
+
+explore::Hooks hooks_for(const CommonOptions& common) {
+  explore::Hooks hooks;
+  hooks.info = [&common](std::string_view message) { info(common, message); };
+  hooks.warn = [&common](std::string_view message) { warn(common, message); };
+  return hooks;
 }
 
 std::vector<EncodedText> encode_texts(const tokenizer::Tokenizer* tokenizer,
@@ -191,26 +142,14 @@ std::vector<EncodedText> encode_texts(const tokenizer::Tokenizer* tokenizer,
                                       const CommonOptions& common, bool add_special_tokens) {
   std::vector<EncodedText> encoded;
   encoded.reserve(texts.size());
-  tokenizer::EncodeOptions options;
+  explore::EncodeOptions options;
   options.lossy = lossy;
   options.add_special_tokens = add_special_tokens;
+  const explore::Hooks hooks = hooks_for(common);
   Progress progress(common, "tokenize", texts.size());
   for (const auto& source : texts) {
     progress.update(encoded.size());
-    if (source.from_ids) {
-      encoded.push_back({parse_id_list(source), &source});
-      continue;
-    }
-    try {
-      encoded.push_back({tokenizer->encode(source.text, options), &source});
-    } catch (const Error& e) {
-      throw Error(source.origin + ": " + e.what(), e.kind());
-    }
-    if (encoded.back().encoding.replaced_bytes > 0) {
-      warn(common, source.origin + ": replaced " +
-                       std::to_string(encoded.back().encoding.replaced_bytes) +
-                       " invalid UTF-8 byte(s) with U+FFFD");
-    }
+    encoded.push_back({explore::encode(tokenizer, source, options, hooks), &source});
   }
   progress.finish();
   return encoded;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli/cli.hpp"
+#include "explore/explore.hpp"
 #include "model/model.hpp"
 #include "tokenizer/tokenizer.hpp"
 
@@ -20,11 +21,8 @@ struct TextInputOptions {
   std::vector<std::string> ids;    // --ids 1,2,3, repeatable: token ids, no tokenizer needed
 };
 
-struct TextSource {
-  std::string text;
-  std::string origin;     // "--text 2", "notes.txt line 7": used in error messages
-  bool from_ids = false;  // text is a list of token ids ("464,314,182")
-};
+// A text with where it came from ("--text 2", "notes.txt line 7"), or a list of token ids.
+using TextSource = explore::Text;
 
 void add_text_input_flags(CLI::App& command, TextInputOptions& options);
 // The texts to process, in order. Errors: no input, empty --text, a file with no text, a
@@ -58,6 +56,10 @@ inline std::vector<EncodedText> encode_texts(const tokenizer::Tokenizer& tokeniz
 // how to give ids instead.
 std::optional<tokenizer::Tokenizer> load_tokenizer(const std::filesystem::path& model_path,
                                                    const std::vector<TextSource>& texts);
+
+// Hooks that print the engine's notes and warnings as this command's (silenced by --quiet).
+// Progress is left out: commands draw their own bars.
+explore::Hooks hooks_for(const CommonOptions& common);
 
 // How a token is shown: the tokenizer's display form, else "#<id>".
 std::string display_token(const tokenizer::Tokenizer* tokenizer, std::int32_t id);

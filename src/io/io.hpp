@@ -85,6 +85,28 @@ void remove_pending_temp_files() noexcept;
 void register_pending_folder(const fs::path& folder);
 void unregister_pending_folder(const fs::path& folder);
 
+// A folder assembled in a temporary sibling and moved into place by commit(), so a failed or
+// interrupted run never leaves a half-written folder (a report). The constructor fails at once
+// when the destination cannot be written. A previous folder at the destination is replaced only
+// at commit; staging folders left by a killed run are cleaned up by the next one.
+class StagingFolder {
+ public:
+  explicit StagingFolder(fs::path target);
+  ~StagingFolder();
+  StagingFolder(const StagingFolder&) = delete;
+  StagingFolder& operator=(const StagingFolder&) = delete;
+
+  const fs::path& path() const { return staging_; }  // write here
+  const fs::path& target() const { return target_; }
+  void commit();
+
+ private:
+  fs::path target_;
+  fs::path staging_;
+  int lock_fd_ = -1;
+  bool committed_ = false;
+};
+
 // ---------------------------------------------------------------------------------------------
 // safetensors
 

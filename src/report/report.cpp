@@ -173,6 +173,14 @@ std::string to_json(const ReportData& data) {
                       {"offset", {t.offset.first, t.offset.second}},
                       {"kind", t.kind}});
     if (!t.label.empty()) tokens.back()["label"] = t.label;
+    if (!t.pieces.empty()) {
+      json& pieces = tokens.back()["pieces"] = json::array();
+      for (const auto& of_model : t.pieces) {
+        json& list = pieces.emplace_back(json::array());
+        for (const auto& piece : of_model)
+          list.push_back({{"display", piece.display}, {"id", piece.id}});
+      }
+    }
   }
   json& maps = root["maps"] = json::array();
   for (const auto& m : data.maps) {
@@ -230,6 +238,7 @@ std::string to_json(const ReportData& data) {
                       {"exclude_first", data.settings.exclude_first},
                       {"highlight", data.settings.highlight},
                       {"highlight_tokens", data.settings.highlight_tokens}};
+  if (data.settings.points != "tokens") root["settings"]["points"] = data.settings.points;
   std::string text = root.dump(-1, ' ', false, json::error_handler_t::replace);
   // Inside <script>, "</" could close the element early; "<\/" means the same in JSON.
   std::string safe;

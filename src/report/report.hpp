@@ -28,6 +28,13 @@ struct Token {
   // What to show when it differs from `display`: for a token made of incomplete UTF-8 bytes
   // ("<0xE6><0x9D>"), the whole character(s) its text gives them ("木"); else empty.
   std::string label;
+  // Reports of models that tokenize differently (settings.points == "spans"): each model's own
+  // tokens of this span, model by model. Empty otherwise.
+  struct Piece {
+    std::string display;
+    std::int32_t id = 0;
+  };
+  std::vector<std::vector<Piece>> pieces;
 };
 
 // A model name as a file-name part: "openai-community/gpt2" -> "openai-community_gpt2".
@@ -90,6 +97,9 @@ struct Settings {
   // The tokens --highlight matched (indices into tokens), including the sub-token runs of a
   // word the tokenizer splits.
   std::vector<std::int32_t> highlight_tokens;
+  // What a point is: "tokens" (every model tokenizes alike), or "spans" (the shortest spans of
+  // text that every model's tokens cover exactly; see Token::pieces).
+  std::string points = "tokens";
 };
 
 struct ReportData {

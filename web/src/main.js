@@ -873,7 +873,13 @@ class App {
       nn = `<div class="tt-h">Nearest in layer ${layer}'s hidden states</div><ol class="tt-nn">${a.neighbors[i].slice(0, 5).map((j, k) =>
         `<li><span class="tok">${esc(showToken(d.tokens[j]?.display))}</span> <span class="where">t${(d.tokens[j]?.text ?? 0) + 1}:${d.tokens[j]?.position}</span>${dist ? `<span class="num">${fmt(dist[k], 3)}</span>` : ''}</li>`).join('')}</ol>`;
     }
-    tip.innerHTML = `<div class="tt-token"><span class="tok">${esc(showToken(t.display))}</span></div>
+    // Models that tokenize differently: the point is a span; each model's own tokens of it.
+    const pieces = Array.isArray(t.pieces) && t.pieces.length
+      ? `<ul class="tt-pieces">${t.pieces.map((list, m) =>
+        `<li><span class="where">${esc(d.models[m] ?? `model ${m + 1}`)}</span> ${(list || []).map((p) =>
+          `<span class="tok" title="id ${esc(String(p.id))}">${esc(showToken(p.display))}</span>`).join(' + ')}</li>`).join('')}</ul>`
+      : '';
+    tip.innerHTML = `<div class="tt-token"><span class="tok">${esc(showToken(t.display))}</span></div>${pieces}
       <div class="tt-context">${esc(c.before)}<mark>${esc(c.token)}</mark>${esc(c.after)}</div>
       <div class="tt-facts">${facts.map(esc).join(' · ')}</div>${nn}`;
     tip.hidden = false;

@@ -25,6 +25,17 @@ before(async () => {
   // Two models of different depth (6 and 4 layers, same tokenizer) on the sample sentences.
   execFileSync(binary, ['viz', '--quiet', '--no-figures', '--model', 'demo-brown-gpt2', '--model', 'demo-brown-gpt2-small',
     '--file', path.join(webDir, '..', 'samples', 'sentences.txt'), '--out', path.join(dir, 'compare')]);
+  // GPT-2 against a Llama-architecture model with another tokenizer: the tiny random Llama
+  // fixture with the SentencePiece-style tokenizer of tests/data/explore (512 ids).
+  const llama = path.join(dir, 'llama-spm');
+  fs.mkdirSync(llama);
+  const data = path.join(webDir, '..', 'tests', 'data');
+  for (const f of ['config.json', 'model.safetensors'])
+    fs.copyFileSync(path.join(data, 'model', 'arch', 'llama', 'hf', f), path.join(llama, f));
+  fs.copyFileSync(path.join(data, 'explore', 'spm-512', 'tokenizer.json'), path.join(llama, 'tokenizer.json'));
+  execFileSync(binary, ['viz', '--quiet', '--no-figures', '--model', 'demo-brown-gpt2', '--model', llama,
+    '--text', 'The riverbank flooded after the storm, and the fishermen waited.',
+    '--text', 'Interest rates at the central bank rose again.', '--out', path.join(dir, 'cross')]);
   // A tiny report (7 tokens: its neighbour numbers are not meaningful) and one whose maps were
   // stopped after 1 iteration (every map degenerate).
   execFileSync(binary, ['viz', '--quiet', '--no-figures', '--layers', 'last', '--text', 'The bank of the river was muddy.',
@@ -108,6 +119,39 @@ test('a two-model report from tokmap viz: paired layers side by side, overlap co
   await page.screenshot({ path: path.join(artifacts, 'tokmap-compare-3d-filtered.png') });
   await page.click('#show-all');
   assert.equal(await page.evaluate(() => window.__tokmap.visibleCount(1)), N);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('GPT-2 against a model with another tokenizer: aligned spans, each model\'s own tokens in the tooltip', { skip }, async () => {
+  const file = path.join(dir, 'cross', 'index.html');
+  const data = embeddedData(file);
+  assert.equal(data.settings.points, 'spans');
+  assert.equal(data.models.length, 2);
+  assert.ok(data.comparison.pairs.length > 0, 'the overlap works across tokenizers');
+  for (const t of data.tokens) assert.equal(t.pieces.length, 2);
+  // A span the two tokenizers split differently, hovered: both models' tokens are listed.
+  const split = data.tokens.findIndex((t) => t.pieces[0].length !== t.pieces[1].length);
+  assert.ok(split >= 0, 'some word is split differently');
+  const { page, errors } = await openPage(browser, 'file://' + file);
+  assert.equal(await page.evaluate(() => window.__tokmap.N), data.tokens.length);
+  await page.check('#side-by-side');
+  assert.equal((await page.$$('.view canvas.gl')).length, 2);
+  await page.selectOption('#color-by', 'overlap');
+  const at = await page.evaluate((i) => window.__tokmap.screenPosition(i), split);
+  assert.ok(at.visible);
+  await page.mouse.move(at.x, at.y);
+  await page.waitForSelector('#tooltip:not([hidden])', { timeout: 5000 });
+  const items = await page.$$eval('#tooltip .tt-pieces li', (li) => li.map((l) => l.textContent));
+  // The point under the mouse (a neighbour may lie on top of the one aimed at).
+  const hovered = await page.evaluate(() => window.__tokmap.state().hover);
+  assert.ok(hovered >= 0);
+  assert.equal(items.length, 2, 'one line per model');
+  assert.match(items[0], /demo-brown-gpt2/);
+  assert.match(items[1], /llama-spm/);
+  for (const [m, line] of items.entries())
+    assert.equal((line.match(/ \+ /g) || []).length, data.tokens[hovered].pieces[m].length - 1, line);
+  await page.screenshot({ path: path.join(artifacts, 'tokmap-cross-tokenizer.png') });
   assert.deepEqual(errors, []);
   await page.close();
 });

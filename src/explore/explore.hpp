@@ -1,0 +1,214 @@
+#pragma once
+// The exploration engine: texts → tokens → hidden states → maps and analyses → report data, as
+// a library. An Engine holds loaded models and tokenizers, so a second request costs only its
+// own tokens; each stage is a plain function with an option struct. The CLI (`tokmap viz`), a
+// server and the Python bindings all call this; nothing here parses flags or prints.
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "model/model.hpp"
+#include "report/report.hpp"
+#include "tokenizer/tokenizer.hpp"
+
+namespace tokmap::explore {
+
+namespace fs = std::filesystem;
+
+// How the engine talks to its caller: notes and warnings for the user, progress of long work
+// (called on the calling thread only). Any of them may be empty.
+struct Hooks {
+  std::function<void(std::string_view)> info;
+  std::function<void(std::string_view)> warn;
+  std::function<void(std::string_view what, std::size_t done, std::size_t total)> progress;
+
+  void note(std::string_view message) const {
+    if (info) info(message);
+  }
+  void warning(std::string_view message) const {
+    if (warn) warn(message);
+  }
+  void step(std::string_view what, std::size_t done, std::size_t total) const {
+    if (progress) progress(what, done, total);
+  }
+};
+
+// --- Texts and tokens --------------------------------------------------------------------------
+
+struct Text {
+  std::string text;
+  std::string origin;     // "--text 2", "notes.txt line 7": used in error messages
+  bool from_ids = false;  // text is a list of token ids ("464,314,182")
+};
+
+// The model's tokenizer: tokenizer.json / vocab+merges in a folder, or a GGUF file's
+// vocabulary. When `optional` (the texts are token ids), a model without one gives nullopt;
+// otherwise the error says how to give ids instead.
+std::optional<tokenizer::Tokenizer> load_tokenizer(const fs::path& model_path, bool optional);
+
+// How a token is shown: the tokenizer's display form, else "#<id>".
+std::string display_token(const tokenizer::Tokenizer* tokenizer, std::int32_t id);
+
+struct EncodeOptions {
+  bool lossy =
+      false;  // replace invalid UTF-8 with U+FFFD (one warning per text) instead of failing
+  bool add_special_tokens = true;
+};
+// One text's tokens; errors are prefixed with the text's origin. A text from ids is taken as it
+// is (each id's offsets are its digits in the list), with or without a tokenizer.
+tokenizer::Encoding encode(const tokenizer::Tokenizer* tokenizer, const Text& text,
+                           const EncodeOptions& options, const Hooks& hooks = {});
+
+// --- Models ------------------------------------------------------------------------------------
+
+struct LoadedModel {
+  std::string name;  // as shown ("demo-brown-gpt2", a folder name, "llama3.2:1b")
+  fs::path location;
+  model::Model model;
+  std::optional<tokenizer::Tokenizer> tokenizer;  // none: a model without one, run on ids
+};
+
+// Loads models once and keeps them: a later request for the same model costs nothing. Safe to
+// share between threads (loading is serialised; loaded models are read-only).
+class Engine {
+ public:
+  explicit Engine(model::ResolveOptions resolve = {});
+  // `spec` as --model takes it ("" = the default bundled model). With `ids_only` a model without
+  // a tokenizer loads (its texts must be ids); otherwise a missing tokenizer is an error.
+  const LoadedModel& load(const std::string& spec, bool ids_only = false);
+
+ private:
+  model::ResolveOptions resolve_;
+  std::mutex mutex_;
+  std::map<std::string, std::unique_ptr<LoadedModel>> models_;  // by spec
+};
+
+// --- The pipeline --------------------------------------------------------------------------------
+
+struct VizOptions {
+  std::vector<std::string> models;  // specs; empty = the default bundled model
+  EncodeOptions encode;
+  std::string layers = "all";  // all | last | list, negative counting from the end
+  std::vector<int> dims{2, 3};
+  std::vector<double> perplexities;  // empty = chosen from the number of points
+  std::uint64_t seed = 0;
+  int seeds = 1;                       // maps per setting; > 1 adds stability across seeds
+  std::string metric = "cosine";       // cosine | euclidean (original space)
+  std::string normalize = "center";    // none | center | spherize
+  bool exclude_first = true;           // drop each text's position-0 token
+  std::vector<std::string> highlight;  // words whose tokens are emphasised and labelled
+  int iterations = 750;
+  int threads = 0;  // 0 = every core; results do not depend on it
+};
+
+// Checks the options' values (usage errors name the flag); run() calls it first.
+void validate(const VizOptions& options);
+
+// The perplexity used when none is given: (n - 1) / 4 clamped to [2, 30].
+double default_perplexity(std::size_t n_points);
+
+// One point of the maps. When every model tokenizes the texts alike, a point is a token. When
+// they do not (GPT-2 against Llama), a point is the shortest span of a text that each model's
+// tokens cover exactly — a word, mostly — and each model's vector for it is the mean of its
+// tokens' hidden states over that span.
+struct Point {
+  std::size_t text = 0;
+  std::pair<std::size_t, std::size_t> span;         // bytes of the text
+  std::vector<std::vector<std::size_t>> positions;  // [model] → token positions, ascending
+};
+
+struct Points {
+  std::vector<std::vector<tokenizer::Encoding>> encodings;  // [model][text]
+  std::vector<Point> points;
+  bool aligned = false;  // the models tokenize differently: points are spans (see Point)
+};
+
+// Stage 1: each model's tokens of each text and the points to map. Tokens added around a text
+// that cover none of it (BOS, [CLS]) are never part of a span when aligning.
+// encodings: [model][text]
+Points make_points(std::vector<std::vector<tokenizer::Encoding>> encodings,
+                   const std::vector<std::string>& model_names, bool exclude_first);
+
+// One model's hidden states of the points.
+struct ModelStates {
+  std::string name;
+  int n_layer = 0;
+  std::size_t width = 0;
+  std::vector<int> layers;                 // hidden-state indices, ascending
+  std::vector<std::vector<float>> hidden;  // per layer: (N, width) row-major, normalised
+};
+
+struct StateOptions {
+  std::string layers = "all";
+  std::string normalize = "center";  // none | center | spherize, per layer over the points
+  int threads = 0;
+};
+// Stage 2: the hidden states of model `m`'s tokens, one row per point.
+ModelStates hidden_states(const LoadedModel& model, const Points& points, std::size_t m,
+                          const StateOptions& options);
+
+// Stage 3: neighbours, clusters and outliers of each (model, layer) in the original space.
+struct AnalysisOptions {
+  std::string metric = "cosine";
+  std::uint64_t seed = 0;
+};
+std::vector<report::Analysis> analyze(const std::vector<ModelStates>& states,
+                                      const AnalysisOptions& options);
+
+// Stage 4: t-SNE maps of every (model, perplexity, dims), layers chained (each map starts from
+// the previous layer's and is aligned to it), with quality and assessment. Warnings of the
+// runs are passed to hooks.warn once each.
+struct MapOptions {
+  std::vector<int> dims{2, 3};
+  std::vector<double> perplexities;  // at least one
+  std::uint64_t seed = 0;
+  int seeds = 1;
+  int iterations = 750;
+  std::string metric = "cosine";
+  int threads = 0;
+};
+std::vector<report::Map> make_maps(const std::vector<ModelStates>& states,
+                                   const MapOptions& options, const Hooks& hooks = {});
+
+// Stage 5: the same points' neighbourhoods in model 0 against every other model at matching
+// relative depth (layer 6 of 6 pairs with layer 4 of 4).
+std::vector<report::ComparisonPair> compare_models(const std::vector<ModelStates>& states,
+                                                   const std::string& metric);
+
+// Everything a report is made of.
+struct Result {
+  report::ReportData data;
+  std::vector<ModelStates> states;
+  std::vector<std::uint8_t> emphasis;  // (N): highlighted points
+  std::vector<std::string> warnings;   // also given to hooks.warn as they came
+  double seconds = 0;
+};
+
+// The whole pipeline. data.created_with is left empty: the caller knows how it was asked.
+Result run(Engine& engine, const std::vector<Text>& texts, const VizOptions& options,
+           const Hooks& hooks = {});
+
+// --- Output --------------------------------------------------------------------------------------
+
+struct WriteOptions {
+  bool figures = true;  // PNG/SVG/PDF figures in figures/
+  int threads = 0;
+};
+// Writes index.html, points.tsv, maps.tsv, the Projector export and the figures into `folder`
+// (which exists; use io::StagingFolder for an all-or-nothing report).
+void write_report(const fs::path& folder, const Result& result, const WriteOptions& options = {});
+
+// The one-line summary of a run ("96 tokens, 14 maps in 0.8 s; layer 6: KL ...; worst map ...")
+// and the warning naming degenerate maps (empty when there are none).
+std::string summary(const Result& result);
+std::string degenerate_maps(const report::ReportData& data);
+
+}  // namespace tokmap::explore

@@ -1,0 +1,181 @@
+// The exploration engine: points across tokenizations, the engine's model cache, and hidden
+// states of aligned spans against the forward pass itself.
+#include "explore/explore.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+
+namespace fs = std::filesystem;
+namespace ex = tokmap::explore;
+using tokmap::tokenizer::Encoding;
+
+namespace {
+
+Encoding encoding(std::vector<std::pair<std::size_t, std::size_t>> spans) {
+  Encoding e;
+  for (std::size_t i = 0; i < spans.size(); ++i) e.ids.push_back(static_cast<std::int32_t>(10 + i));
+  e.offsets = std::move(spans);
+  return e;
+}
+
+using Positions = std::vector<std::vector<std::size_t>>;
+
+}  // namespace
+
+TEST(MakePoints, SameTokensGiveOnePointPerTokenWithoutTheFirst) {
+  const auto e = encoding({{0, 3}, {3, 9}, {9, 13}});
+  const auto points = ex::make_points({{e}, {e}}, {"a", "b"}, true);
+  EXPECT_FALSE(points.aligned);
+  ASSERT_EQ(points.points.size(), 2u);
+  EXPECT_EQ(points.points[0].positions, (Positions{{1}, {1}}));
+  EXPECT_EQ(points.points[1].span, (std::pair<std::size_t, std::size_t>{9, 13}));
+}
+
+// "The riverbank flooded." as a GPT-2-like and a Llama-like tokenizer (with <s> covering no
+// text) split it: the points are "The", " riverbank", " flooded.".
+TEST(MakePoints, DifferentTokenizationsAlignOnSpansBothCover) {
+  const auto gpt = encoding({{0, 3}, {3, 9}, {9, 13}, {13, 21}, {21, 22}});
+  const auto spm = encoding({{0, 0}, {0, 3}, {3, 7}, {7, 10}, {10, 13}, {13, 19}, {19, 22}});
+  const auto all = ex::make_points({{gpt}, {spm}}, {"gpt", "spm"}, false);
+  ASSERT_TRUE(all.aligned);
+  ASSERT_EQ(all.points.size(), 3u);
+  EXPECT_EQ(all.points[0].positions, (Positions{{0}, {1}}));
+  EXPECT_EQ(all.points[1].positions, (Positions{{1, 2}, {2, 3, 4}}));
+  EXPECT_EQ(all.points[1].span, (std::pair<std::size_t, std::size_t>{3, 13}));
+  EXPECT_EQ(all.points[2].positions, (Positions{{3, 4}, {5, 6}}));
+  // Without the first token: the span holding GPT-2's position 0 goes; <s> was never in one.
+  const auto kept = ex::make_points({{gpt}, {spm}}, {"gpt", "spm"}, true);
+  ASSERT_EQ(kept.points.size(), 2u);
+  EXPECT_EQ(kept.points[0].positions, (Positions{{1, 2}, {2, 3, 4}}));
+}
+
+// A stretch one tokenizer drops (a BERT-style normaliser removing "~") joins the next span.
+TEST(MakePoints, TextOneModelDoesNotCoverJoinsTheNextSpan) {
+  const auto a = encoding({{0, 1}, {1, 3}, {3, 5}});
+  const auto b = encoding({{0, 1}, {4, 5}});
+  const auto points = ex::make_points({{a}, {b}}, {"a", "b"}, false);
+  ASSERT_EQ(points.points.size(), 2u);
+  EXPECT_EQ(points.points[1].positions, (Positions{{1, 2}, {1}}));
+  EXPECT_EQ(points.points[1].span, (std::pair<std::size_t, std::size_t>{1, 5}));
+  // Every token of every model is in exactly one point.
+  for (std::size_t m = 0; m < 2; ++m) {
+    std::size_t count = 0;
+    for (const auto& p : points.points) count += p.positions[m].size();
+    EXPECT_EQ(count, m == 0 ? 3u : 2u);
+  }
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // The tiny random Llama fixture with a SentencePiece-style tokenizer of our own
+    // (tests/data/explore/make_spm_tokenizer.py), so it reads the text GPT-2 reads.
+    llama_ = fs::temp_directory_path() / ("tokmap-explore-" + std::to_string(::getpid()));
+    fs::create_directories(llama_);
+    const fs::path data = TOKMAP_TEST_DATA;
+    for (const char* name : {"config.json", "model.safetensors"})
+      fs::copy_file(data / "model" / "arch" / "llama" / "hf" / name, llama_ / name,
+                    fs::copy_options::overwrite_existing);
+    fs::copy_file(data / "explore" / "spm-512" / "tokenizer.json", llama_ / "tokenizer.json",
+                  fs::copy_options::overwrite_existing);
+  }
+  void TearDown() override { fs::remove_all(llama_); }
+  fs::path llama_;
+};
+
+TEST_F(EngineTest, LoadsEachModelOnce) {
+  tokmap::model::ResolveOptions resolve;
+  resolve.bundled_dirs = {TOKMAP_MODELS_DIR};
+  ex::Engine engine(resolve);
+  const auto& first = engine.load("demo-brown-gpt2");
+  EXPECT_EQ(&first, &engine.load("demo-brown-gpt2"));
+  EXPECT_TRUE(first.tokenizer.has_value());
+}
+
+// GPT-2 against Llama: one point per aligned span, each model's vector the mean of its own
+// tokens' hidden states (checked against the forward pass run directly), tooltips' pieces, and
+// the neighbourhood comparison at matching depth.
+TEST_F(EngineTest, ComparesModelsWithDifferentTokenizersOnAlignedSpans) {
+  tokmap::model::ResolveOptions resolve;
+  resolve.bundled_dirs = {TOKMAP_MODELS_DIR};
+  ex::Engine engine(resolve);
+  const std::vector<ex::Text> texts{
+      {"The riverbank flooded after the storm, and the fishermen waited.", "--text 1"},
+      {"Interest rates at the central bank rose again.", "--text 2"}};
+  ex::VizOptions options;
+  options.models = {"demo-brown-gpt2", llama_.string()};
+  options.dims = {2};
+  options.normalize = "none";
+  options.iterations = 250;
+  std::vector<std::string> notes;
+  ex::Hooks hooks;
+  hooks.info = [&](std::string_view m) { notes.emplace_back(m); };
+  const ex::Result result = ex::run(engine, texts, options, hooks);
+  const auto& data = result.data;
+  EXPECT_EQ(data.settings.points, "spans");
+  ASSERT_EQ(result.states.size(), 2u);
+  ASSERT_GE(data.tokens.size(), 10u);
+  bool any_split = false;
+  for (const auto& token : data.tokens) {
+    ASSERT_EQ(token.pieces.size(), 2u);
+    ASSERT_FALSE(token.pieces[0].empty());
+    ASSERT_FALSE(token.pieces[1].empty());
+    any_split = any_split || token.pieces[0].size() != token.pieces[1].size();
+    // The span is the text the point stands for.
+    const std::string& text = data.texts[static_cast<std::size_t>(token.text)];
+    ASSERT_LE(token.offset.second, text.size());
+  }
+  EXPECT_TRUE(any_split) << "the two tokenizers should split some word differently";
+  ASSERT_FALSE(notes.empty());
+  EXPECT_NE(notes.front().find("tokenize the texts differently"), std::string::npos);
+
+  // Model 1's vector of every point: the mean of its tokens' states, from the forward pass.
+  const auto& llama = engine.load(llama_.string());
+  std::vector<std::vector<std::int32_t>> ids;
+  for (const auto& t : texts) ids.push_back(llama.tokenizer->encode(t.text).ids);
+  tokmap::model::ForwardOptions forward;
+  forward.layers = result.states[1].layers;
+  std::vector<std::vector<std::vector<float>>> states(texts.size());  // [text][layer] (T*C)
+  for (std::size_t t = 0; t < texts.size(); ++t)
+    states[t].assign(forward.layers.size(), std::vector<float>(ids[t].size() * 64));
+  tokmap::model::forward(llama.model, ids, forward, [&](const tokmap::model::HiddenStates& h) {
+    for (std::size_t l = 0; l < h.layers.size(); ++l)
+      std::copy_n(h.layers[l].data(), h.token_count * h.width,
+                  states[h.text_index][l].data() + h.first_token * h.width);
+  });
+  const std::size_t width = result.states[1].width;
+  ASSERT_EQ(width, 64u);
+  double worst = 0;
+  for (std::size_t i = 0; i < data.tokens.size(); ++i) {
+    const auto& token = data.tokens[i];
+    const auto t = static_cast<std::size_t>(token.text);
+    const auto& enc = llama.tokenizer->encode(texts[t].text);
+    // The Llama tokens inside the point's span (those with text).
+    std::vector<std::size_t> inside;
+    for (std::size_t p = 0; p < enc.offsets.size(); ++p) {
+      if (enc.offsets[p].first < enc.offsets[p].second &&
+          enc.offsets[p].first >= token.offset.first &&
+          enc.offsets[p].second <= token.offset.second)
+        inside.push_back(p);
+    }
+    ASSERT_EQ(inside.size(), token.pieces[1].size()) << "point " << i;
+    for (std::size_t l = 0; l < forward.layers.size(); ++l) {
+      for (std::size_t c = 0; c < width; ++c) {
+        double mean = 0;
+        for (const auto p : inside) mean += states[t][l][p * width + c];
+        mean /= double(inside.size());
+        worst = std::max(worst, std::abs(mean - result.states[1].hidden[l][i * width + c]));
+      }
+    }
+  }
+  EXPECT_LT(worst, 1e-5);
+  // Comparison at matching depth: GPT-2's 6 layers against Llama's 3.
+  ASSERT_FALSE(data.comparison.empty());
+  for (const auto& pair : data.comparison) {
+    EXPECT_EQ(pair.overlap.size(), data.tokens.size());
+    EXPECT_EQ(pair.layer_b, static_cast<int>(std::lround(pair.layer_a * 3.0 / 6.0)));
+  }
+}
