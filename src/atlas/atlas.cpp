@@ -104,8 +104,8 @@ void smallest(std::vector<std::int32_t>& out, const std::vector<float>& values, 
   const auto less = [&](std::int32_t a, std::int32_t b) {
     return values[a] < values[b] || (values[a] == values[b] && a < b);
   };
-  std::nth_element(scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(k),
-                   scratch.end(), less);
+  std::nth_element(scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(k), scratch.end(),
+                   less);
   std::sort(scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(k), less);
   out.assign(scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(k));
 }
@@ -115,8 +115,8 @@ struct PointResult {
   int overlap = 0;  // of confidence_k
 };
 
-// Repulsion of the whole frozen reference on one point y: z = sum_j w_j, rep = sum_j w_j^2 (y - y_j)
-// with w_j = 1 / (1 + |y - y_j|^2). soa: the map's coordinates by dimension, (dims, n). Float
+// Repulsion of the whole frozen reference on one point y: z = sum_j w_j, rep = sum_j w_j^2 (y -
+// y_j) with w_j = 1 / (1 + |y - y_j|^2). soa: the map's coordinates by dimension, (dims, n). Float
 // lanes summed in blocks of 256 into double, in a fixed order: vectorised, and the same bytes on
 // every run and thread count.
 void repulsion(double& z, double* rep, const std::vector<float>& soa, std::size_t n, int dims,
@@ -181,9 +181,8 @@ PointResult place_one(const Atlas& atlas, const AtlasLayer& layer, const AtlasMa
   smallest(nn, dist, k, exclude, scratch);
   std::vector<float> sq(nn.size()), p(nn.size());
   for (std::size_t a = 0; a < nn.size(); ++a) sq[a] = dist[nn[a]];
-  tsne::conditional_probabilities(p, sq, 1, nn.size(),
-                                  std::min(atlas.perplexity, std::max(1.0, (nn.size() - 1) / 3.0)),
-                                  1);
+  tsne::conditional_probabilities(
+      p, sq, 1, nn.size(), std::min(atlas.perplexity, std::max(1.0, (nn.size() - 1) / 3.0)), 1);
 
   PointResult result;
   const float* ref = map.coords.data();
@@ -233,7 +232,8 @@ PointResult place_one(const Atlas& atlas, const AtlasLayer& layer, const AtlasMa
 
   // Confidence: the point's kc nearest reference points in feature space against its kc nearest
   // reference points in the map.
-  const std::size_t kc = std::min<std::size_t>(static_cast<std::size_t>(atlas.confidence_k), nn.size());
+  const std::size_t kc =
+      std::min<std::size_t>(static_cast<std::size_t>(atlas.confidence_k), nn.size());
   std::vector<float> mapdist(n);
   for (std::size_t j = 0; j < n; ++j) {
     double d2 = 0;
@@ -256,7 +256,8 @@ PointResult place_one(const Atlas& atlas, const AtlasLayer& layer, const AtlasMa
 }
 
 // Pool-adjacent-violators: the non-decreasing fit of values with weights.
-std::vector<double> isotonic(const std::vector<double>& values, const std::vector<double>& weights) {
+std::vector<double> isotonic(const std::vector<double>& values,
+                             const std::vector<double>& weights) {
   struct Block {
     double sum, weight;
     std::size_t count;
@@ -295,11 +296,13 @@ double map_diameter(const AtlasMap& map, std::size_t n) {
 
 std::vector<float> to_features(const Atlas& atlas, std::size_t layer_index,
                                std::span<const float> raw, std::size_t m) {
-  if (layer_index >= atlas.layers.size()) throw Error("atlas: no layer index " + std::to_string(layer_index), ErrorKind::usage);
+  if (layer_index >= atlas.layers.size())
+    throw Error("atlas: no layer index " + std::to_string(layer_index), ErrorKind::usage);
   if (raw.size() != m * atlas.width)
     throw Error("atlas: placing " + std::to_string(m) + " points needs " +
-                std::to_string(m * atlas.width) + " values (width " + std::to_string(atlas.width) +
-                "), got " + std::to_string(raw.size()), ErrorKind::usage);
+                    std::to_string(m * atlas.width) + " values (width " +
+                    std::to_string(atlas.width) + "), got " + std::to_string(raw.size()),
+                ErrorKind::usage);
   const auto& layer = atlas.layers[layer_index];
   const bool cosine = atlas.metric == "cosine";
   std::vector<float> out(m * atlas.rank), u(atlas.width);
@@ -317,7 +320,8 @@ Placement place_features(const Atlas& atlas, std::size_t layer_index, std::size_
   const auto& map = layer.maps.at(map_index);
   if (features.size() != m * atlas.rank)
     throw Error("atlas: features of " + std::to_string(m) + " points must have " +
-                std::to_string(m * atlas.rank) + " values", ErrorKind::usage);
+                    std::to_string(m * atlas.rank) + " values",
+                ErrorKind::usage);
   if (!exclude.empty() && exclude.size() != m)
     throw Error("atlas: one excluded reference row per placed point", ErrorKind::usage);
   if (atlas.n < 2) throw Error("atlas: the reference has fewer than 2 points");
@@ -330,8 +334,9 @@ Placement place_features(const Atlas& atlas, std::size_t layer_index, std::size_
   const int kc = atlas.confidence_k;
   std::vector<float> soa(map.coords.size());
   for (std::size_t j = 0; j < atlas.n; ++j)
-    for (int c = 0; c < map.dims; ++c) soa[std::size_t(c) * atlas.n + j] = map.coords[j * map.dims + c];
-  // Static chunks of independent points: any thread count gives the same bytes.
+    for (int c = 0; c < map.dims; ++c)
+      soa[std::size_t(c) * atlas.n + j] = map.coords[j * map.dims + c];
+      // Static chunks of independent points: any thread count gives the same bytes.
 #pragma omp parallel for schedule(static) num_threads(thread_count(options.threads))
   for (std::int64_t i = 0; i < static_cast<std::int64_t>(m); ++i) {
     const auto r = place_one(atlas, layer, map, soa, features.data() + i * atlas.rank,
@@ -345,8 +350,8 @@ Placement place_features(const Atlas& atlas, std::size_t layer_index, std::size_
 }
 
 std::vector<Placement> place(const Atlas& atlas, std::size_t layer_index,
-                             std::span<const float> raw, std::size_t m,
-                             const PlaceOptions& options, std::span<const std::int64_t> exclude) {
+                             std::span<const float> raw, std::size_t m, const PlaceOptions& options,
+                             std::span<const std::int64_t> exclude) {
   const auto features = to_features(atlas, layer_index, raw, m);
   std::vector<Placement> out;
   for (std::size_t k = 0; k < atlas.layers[layer_index].maps.size(); ++k)
@@ -381,7 +386,8 @@ Atlas build(const std::vector<std::vector<float>>& states, const std::vector<int
   // Held-out tokens for the calibration: evenly spaced rows.
   const std::size_t h = std::min(options.holdout, n / 2);
   std::vector<std::int64_t> held(h);
-  for (std::size_t i = 0; i < h; ++i) held[i] = static_cast<std::int64_t>((2 * i + 1) * n / (2 * h));
+  for (std::size_t i = 0; i < h; ++i)
+    held[i] = static_cast<std::int64_t>((2 * i + 1) * n / (2 * h));
 
   for (std::size_t l = 0; l < layers.size(); ++l) {
     if (states[l].size() != n * width)
@@ -401,12 +407,13 @@ Atlas build(const std::vector<std::vector<float>>& states, const std::vector<int
     for (std::size_t i = 0; i < n; ++i)
       for (std::size_t c = 0; c < width; ++c) pm[c] += u[i * width + c];
     layer.pca_mean.resize(width);
-    for (std::size_t c = 0; c < width; ++c) layer.pca_mean[c] = static_cast<float>(pm[c] / double(n));
+    for (std::size_t c = 0; c < width; ++c)
+      layer.pca_mean[c] = static_cast<float>(pm[c] / double(n));
     principal_axes(layer.components, u, n, width, atlas.rank, layer.pca_mean);
     layer.features.resize(n * atlas.rank);
     for (std::size_t i = 0; i < n; ++i)
-      project({layer.features.data() + i * atlas.rank, atlas.rank},
-              {u.data() + i * width, width}, layer);
+      project({layer.features.data() + i * atlas.rank, atlas.rank}, {u.data() + i * width, width},
+              layer);
 
     for (const int dims : options.dims) {
       tsne::TsneOptions t;

@@ -54,16 +54,16 @@ struct AtlasMap {
 };
 
 struct AtlasLayer {
-  int layer = 0;                // hidden-state index
-  std::vector<float> mean;      // (width) corpus mean removed first
-  std::vector<float> pca_mean;  // (width)
+  int layer = 0;                  // hidden-state index
+  std::vector<float> mean;        // (width) corpus mean removed first
+  std::vector<float> pca_mean;    // (width)
   std::vector<float> components;  // (rank, width)
   std::vector<float> features;    // (n, rank) the reference points in feature space
   std::vector<AtlasMap> maps;     // one per dims
 };
 
 struct Atlas {
-  std::string model;       // model name as resolved
+  std::string model;              // model name as resolved
   std::string metric = "cosine";  // cosine | euclidean (before the PCA)
   std::string normalize = "center";
   std::size_t width = 0;
@@ -119,8 +119,9 @@ struct Placement {
 // of that layer, as produced by the model (normalised here with the atlas's corpus mean).
 // exclude: per new point, a reference row to leave out (for leave-one-out checks) or -1; empty =
 // none.
-std::vector<Placement> place(const Atlas& atlas, std::size_t layer_index, std::span<const float> raw,
-                             std::size_t m, const PlaceOptions& options = {},
+std::vector<Placement> place(const Atlas& atlas, std::size_t layer_index,
+                             std::span<const float> raw, std::size_t m,
+                             const PlaceOptions& options = {},
                              std::span<const std::int64_t> exclude = {});
 
 // The same, for points already in feature space (m, rank).

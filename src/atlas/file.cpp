@@ -149,8 +149,9 @@ Atlas read(const std::filesystem::path& path) {
   const auto version = md.find("version");
   if (version == md.end()) fail(path, "atlas metadata 'version' is missing");
   if (version->second != std::to_string(kFormatVersion))
-    fail(path, "atlas format version '" + version->second + "' is not supported (this tokmap reads " +
-                   std::to_string(kFormatVersion) + "; a newer tokmap may read it)");
+    fail(path, "atlas format version '" + version->second +
+                   "' is not supported (this tokmap reads " + std::to_string(kFormatVersion) +
+                   "; a newer tokmap may read it)");
   const auto doc = md.find("atlas");
   if (doc == md.end()) fail(path, "atlas metadata 'atlas' is missing");
   const json meta = io::parse_json(doc->second, path.string() + ": metadata 'atlas'");
@@ -182,8 +183,8 @@ Atlas read(const std::filesystem::path& path) {
   for (const char* key : {"id", "display", "text", "position"}) {
     const json& v = field(path, tokens, key, "tokens.");
     if (!v.is_array() || v.size() != a.n)
-      fail(path, std::string("atlas metadata: 'tokens.") + key + "' must be an array of n = " +
-                     std::to_string(a.n) + " entries");
+      fail(path, std::string("atlas metadata: 'tokens.") + key +
+                     "' must be an array of n = " + std::to_string(a.n) + " entries");
   }
   a.tokens.resize(a.n);
   for (std::size_t i = 0; i < a.n; ++i) {
@@ -213,7 +214,8 @@ Atlas read(const std::filesystem::path& path) {
     AtlasLayer l;
     l.layer = static_cast<int>(whole(path, layers[i], "layer", where, 0, 100000));
     for (const auto& earlier : a.layers)
-      if (earlier.layer == l.layer) fail(path, "atlas metadata: layer " + std::to_string(l.layer) + " appears twice");
+      if (earlier.layer == l.layer)
+        fail(path, "atlas metadata: layer " + std::to_string(l.layer) + " appears twice");
     l.mean = array(file, tensor_name(l.layer, "mean"), {w});
     l.pca_mean = array(file, tensor_name(l.layer, "pca_mean"), {w});
     l.components = array(file, tensor_name(l.layer, "components"), {r, w});

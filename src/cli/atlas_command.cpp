@@ -51,8 +51,8 @@ struct Embedded {
 };
 
 Embedded embed(const model::Model& model, const tokenizer::Tokenizer* tok,
-               const std::vector<EncodedText>& encoded, const std::vector<int>& layers,
-               int threads, std::size_t max_tokens) {
+               const std::vector<EncodedText>& encoded, const std::vector<int>& layers, int threads,
+               std::size_t max_tokens) {
   Embedded e;
   e.width = static_cast<std::size_t>(model.config().n_embd);
   std::vector<std::vector<std::int32_t>> ids;
@@ -152,14 +152,16 @@ std::string tsv_field(std::string s) {
 void run_place(const AtlasPlaceOptions& o) {
   const auto a = atlas::read(o.atlas);
   const auto texts = read_texts(o.input, o.common);
-  const auto location = model::resolve_model(o.model.empty() ? a.model : o.model, resolve_options());
+  const auto location =
+      model::resolve_model(o.model.empty() ? a.model : o.model, resolve_options());
   const auto tokenizer = load_tokenizer(location.folder, texts);
   const tokenizer::Tokenizer* tok = tokenizer ? &*tokenizer : nullptr;
   const model::Model model = model::Model::load(location.folder);
   if (static_cast<std::size_t>(model.config().n_embd) != a.width)
     throw Error("model " + location.name + " has width " + std::to_string(model.config().n_embd) +
                     " but the atlas " + o.atlas + " was built with width " +
-                    std::to_string(a.width), ErrorKind::usage);
+                    std::to_string(a.width),
+                ErrorKind::usage);
   std::vector<int> layers;
   for (const auto& l : a.layers) {
     if (l.layer > model.config().n_layer)
@@ -186,7 +188,7 @@ void run_place(const AtlasPlaceOptions& o) {
       const int d = map.dims;
       for (std::size_t i = 0; i < a.n; ++i) {
         const auto& t = a.tokens[i];
-        out << "atlas\t" << t.text << '\t' << t.position << '\t' << tsv_field(t.display) << '\t'
+        out << "atlas\t" << t.text + 1 << '\t' << t.position << '\t' << tsv_field(t.display) << '\t'
             << t.id << '\t' << a.layers[l].layer << '\t' << d;
         for (int c = 0; c < 3; ++c) out << '\t' << (c < d ? map.coords[i * d + c] : 0.0f);
         out << "\t1\n";
@@ -194,8 +196,8 @@ void run_place(const AtlasPlaceOptions& o) {
       const auto& p = placed[l][k];
       for (std::size_t i = 0; i < m; ++i) {
         const auto& t = e.tokens[i];
-        out << "placed\t" << t.text << '\t' << t.position << '\t' << tsv_field(t.display) << '\t'
-            << t.id << '\t' << a.layers[l].layer << '\t' << d;
+        out << "placed\t" << t.text + 1 << '\t' << t.position << '\t' << tsv_field(t.display)
+            << '\t' << t.id << '\t' << a.layers[l].layer << '\t' << d;
         for (int c = 0; c < 3; ++c) out << '\t' << (c < d ? p.coords[i * d + c] : 0.0f);
         out << '\t' << p.confidence[i] << '\n';
       }
@@ -226,7 +228,8 @@ struct AtlasCheckOptions {
 // position they land: the median displacement relative to the map's diameter.
 void run_check(const AtlasCheckOptions& o) {
   const auto a = atlas::read(o.atlas);
-  const auto location = model::resolve_model(o.model.empty() ? a.model : o.model, resolve_options());
+  const auto location =
+      model::resolve_model(o.model.empty() ? a.model : o.model, resolve_options());
   const model::Model model = model::Model::load(location.folder);
   std::vector<int> chosen = o.texts;
   if (chosen.empty())
@@ -252,7 +255,8 @@ void run_check(const AtlasCheckOptions& o) {
     const int t = chosen[e.tokens[i].text];
     std::int64_t row = -1;
     for (std::size_t j = 0; j < a.n; ++j)
-      if (a.tokens[j].text == t && a.tokens[j].position == e.tokens[i].position) row = std::int64_t(j);
+      if (a.tokens[j].text == t && a.tokens[j].position == e.tokens[i].position)
+        row = std::int64_t(j);
     if (row >= 0) {
       self.push_back(row);
       rows.push_back(i);
@@ -305,20 +309,25 @@ void add_atlas_command(CLI::App& app) {
   add_text_input_flags(*build, b->input);
   build->add_option("-l,--layers", b->layers, "Layers: all, last, or a list such as 0,3,6")
       ->capture_default_str();
-  build->add_option("--dims", b->dims, "Map dimensions: 2, 3 or 2,3")->delimiter(',')
+  build->add_option("--dims", b->dims, "Map dimensions: 2, 3 or 2,3")
+      ->delimiter(',')
       ->capture_default_str();
   build->add_option("--perplexity", b->perplexity, "t-SNE perplexity")->capture_default_str();
   build->add_option("--rank", b->rank, "PCA dimensions of the stored feature space")
-      ->check(whole_number(1))->capture_default_str();
+      ->check(whole_number(1))
+      ->capture_default_str();
   build->add_option("--metric", b->metric, "cosine or euclidean")->capture_default_str();
   build->add_option("--iterations", b->iterations, "t-SNE iterations")
-      ->check(whole_number(1))->capture_default_str();
+      ->check(whole_number(1))
+      ->capture_default_str();
   build->add_option("--seed", b->seed, "Random seed")->capture_default_str();
   build->add_option("--max-tokens", b->max_tokens, "Keep at most this many corpus tokens")
       ->capture_default_str();
-  build->add_option("--provenance", b->provenance, "Free text stored in the atlas (source, licence)");
+  build->add_option("--provenance", b->provenance,
+                    "Free text stored in the atlas (source, licence)");
   build->add_option("-o,--out", b->out, "Output NAME.tokmap-atlas")->required();
-  build->add_option("--threads", b->threads, "Threads (default: all cores)")->check(whole_number(0));
+  build->add_option("--threads", b->threads, "Threads (default: all cores)")
+      ->check(whole_number(0));
   add_common_flags(*build, b->common);
   build->footer(
       "Examples:\n"
@@ -340,7 +349,8 @@ void add_atlas_command(CLI::App& app) {
   add_model_flag(*check, ch->model);
   check->add_option("--texts", ch->texts, "Atlas text indices (default: every 10th)")
       ->delimiter(',');
-  check->add_option("--threads", ch->threads, "Threads (default: all cores)")->check(whole_number(0));
+  check->add_option("--threads", ch->threads, "Threads (default: all cores)")
+      ->check(whole_number(0));
   add_common_flags(*check, ch->common);
   check->footer("Example:\n  tokmap atlas check samples/austen.tokmap-atlas --texts 3,7");
   check->callback([ch] { run_check(*ch); });
@@ -352,7 +362,8 @@ void add_atlas_command(CLI::App& app) {
   add_model_flag(*place, p->model);
   add_text_input_flags(*place, p->input);
   place->add_option("-o,--out", p->out, "points.tsv (default: standard output)");
-  place->add_option("--threads", p->threads, "Threads (default: all cores)")->check(whole_number(0));
+  place->add_option("--threads", p->threads, "Threads (default: all cores)")
+      ->check(whole_number(0));
   add_common_flags(*place, p->common);
   place->footer(
       "Example:\n"

@@ -1,16 +1,17 @@
 // Atlas: file round trip and validation, placement's batch and thread independence, and the
 // held-out re-placement check on a small synthetic corpus (clusters in 24 dimensions).
+#include "atlas/atlas.hpp"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <cstdio>
 #include <random>
 
-#include "atlas/atlas.hpp"
 #include "io/io.hpp"
 #include "support/error_of.hpp"
 #include "support/temp_dir.hpp"
@@ -141,7 +142,8 @@ TEST(Atlas, HeldOutRowsLandWhereTheMapPutThem) {
       for (std::size_t i = 0; i < 40; ++i) {
         double s = 0;
         for (int c = 0; c < map.dims; ++c) {
-          const double t = placed[k].coords[i * map.dims + c] - map.coords[(300 + i) * map.dims + c];
+          const double t =
+              placed[k].coords[i * map.dims + c] - map.coords[(300 + i) * map.dims + c];
           s += t * t;
         }
         moved.push_back(std::sqrt(s));
@@ -149,7 +151,8 @@ TEST(Atlas, HeldOutRowsLandWhereTheMapPutThem) {
       std::nth_element(moved.begin(), moved.begin() + 20, moved.end());
       const double relative = moved[20] / map_diameter(map, a.n);
       EXPECT_LT(relative, 0.05) << "layer " << l << " dims " << map.dims;
-      std::printf("layer %zu, %dD: median displacement %.4f of the diameter\n", l, map.dims, relative);
+      std::printf("layer %zu, %dD: median displacement %.4f of the diameter\n", l, map.dims,
+                  relative);
       float mean_conf = 0;
       for (float c : placed[k].confidence) mean_conf += c / 40;
       EXPECT_GT(mean_conf, 0.3f);
