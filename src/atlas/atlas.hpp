@@ -44,6 +44,7 @@ struct AtlasToken {
   std::string display;  // as viz shows it
   std::int32_t text = 0;
   std::int32_t position = 0;
+  std::uint32_t begin = 0, end = 0;  // bytes of texts[text] the token covers
 };
 
 struct AtlasMap {

@@ -90,14 +90,18 @@ void write(const std::filesystem::path& path, const Atlas& atlas) {
   meta["provenance"] = atlas.provenance;
   meta["texts"] = atlas.texts;
   json ids = json::array(), displays = json::array(), texts = json::array(),
-       positions = json::array();
+       positions = json::array(), begins = json::array(), ends = json::array();
   for (const auto& t : atlas.tokens) {
+    begins.push_back(t.begin);
+    ends.push_back(t.end);
     ids.push_back(t.id);
     displays.push_back(t.display);
     texts.push_back(t.text);
     positions.push_back(t.position);
   }
-  meta["tokens"] = {{"id", ids}, {"display", displays}, {"text", texts}, {"position", positions}};
+  meta["tokens"] = {{"id", ids},       {"display", displays},
+                    {"text", texts},   {"position", positions},
+                    {"begin", begins}, {"end", ends}};
   json layers = json::array();
   for (const auto& l : atlas.layers) {
     json maps = json::array();
@@ -180,7 +184,7 @@ Atlas read(const std::filesystem::path& path) {
     a.texts.push_back(t.get<std::string>());
   }
   const json& tokens = field(path, meta, "tokens", "");
-  for (const char* key : {"id", "display", "text", "position"}) {
+  for (const char* key : {"id", "display", "text", "position", "begin", "end"}) {
     const json& v = field(path, tokens, key, "tokens.");
     if (!v.is_array() || v.size() != a.n)
       fail(path, std::string("atlas metadata: 'tokens.") + key +
@@ -203,6 +207,15 @@ Atlas read(const std::filesystem::path& path) {
     a.tokens[i] = {static_cast<std::int32_t>(id.get<std::int64_t>()), display.get<std::string>(),
                    static_cast<std::int32_t>(t.get<std::int64_t>()),
                    static_cast<std::int32_t>(p.get<std::int64_t>())};
+    const json& b = tokens["begin"][i];
+    const json& e = tokens["end"][i];
+    const std::size_t size = a.texts[a.tokens[i].text].size();
+    if (!b.is_number_unsigned() || !e.is_number_unsigned() ||
+        b.get<std::uint64_t>() > e.get<std::uint64_t>() || e.get<std::uint64_t>() > size)
+      fail(path, "atlas metadata: token " + std::to_string(i) +
+                     " needs begin <= end <= " + std::to_string(size) + " (the bytes of its text)");
+    a.tokens[i].begin = static_cast<std::uint32_t>(b.get<std::uint64_t>());
+    a.tokens[i].end = static_cast<std::uint32_t>(e.get<std::uint64_t>());
   }
   const json& layers = field(path, meta, "layers", "");
   if (!layers.is_array() || layers.empty() || layers.size() > 4096)

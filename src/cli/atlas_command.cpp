@@ -64,7 +64,9 @@ Embedded embed(const model::Model& model, const tokenizer::Tokenizer* tok,
     for (std::size_t p = 1; p < enc.ids.size() && e.tokens.size() < max_tokens; ++p) {
       row_of[t][p] = static_cast<std::int64_t>(e.tokens.size());
       e.tokens.push_back({enc.ids[p], display_token(tok, enc.ids[p]), static_cast<std::int32_t>(t),
-                          static_cast<std::int32_t>(p)});
+                          static_cast<std::int32_t>(p),
+                          static_cast<std::uint32_t>(enc.offsets[p].first),
+                          static_cast<std::uint32_t>(enc.offsets[p].second)});
     }
   }
   const std::size_t n = e.tokens.size();

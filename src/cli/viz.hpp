@@ -24,6 +24,7 @@ struct VizOptions {
   bool exclude_first = true;           // drop each text's position-0 token
   std::vector<std::string> highlight;  // words whose tokens are emphasised and labelled
   std::string out;                     // report folder
+  std::string atlas;                   // place the texts into this .tokmap-atlas (no new maps)
   int iterations = 750;
   bool figures = true;  // PNG/SVG/PDF figures
   int threads = 0;

@@ -89,6 +89,10 @@ void add_viz_flags(CLI::App& command, VizFlags& flags) {
       "--no-figures", [&options] { options.figures = false; }, "Skip the PNG/SVG/PDF figures");
   command.add_option("--threads", options.threads, "Threads (default: all cores)")
       ->check(whole_number(0));
+  command.add_option("--atlas", options.atlas,
+                     "Place the texts' tokens into this atlas's frozen maps (tokmap atlas build) "
+                     "instead of mapping them anew: the atlas faded, the new tokens on top, "
+                     "points.tsv with source and confidence");
   command.add_option("--from-report", flags.from_report,
                      "Rerun the report in this index.html (its texts and every map-deciding "
                      "flag, from its created_with) into --out");
@@ -178,7 +182,9 @@ void add_viz_command(CLI::App& app) {
       "  tokmap viz --file samples/sentences.txt --highlight bank --out report\n"
       "  tokmap viz --text \"The bank of the river.\" --text \"Money at the bank.\" --layers "
       "0,-1 --out r\n"
-      "  tokmap viz --from-report report/index.html --out report-again");
+      "  tokmap viz --from-report report/index.html --out report-again\n"
+      "  tokmap viz --atlas samples/austen.tokmap-atlas --text \"She was a lady of fortune.\" "
+      "--out placed");
   command->callback([flags, command] {
     if (!flags->from_report.empty()) {
       run_viz(options_from_report(*flags, *command));

@@ -196,6 +196,22 @@ struct Result {
 Result run(Engine& engine, const std::vector<Text>& texts, const VizOptions& options,
            const Hooks& hooks = {});
 
+// --- Placing text into an atlas (viz --atlas) ------------------------------------------------
+
+struct AtlasVizOptions {
+  std::string model;  // empty: the atlas's own model
+  EncodeOptions encode;
+  bool exclude_first = true;
+  int threads = 0;
+};
+// The texts' tokens placed into the frozen maps of an atlas (src/atlas, docs/ATLAS_FORMAT.md):
+// the report's points are the atlas's tokens (Token::source "atlas") followed by the new ones
+// ("placed", Token::confidence from the last layer's first map); texts likewise (the atlas's
+// first). Analyses run in the atlas's feature space. A placed token's position does not depend
+// on the other texts placed with it.
+Result run_atlas(Engine& engine, const std::vector<Text>& texts, const fs::path& atlas_file,
+                 const AtlasVizOptions& options, const Hooks& hooks = {});
+
 // --- Output --------------------------------------------------------------------------------------
 
 struct WriteOptions {

@@ -173,6 +173,10 @@ std::string to_json(const ReportData& data) {
                       {"offset", {t.offset.first, t.offset.second}},
                       {"kind", t.kind}});
     if (!t.label.empty()) tokens.back()["label"] = t.label;
+    if (!t.source.empty()) {
+      tokens.back()["source"] = t.source;
+      tokens.back()["confidence"] = t.confidence;
+    }
     if (!t.pieces.empty()) {
       json& pieces = tokens.back()["pieces"] = json::array();
       for (const auto& of_model : t.pieces) {
@@ -280,9 +284,13 @@ std::string read_data_json(const fs::path& index_html) {
 }
 
 void write_points_tsv(const fs::path& path, const ReportData& data) {
+  // Atlas reports (viz --atlas) add where each row comes from and its placement confidence.
+  const bool sourced = !data.tokens.empty() && !data.tokens.front().source.empty();
   std::string out =
+      std::string(sourced ? "source\t" : "") +
       "model\tlayer\tperplexity\ttoken\ttext\tposition\tx\ty\tx3\ty3\tz3\tcluster\toutlier\tstabili"
-      "ty\trating\trating3\n";
+      "ty\trating\trating3" +
+      (sourced ? "\tconfidence\n" : "\n");
   const std::size_t n = data.tokens.size();
   for (std::size_t model = 0; model < data.models.size(); ++model) {
     for (const int layer : data.layers) {
@@ -307,6 +315,7 @@ void write_points_tsv(const fs::path& path, const ReportData& data) {
         const std::string rating2 = rating_of(map2), rating3 = rating_of(map3);
         for (std::size_t i = 0; i < n; ++i) {
           const Token& t = data.tokens[i];
+          if (sourced) out += tsv_field(t.source) + '\t';
           out += tsv_field(data.models[model]) + '\t' + std::to_string(layer) + '\t' +
                  format_number(perplexity) + '\t' + tsv_field(t.display) + '\t' +
                  std::to_string(t.text + 1) + '\t' + std::to_string(t.position) + '\t';
@@ -327,7 +336,9 @@ void write_points_tsv(const fs::path& path, const ReportData& data) {
                  (analysis ? format_float(analysis->outlier[i]) : "") + '\t';
           const Map* stable = map2 != nullptr ? map2 : map3;
           if (!stable->point_stability.empty()) out += format_float(stable->point_stability[i]);
-          out += '\t' + rating2 + '\t' + rating3 + '\n';
+          out += '\t' + rating2 + '\t' + rating3;
+          if (sourced) out += '\t' + format_float(t.confidence);
+          out += '\n';
         }
       }
     }

@@ -35,6 +35,10 @@ struct Token {
     std::int32_t id = 0;
   };
   std::vector<std::vector<Piece>> pieces;
+  // Reports of text placed into an atlas (viz --atlas): "atlas" for the reference's tokens,
+  // "placed" for the new text's, with the placement confidence in [0, 1]. Empty otherwise.
+  std::string source;
+  float confidence = 1.0f;
 };
 
 // A model name as a file-name part: "openai-community/gpt2" -> "openai-community_gpt2".

@@ -490,7 +490,8 @@ class App {
       const c = colorOf(i);
       out[i * 4] = c[0]; out[i * 4 + 1] = c[1]; out[i * 4 + 2] = c[2];
       if (keyOf && hidden.has(keyOf(i))) { out[i * 4 + 3] = 4; continue; }
-      out[i * 4 + 3] = i === s.selected ? 3 : this.hlActive ? (this.hlMask[i] ? 2 : 1) : 0;
+      // An atlas report (viz --atlas) shows the reference faded and the placed tokens on top.
+      out[i * 4 + 3] = i === s.selected ? 3 : this.hlActive ? (this.hlMask[i] ? 2 : 1) : (d.tokens[i].source === 'atlas' ? 1 : 0);
       visible++;
     }
     view.visibleCount = visible;
@@ -861,6 +862,7 @@ class App {
     const pair = d.pairs.length ? this.pairFor(view) : null;
     const facts = [
       `text ${t.text + 1}`, `position ${t.position}`, `layer ${layer}`, KIND_LABELS[t.kind] || t.kind,
+      t.source ? (t.source === 'placed' ? `placed, confidence ${fmt(t.confidence, 2)}` : 'atlas') : '',
       d.models.length > 1 ? d.models[view.model] : '',
       a && a.cluster ? `cluster ${a.cluster[i]}` : '',
       a && a.outlier ? `outlier z ${fmt(a.outlier[i], 1)}` : '',
