@@ -52,7 +52,7 @@ struct Embedded {
 
 Embedded embed(const model::Model& model, const tokenizer::Tokenizer* tok,
                const std::vector<EncodedText>& encoded, const std::vector<int>& layers, int threads,
-               std::size_t max_tokens) {
+               std::size_t max_tokens, bool one_text_at_a_time = false) {
   Embedded e;
   e.width = static_cast<std::size_t>(model.config().n_embd);
   std::vector<std::vector<std::int32_t>> ids;
@@ -74,15 +74,24 @@ Embedded embed(const model::Model& model, const tokenizer::Tokenizer* tok,
   model::ForwardOptions fo;
   fo.layers = layers;
   fo.threads = threads;
-  model::forward(model, ids, fo, [&](const model::HiddenStates& h) {
+  // The forward pass batches texts, and a text's states may then differ in the last bit with
+  // the company it keeps; placement runs each text alone so that its tokens' positions do not.
+  std::size_t text_base = 0;
+  const auto keep = [&](const model::HiddenStates& h) {
     for (std::size_t i = 0; i < h.token_count; ++i) {
-      const auto row = row_of[h.text_index][h.first_token + i];
+      const auto row = row_of[text_base + h.text_index][h.first_token + i];
       if (row < 0) continue;
       for (std::size_t l = 0; l < h.layers.size(); ++l)
         std::copy_n(h.layers[l].data() + i * h.width, h.width,
                     e.states[l].data() + std::size_t(row) * h.width);
     }
-  });
+  };
+  if (one_text_at_a_time) {
+    for (text_base = 0; text_base < ids.size(); ++text_base)
+      model::forward(model, std::span(ids).subspan(text_base, 1), fo, keep);
+  } else {
+    model::forward(model, ids, fo, keep);
+  }
   return e;
 }
 
@@ -173,7 +182,7 @@ void run_place(const AtlasPlaceOptions& o) {
   }
   const auto start = std::chrono::steady_clock::now();  // the model is loaded
   const auto encoded = encode_texts(tok, texts, o.input.lossy, o.common);
-  auto e = embed(model, tok, encoded, layers, o.threads, SIZE_MAX);
+  auto e = embed(model, tok, encoded, layers, o.threads, SIZE_MAX, true);
   const std::size_t m = e.tokens.size();
   atlas::PlaceOptions po;
   po.threads = o.threads;
@@ -248,7 +257,7 @@ void run_check(const AtlasCheckOptions& o) {
   const auto encoded = encode_texts(tok, sources, false, o.common);
   std::vector<int> layers;
   for (const auto& l : a.layers) layers.push_back(l.layer);
-  auto e = embed(model, tok, encoded, layers, o.threads, SIZE_MAX);
+  auto e = embed(model, tok, encoded, layers, o.threads, SIZE_MAX, true);
   // Each re-embedded token's row in the atlas (the same text and position).
   std::vector<std::int64_t> self;
   std::vector<float> keep;

@@ -22,13 +22,6 @@ Result run_atlas(Engine& engine, const std::vector<Text>& texts, const fs::path&
                 ErrorKind::usage);
   }
   const tokenizer::Tokenizer* tok = loaded.tokenizer ? &*loaded.tokenizer : nullptr;
-  std::vector<std::vector<tokenizer::Encoding>> encodings(1);
-  for (const auto& text : texts) encodings[0].push_back(encode(tok, text, options.encode, hooks));
-  Points points = make_points(std::move(encodings), {loaded.name}, options.exclude_first);
-  const std::size_t m = points.points.size();
-  if (m == 0) throw Error("viz --atlas: the texts have no tokens to place");
-
-  // Raw states of the atlas's layers: placement normalises with the atlas's own corpus mean.
   std::string layers;
   for (const auto& l : a.layers) {
     if (l.layer > loaded.model.config().n_layer)
@@ -37,11 +30,34 @@ Result run_atlas(Engine& engine, const std::vector<Text>& texts, const fs::path&
                   ErrorKind::usage);
     layers += (layers.empty() ? "" : ",") + std::to_string(l.layer);
   }
+  // Raw states of the atlas's layers (placement normalises with the atlas's own corpus mean),
+  // one text at a time: the forward pass batches texts, and a text's states could then differ
+  // in the last bit with the company it keeps; alone, a placed token's position cannot.
   StateOptions state_options;
   state_options.layers = layers;
   state_options.normalize = "none";
   state_options.threads = options.threads;
-  const ModelStates raw = hidden_states(loaded, points, 0, state_options);
+  std::vector<tokenizer::Encoding> encodings;
+  std::vector<Point> all_points;
+  ModelStates raw;
+  for (std::size_t t = 0; t < texts.size(); ++t) {
+    encodings.push_back(encode(tok, texts[t], options.encode, hooks));
+    Points one = make_points({{encodings.back()}}, {loaded.name}, options.exclude_first);
+    if (one.points.empty()) continue;
+    ModelStates states = hidden_states(loaded, one, 0, state_options);
+    if (raw.hidden.empty()) {
+      raw = std::move(states);
+    } else {
+      for (std::size_t l = 0; l < raw.hidden.size(); ++l)
+        raw.hidden[l].insert(raw.hidden[l].end(), states.hidden[l].begin(), states.hidden[l].end());
+    }
+    for (auto& point : one.points) {
+      point.text = t;
+      all_points.push_back(std::move(point));
+    }
+  }
+  const std::size_t m = all_points.size();
+  if (m == 0) throw Error("viz --atlas: the texts have no tokens to place");
 
   Result result;
   report::ReportData& data = result.data;
@@ -65,8 +81,8 @@ Result run_atlas(Engine& engine, const std::vector<Text>& texts, const fs::path&
     token.source = "atlas";
     data.tokens.push_back(std::move(token));
   }
-  for (const auto& point : points.points) {
-    const auto& encoding = points.encodings[0][point.text];
+  for (const auto& point : all_points) {
+    const auto& encoding = encodings[point.text];
     const std::size_t p = point.positions[0].front();
     report::Token token;
     token.text = static_cast<int>(a.texts.size() + point.text);
