@@ -101,7 +101,7 @@ Atlas build(const std::vector<std::vector<float>>& states, const std::vector<int
             const Progress& progress = {});
 
 struct PlaceOptions {
-  int iterations = 100;
+  int iterations = 50;  // from the P-weighted start; 50 vs 100: median displacement +10%, half the time
   double learning_rate = 1.0;
   double momentum = 0.8;
   double max_step = 1.0;  // per-iteration step norm cap, in map units

@@ -36,6 +36,7 @@ struct AtlasPlaceOptions {
   std::string atlas;
   std::string model;  // default: the atlas's model
   std::string out;    // points.tsv
+  int iterations = atlas::PlaceOptions{}.iterations;
   int threads = 0;
 };
 
@@ -186,6 +187,7 @@ void run_place(const AtlasPlaceOptions& o) {
   const std::size_t m = e.tokens.size();
   atlas::PlaceOptions po;
   po.threads = o.threads;
+  po.iterations = o.iterations;
   std::vector<std::vector<atlas::Placement>> placed;
   for (std::size_t l = 0; l < layers.size(); ++l)
     placed.push_back(atlas::place(a, l, e.states[l], m, po));
@@ -231,6 +233,7 @@ struct AtlasCheckOptions {
   std::string atlas;
   std::string model;
   std::vector<int> texts;  // empty: every 10th text
+  int iterations = atlas::PlaceOptions{}.iterations;
   int threads = 0;
 };
 
@@ -276,6 +279,7 @@ void run_check(const AtlasCheckOptions& o) {
   if (rows.empty()) throw Error("no re-embedded token matches an atlas token");
   atlas::PlaceOptions po;
   po.threads = o.threads;
+  po.iterations = o.iterations;
   std::printf("%zu tokens of %zu text(s), each placed with its own reference row left out\n",
               rows.size(), chosen.size());
   std::printf("layer\tdims\tmedian_displacement\tdiameter\trelative\tmean_confidence\n");
@@ -362,6 +366,9 @@ void add_atlas_command(CLI::App& app) {
       ->delimiter(',');
   check->add_option("--threads", ch->threads, "Threads (default: all cores)")
       ->check(whole_number(0));
+  check->add_option("--iterations", ch->iterations, "Placement iterations")
+      ->check(whole_number(0))
+      ->capture_default_str();
   add_common_flags(*check, ch->common);
   check->footer("Example:\n  tokmap atlas check samples/austen.tokmap-atlas --texts 3,7");
   check->callback([ch] { run_check(*ch); });
@@ -375,6 +382,9 @@ void add_atlas_command(CLI::App& app) {
   place->add_option("-o,--out", p->out, "points.tsv (default: standard output)");
   place->add_option("--threads", p->threads, "Threads (default: all cores)")
       ->check(whole_number(0));
+  place->add_option("--iterations", p->iterations, "Placement iterations")
+      ->check(whole_number(0))
+      ->capture_default_str();
   add_common_flags(*place, p->common);
   place->footer(
       "Example:\n"
