@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes one random Llama-architecture model three ways, for bench/forward/llama.sh:
 
-    make_llama.py --shape smollm2-135m|llama-3.2-1b OUT_DIR [--seed 1234]
+    make_llama.py --shape smollm2-135m|llama-3.2-1b|llama-2-7b OUT_DIR [--seed 1234] [--hf-only]
 
 OUT_DIR/hf/       config.json + model.safetensors (BF16, Hugging Face LlamaForCausalLM names)
 OUT_DIR/f32.gguf  the same values (BF16 widened exactly) as GGUF v3 F32, llama.cpp's names and
@@ -10,6 +10,9 @@ OUT_DIR/f16.gguf  conventions (Q/K rows permuted per head as convert_hf_to_gguf.
                   converter keeps them); a placeholder SentencePiece vocabulary of vocab_size
                   pieces so that llama.cpp loads it.
 OUT_DIR/ids.txt   4 texts x 256 token ids (fixed seed), one text per line.
+
+--hf-only writes only OUT_DIR/hf and ids.txt (llama-2-7b: 13.2 GB of BF16 for the peak-RSS
+measurement in docs/BENCHMARKS.md; the lm_head is left out, tied, as it is never used).
 
 Every tensor is generated once and written to all three files, so peak memory is one tensor.
 Weights N(0, 0.02), output projections N(0, 0.02 / sqrt(2 n_layer)), norm gains 1 + N(0, 0.1).
@@ -32,6 +35,10 @@ SHAPES = {
     "llama-3.2-1b": dict(hidden_size=2048, num_hidden_layers=16, num_attention_heads=32,
                          num_key_value_heads=8, intermediate_size=8192, vocab_size=128256,
                          max_position_embeddings=131072, rope_theta=500000.0, rms_norm_eps=1e-5),
+    # meta-llama/Llama-2-7b-hf config.json (multi-head attention, no GQA)
+    "llama-2-7b": dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32,
+                       num_key_value_heads=32, intermediate_size=11008, vocab_size=32000,
+                       max_position_embeddings=4096, rope_theta=10000.0, rms_norm_eps=1e-5),
 }
 
 
@@ -142,6 +149,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--shape", choices=sorted(SHAPES), required=True)
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--hf-only", action="store_true", help="skip the two GGUF files")
     parser.add_argument("out")
     args = parser.parse_args()
     shape = SHAPES[args.shape]
@@ -180,7 +188,7 @@ def main():
     st.write(struct.pack("<Q", len(text)) + text)
 
     files = {}
-    for kind, ggml, ftype in (("f32", 0, 0), ("f16", 1, 1)):
+    for kind, ggml, ftype in () if args.hf_only else (("f32", 0, 0), ("f16", 1, 1)):
         infos = []
         for (_, gg), d in zip(names, dims):
             t = 0 if (ggml == 0 or len(d) == 1) else ggml
@@ -194,6 +202,8 @@ def main():
     for i, (hf, gg, values, heads) in enumerate(tensors(shape, rng)):
         bits = bf16_bits(values)
         st.write(bits.tobytes())
+        if not files:
+            continue
         wide = (bits.astype(np.uint32) << 16).view(np.float32).reshape(values.shape)
         if heads:
             wide = permute(wide, heads)

@@ -32,17 +32,18 @@ std::string command_line(const VizOptions& options, const std::vector<std::strin
     for (const auto& text : options.input.texts) words.insert(words.end(), {"--text", text});
   }
   if (options.input.lossy) words.push_back("--lossy");
-  for (const auto& word : options.highlight) words.insert(words.end(), {"--highlight", word});
+  for (const auto& word : options.pipeline.highlight)
+    words.insert(words.end(), {"--highlight", word});
   std::string dims, perplexity;
-  for (const int d : options.dims) dims += (dims.empty() ? "" : ",") + std::to_string(d);
+  for (const int d : options.pipeline.dims) dims += (dims.empty() ? "" : ",") + std::to_string(d);
   for (const double p : perplexities)
     perplexity += (perplexity.empty() ? "" : ",") + format("%g", p);
-  words.insert(words.end(),
-               {"--layers", options.layers, "--dims", dims, "--perplexity", perplexity, "--seed",
-                std::to_string(options.seed), "--seeds", std::to_string(options.seeds), "--metric",
-                options.metric, "--normalize", options.normalize,
-                options.exclude_first ? "--exclude-first" : "--include-first", "--iterations",
-                std::to_string(options.iterations)});
+  words.insert(words.end(), {"--layers", options.pipeline.layers, "--dims", dims, "--perplexity",
+                             perplexity, "--seed", std::to_string(options.pipeline.seed), "--seeds",
+                             std::to_string(options.pipeline.seeds), "--metric",
+                             options.pipeline.metric, "--normalize", options.pipeline.normalize,
+                             options.pipeline.exclude_first ? "--exclude-first" : "--include-first",
+                             "--iterations", std::to_string(options.pipeline.iterations)});
   if (!options.figures) words.push_back("--no-figures");
   std::string line;
   for (const auto& word : words) line += (line.empty() ? "" : " ") + shell_quote(word);
@@ -63,10 +64,10 @@ void run_viz_atlas(const VizOptions& options) {
   explore::Hooks hooks = hooks_for(options.common);
   explore::Engine engine(resolve_options());
   explore::AtlasVizOptions atlas_options;
-  if (!options.models.empty()) atlas_options.model = options.models.front();
+  if (!options.pipeline.models.empty()) atlas_options.model = options.pipeline.models.front();
   atlas_options.encode.lossy = options.input.lossy;
-  atlas_options.exclude_first = options.exclude_first;
-  atlas_options.threads = options.threads;
+  atlas_options.exclude_first = options.pipeline.exclude_first;
+  atlas_options.threads = options.pipeline.threads;
   explore::Result result = explore::run_atlas(engine, texts, options.atlas, atlas_options, hooks);
   std::string line = "tokmap viz --atlas " + shell_quote(options.atlas);
   if (!options.input.file.empty()) {
@@ -77,7 +78,7 @@ void run_viz_atlas(const VizOptions& options) {
   result.data.created_with = line;
   explore::WriteOptions write_options;
   write_options.figures = options.figures;
-  write_options.threads = options.threads;
+  write_options.threads = options.pipeline.threads;
   explore::write_report(staging.path(), result, write_options);
   staging.commit();
   info(options.common, "wrote " + options.out + "/index.html: " + result.data.title);
@@ -90,20 +91,8 @@ void run_viz(const VizOptions& options) {
     run_viz_atlas(options);
     return;
   }
-  explore::VizOptions pipeline;
-  pipeline.models = options.models;
+  explore::VizOptions pipeline = options.pipeline;
   pipeline.encode.lossy = options.input.lossy;
-  pipeline.layers = options.layers;
-  pipeline.dims = options.dims;
-  pipeline.perplexities = options.perplexities;
-  pipeline.seed = options.seed;
-  pipeline.seeds = options.seeds;
-  pipeline.metric = options.metric;
-  pipeline.normalize = options.normalize;
-  pipeline.exclude_first = options.exclude_first;
-  pipeline.highlight = options.highlight;
-  pipeline.iterations = options.iterations;
-  pipeline.threads = options.threads;
   explore::validate(pipeline);
   if (options.out.empty()) throw Error("--out is required", ErrorKind::usage);
   io::StagingFolder staging(options.out);  // fails early when the destination is not writable
@@ -126,7 +115,7 @@ void run_viz(const VizOptions& options) {
   result.data.created_with = command_line(options, result.data.models, result.data.perplexities);
   explore::WriteOptions write_options;
   write_options.figures = options.figures;
-  write_options.threads = options.threads;
+  write_options.threads = options.pipeline.threads;
   explore::write_report(staging.path(), result, write_options);
   staging.commit();
   bars.clear();

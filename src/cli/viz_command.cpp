@@ -39,55 +39,57 @@ struct VizFlags {
 
 void add_viz_flags(CLI::App& command, VizFlags& flags) {
   VizOptions& options = flags.options;
-  command.add_option("-m,--model", options.models,
+  command.add_option("-m,--model", options.pipeline.models,
                      "Model(s): folder, bundled name or Hugging Face id (id@revision for one "
-                     "snapshot); repeat to compare models (same tokenizer). Default: " +
+                     "snapshot); repeat to compare models (different tokenizers are aligned on the "
+                     "spans both cover). Default: " +
                          std::string(model::kDefaultModel));
   add_text_input_flags(command, options.input);
   command
-      .add_option("-l,--layers", options.layers,
+      .add_option("-l,--layers", options.pipeline.layers,
                   "last, all, or a list such as 0,3,6 (negatives count from the end: -1 = last)")
       ->capture_default_str();
   command.add_option("--dims", flags.dims, "Map dimensions: 2, 3 or 2,3")->capture_default_str();
   command.add_option("-p,--perplexity", flags.perplexity,
                      "Perplexity, or a list (5,15,30,50) for a grid; default (tokens - 1) / 4 "
                      "clamped to [2, 30]");
-  command.add_option("--seed", options.seed, "Random seed")
+  command.add_option("--seed", options.pipeline.seed, "Random seed")
       ->capture_default_str()
       ->check(whole_number(0, std::numeric_limits<std::uint64_t>::max()));
   command
-      .add_option("--seeds", options.seeds,
+      .add_option("--seeds", options.pipeline.seeds,
                   "Maps per setting from this many seeds; > 1 adds stability across seeds")
       ->capture_default_str()
       ->check(whole_number(1));
   command
-      .add_option("--metric", options.metric, "Distance in the model's space: cosine or euclidean")
+      .add_option("--metric", options.pipeline.metric,
+                  "Distance in the model's space: cosine or euclidean")
       ->capture_default_str()
       ->check(CLI::IsMember({"cosine", "euclidean"}));
   command
-      .add_option("--normalize", options.normalize,
+      .add_option("--normalize", options.pipeline.normalize,
                   "Before mapping: none, center (subtract each layer's mean) or spherize "
                   "(center, then unit length)")
       ->capture_default_str()
       ->check(CLI::IsMember({"none", "center", "spherize"}));
   command.add_flag_callback(
-      "--exclude-first", [&options] { options.exclude_first = true; },
+      "--exclude-first", [&options] { options.pipeline.exclude_first = true; },
       "Leave out each text's first token, whose hidden state has an outsized norm in GPT-2 "
       "(the default)");
   command.add_flag_callback(
-      "--include-first", [&options] { options.exclude_first = false; },
+      "--include-first", [&options] { options.pipeline.exclude_first = false; },
       "Keep each text's first token");
-  command.add_option("--highlight", options.highlight,
+  command.add_option("--highlight", options.pipeline.highlight,
                      "Words to emphasise and label first (repeatable); a word the tokenizer "
                      "splits is matched as its run of sub-tokens");
   command.add_option("-o,--out", options.out, "Report folder (replaced whole on success)")
       ->required();
-  command.add_option("--iterations", options.iterations, "t-SNE iterations")
+  command.add_option("--iterations", options.pipeline.iterations, "t-SNE iterations")
       ->capture_default_str()
       ->check(whole_number(1));
   command.add_flag_callback(
       "--no-figures", [&options] { options.figures = false; }, "Skip the PNG/SVG/PDF figures");
-  command.add_option("--threads", options.threads, "Threads (default: all cores)")
+  command.add_option("--threads", options.pipeline.threads, "Threads (default: all cores)")
       ->check(whole_number(0));
   command.add_option("--atlas", options.atlas,
                      "Place the texts' tokens into this atlas's frozen maps (tokmap atlas build) "
@@ -100,11 +102,11 @@ void add_viz_flags(CLI::App& command, VizFlags& flags) {
 }
 
 void finish_flags(VizFlags& flags) {
-  flags.options.dims.clear();
+  flags.options.pipeline.dims.clear();
   for (const double d : parse_number_list(flags.dims, "--dims"))
-    flags.options.dims.push_back(static_cast<int>(d));
+    flags.options.pipeline.dims.push_back(static_cast<int>(d));
   if (!flags.perplexity.empty())
-    flags.options.perplexities = parse_number_list(flags.perplexity, "--perplexity");
+    flags.options.pipeline.perplexities = parse_number_list(flags.perplexity, "--perplexity");
 }
 
 // --from-report: the report's own command line (created_with) and its texts, with --out and
@@ -163,7 +165,7 @@ VizOptions options_from_report(const VizFlags& given, const CLI::App& command) {
   }
   options.out = given.options.out;
   options.common = given.options.common;
-  if (command.count("--threads") > 0) options.threads = given.options.threads;
+  if (command.count("--threads") > 0) options.pipeline.threads = given.options.pipeline.threads;
   if (!given.options.figures) options.figures = false;
   return options;
 }

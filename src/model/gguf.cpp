@@ -561,8 +561,9 @@ struct Meta {
 
 // llama.cpp architecture names → Hugging Face model_type.
 constexpr std::pair<std::string_view, std::string_view> kGgufArchitectures[] = {
-    {"llama", "llama"}, {"qwen2", "qwen2"},   {"qwen3", "qwen3"},      {"phi3", "phi3"},
-    {"gemma", "gemma"}, {"gemma2", "gemma2"}, {"gptneox", "gpt_neox"}, {"bert", "bert"},
+    {"llama", "llama"},        {"qwen2", "qwen2"},      {"qwen3", "qwen3"},
+    {"phi3", "phi3"},          {"gemma", "gemma"},      {"gemma2", "gemma2"},
+    {"gemma3", "gemma3_text"}, {"gptneox", "gpt_neox"}, {"bert", "bert"},
 };
 
 // How a llama.cpp tensor name becomes a Hugging Face one: "blk.N." + `gguf` → `hf` with N in
@@ -816,6 +817,25 @@ json config_fields(const Meta& m, const std::string& model_type, const GgufFile&
     const std::int64_t head = key_length > 0 ? key_length : n_embd / n_head;
     c["query_pre_attn_scalar"] = n_layer == 46 ? n_embd / n_head : head;
   }
+  if (arch == "gemma3") {
+    c["hidden_activation"] = "gelu_pytorch_tanh";
+    // As llama.cpp reads them: no window (or 0) means every layer attends fully; otherwise
+    // layer l slides unless l % pattern == pattern - 1 (pattern 6 when absent).
+    const auto window = m.integer("attention.sliding_window", 0, 0, std::int64_t(1) << 30, false);
+    const auto pattern = m.integer("attention.sliding_window_pattern", 6, 1, 1 << 16, false);
+    json types = json::array();
+    for (std::int64_t l = 0; l < n_layer; ++l) {
+      types.push_back(window > 0 && l % pattern < pattern - 1 ? "sliding_attention"
+                                                              : "full_attention");
+    }
+    c["layer_types"] = types;
+    c["sliding_window"] = window > 0 ? window : context;
+    c["rope_local_base_freq"] = m.number("rope.freq_base_swa", 10000.0, 0.0, 1e12);
+    // llama.cpp scales queries by 1/sqrt(key_length), except Gemma 3 27B (62 blocks):
+    // 1/sqrt(hidden_size / heads).
+    const std::int64_t head = key_length > 0 ? key_length : n_embd / n_head;
+    c["query_pre_attn_scalar"] = n_layer == 62 ? n_embd / n_head : head;
+  }
   if (arch == "phi3" || arch == "qwen2" || arch == "qwen3") {
     // llama.cpp runs these without a sliding window (phi3 writes 0 or its training window).
     c["sliding_window"] = nullptr;
@@ -851,6 +871,11 @@ Model load_gguf(const fs::path& path) {
   const Meta meta{file, arch};
   const std::string config_where = where + " (GGUF metadata)";
   Config config = parse_config(config_fields(meta, model_type, file).dump(), config_where);
+  // llama.cpp's bert takes token types as optional (DistilBERT GGUFs have none): type 0 adds 0.
+  if (config.architecture == Architecture::bert &&
+      file.find_tensor("token_types.weight") == nullptr) {
+    config.type_vocab_size = 0;
+  }
 
   // What the Hugging Face fields cannot say.
   const auto rotary =

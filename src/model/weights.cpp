@@ -303,7 +303,7 @@ void build_encoder(ModelBuilder& b) {
   const std::int64_t C = c.n_embd, I = c.n_inner, V = c.vocab_size, P = c.position_table_rows;
   b.model.token_embedding = b.get(p + "embeddings.word_embeddings.weight", {V, C});
   b.model.position_embedding = b.get(p + "embeddings.position_embeddings.weight", {P, C});
-  if (!distil) {
+  if (c.type_vocab_size > 0) {  // DistilBERT and GGUF files without token_types.weight: none
     b.model.token_type_embedding =
         b.get(p + "embeddings.token_type_embeddings.weight", {c.type_vocab_size, C});
   }

@@ -125,6 +125,72 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, GgufFixtures,
                                            Case{"bert", Architecture::bert, 0, 1e-3}),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// The made architectures (tests/data/model/arch-made, GGUF copies written by
+// make_llamacpp_references.py there with llama.cpp's conventions): the GGUF and safetensors
+// copies of the same weights give the same states in every layer, and the GGUF copy gives
+// llama.cpp's final states. Where llama.cpp's semantics differ from the Hugging Face model's,
+// only the tokens both define alike are compared: Mistral's first sliding_window tokens (llama.cpp
+// runs it as llama, without a window) and RoBERTa's texts without a padding id inside (llama.cpp
+// numbers positions 0..n-1).
+struct MadeCase {
+  const char* name;
+  Architecture architecture;
+  double hf_tolerance;
+  double llamacpp_tolerance;
+  std::size_t rows = 0;       // compare the first `rows` tokens only (0: all)
+  int skip_sequence = -1;     // a sequence the GGUF copy need not agree on
+  int cut_position_rows = 0;  // RoBERTa: the GGUF position table starts at pad_token_id + 1
+};
+
+class MadeGguf : public ::testing::TestWithParam<MadeCase> {};
+
+TEST_P(MadeGguf, GivesTheStatesOfTheSafetensorsCopyAndLlamaCpp) {
+  const MadeCase c = GetParam();
+  const fs::path dir = fs::path(TOKMAP_TEST_DATA) / "model" / "arch-made" / c.name;
+  const Model gguf = Model::load(dir / "model.gguf");
+  const Model hf = Model::load(dir / "hf");
+  EXPECT_EQ(gguf.config().architecture, c.architecture);
+  EXPECT_EQ(gguf.config().n_layer, hf.config().n_layer);
+  EXPECT_EQ(gguf.config().rotary_dim, hf.config().rotary_dim);
+  EXPECT_EQ(gguf.parameter_count() + std::size_t(c.cut_position_rows) * gguf.config().n_embd,
+            hf.parameter_count());
+  const auto inputs = nlohmann::json::parse(io::read_text_file(dir / "inputs.json"));
+  const auto seqs = inputs.at("sequences").get<std::vector<std::vector<std::int32_t>>>();
+  const std::size_t C = gguf.config().n_embd;
+  double vs_hf = 0, vs_cpp = 0;
+  for (std::size_t s = 0; s < seqs.size(); ++s) {
+    if (int(s) == c.skip_sequence) continue;
+    const std::size_t rows = c.rows == 0 ? seqs[s].size() : std::min(c.rows, seqs[s].size());
+    const auto a = all_states(gguf, seqs[s]), b = all_states(hf, seqs[s]);
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t l = 0; l < a.size(); ++l) {
+      vs_hf = std::max(
+          vs_hf, relative_error(std::span(a[l]).first(rows * C), std::span(b[l]).first(rows * C)));
+    }
+    const auto cpp =
+        test_support::read_npy_any(dir / "llamacpp" / ("seq" + std::to_string(s) + ".npy"));
+    ASSERT_EQ(cpp.data.size(), rows * C) << c.name << " seq " << s;
+    vs_cpp = std::max(vs_cpp, relative_error(std::span(a.back()).first(rows * C), cpp.data));
+  }
+  EXPECT_LE(vs_hf, c.hf_tolerance) << c.name;
+  EXPECT_LE(vs_cpp, c.llamacpp_tolerance) << c.name;
+  std::printf("[ agreement ] %s gguf: safetensors %.2e, llama.cpp %.2e\n", c.name, vs_hf, vs_cpp);
+}
+
+// Identical states where the GGUF file holds the same float32 values; Gemma's GGUF norms hold
+// 1 + w (rounded to float32), Gemma 3's q_norm also the query scale (see its meta.json: 9.7e-7),
+// and llama3 rope scaling comes from rope_freqs.weight in float32 instead of the config's numbers.
+INSTANTIATE_TEST_SUITE_P(
+    Made, MadeGguf,
+    ::testing::Values(MadeCase{"mistral", Architecture::llama, 0, 1e-4, 8},
+                      MadeCase{"qwen3", Architecture::qwen3, 0, 1e-4},
+                      MadeCase{"gemma", Architecture::gemma, 1e-6, 1e-3},
+                      MadeCase{"gemma3_text", Architecture::gemma3_text, 2e-6, 1e-3},
+                      MadeCase{"llama3rope", Architecture::llama, 1e-6, 1e-4},
+                      MadeCase{"roberta", Architecture::bert, 0, 1e-3, 0, 1, 2},
+                      MadeCase{"distilbert", Architecture::bert, 0, 1e-3}),
+    [](const auto& info) { return std::string(info.param.name); });
+
 TEST(Gguf, ReadsTheFixtureHeader) {
   const GgufFile file(kArch / "llama" / "model.gguf");
   EXPECT_EQ(file.version(), 3u);

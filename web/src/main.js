@@ -119,7 +119,7 @@ class App {
     $('#title').textContent = d.title;
     $('#created').textContent = d.createdWith;
     $('#summary').textContent = [
-      `${d.N.toLocaleString('en')} tokens`, `${d.texts.length} text${d.texts.length === 1 ? '' : 's'}`,
+      d.settings.points === 'spans' ? `${d.N.toLocaleString('en')} spans aligned across tokenizers` : `${d.N.toLocaleString('en')} tokens`, `${d.texts.length} text${d.texts.length === 1 ? '' : 's'}`,
       `${d.models.length} model${d.models.length === 1 ? '' : 's'}`,
       `layer${d.layers.length === 1 ? '' : 's'} ${d.layers.length > 1 ? `${d.layers[0]}–${d.layers[d.layers.length - 1]}` : d.layers[0]}`,
       d.settings.metric ? `${d.settings.metric} distance` : '',
