@@ -1,5 +1,6 @@
 // `tokmap atlas build|info|place|check` on the bundled model: a token's placed position does not
 // depend on the other texts placed with it nor on --threads; bad files fail with the file named.
+#include <algorithm>
 #include <set>
 
 #include "cli/cli_support.hpp"
@@ -39,6 +40,12 @@ std::vector<std::string> rows_of(const std::string& tsv, const std::string& sour
   return out;
 }
 
+std::string first_fields(const std::string& line, int count) {
+  std::size_t at = 0;
+  for (int i = 0; i < count && at != std::string::npos; ++i) at = line.find('\t', at + 1);
+  return line.substr(0, at);
+}
+
 TEST(AtlasCommand, PlacementIsBatchAndThreadIndependent) {
   const auto atlas = small_atlas();
   const std::string a =
@@ -59,6 +66,45 @@ TEST(AtlasCommand, PlacementIsBatchAndThreadIndependent) {
   EXPECT_GT(rows_of(both.out, "placed", "2").size(), 10u);
   EXPECT_EQ(rows_of(alone.out, "atlas", "1").size(), rows_of(both.out, "atlas", "1").size());
   EXPECT_THAT(alone.out, HasSubstr("source\ttext\tposition\ttoken"));
+}
+
+// viz --atlas: points.tsv marks each row's source; the placed rows of a text are the same with
+// or without another text placed beside it.
+TEST(AtlasCommand, VizPlacesIntoTheAtlas) {
+  const auto atlas = small_atlas();
+  const fs::path one = atlas_dir() / "one", two = atlas_dir() / "two";
+  const std::string a = "It is a truth universally acknowledged.";
+  auto r = run_tokmap({"viz", "--atlas", atlas.string(), "--text", a, "--out", one.string(),
+                       "--no-figures", "--quiet"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = run_tokmap({"viz", "--atlas", atlas.string(), "--text", a, "--text", "Mr. Bennet was odd.",
+                  "--out", two.string(), "--no-figures", "--quiet", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string p1 = slurp(one / "points.tsv"), p2 = slurp(two / "points.tsv");
+  EXPECT_EQ(p1.rfind("source\tmodel\tlayer", 0), 0u);
+  std::size_t atlas_rows = 0, placed_rows = 0;
+  std::istringstream in(p1);
+  std::string line;
+  std::vector<std::string> placed_one, placed_two;
+  while (std::getline(in, line)) {
+    atlas_rows += line.rfind("atlas\t", 0) == 0;
+    if (line.rfind("placed\t", 0) == 0) {
+      ++placed_rows;
+      placed_one.push_back(first_fields(line, 9));
+    }
+  }
+  EXPECT_EQ(atlas_rows, 400u * 2);  // two layers
+  EXPECT_EQ(placed_rows, 6u * 2);   // "It is a truth universally acknowledged." less its first
+  EXPECT_THAT(slurp(one / "index.html"), HasSubstr("\"source\":\"placed\""));
+  // Source, model, layer, perplexity, token, text, position, x, y: the same bytes in the second
+  // report (the clusters and outliers are of all the points, so they may differ).
+  std::istringstream in2(p2);
+  while (std::getline(in2, line)) {
+    if (line.rfind("placed\t", 0) == 0) placed_two.push_back(first_fields(line, 9));
+  }
+  for (const auto& row : placed_one) {
+    EXPECT_NE(std::find(placed_two.begin(), placed_two.end(), row), placed_two.end()) << row;
+  }
 }
 
 TEST(AtlasCommand, InfoAndCheck) {
