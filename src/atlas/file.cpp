@@ -31,8 +31,8 @@ const json& field(const std::filesystem::path& path, const json& object, const c
 std::uint64_t whole(const std::filesystem::path& path, const json& object, const char* key,
                     const std::string& where, std::uint64_t lo, std::uint64_t hi) {
   const json& v = field(path, object, key, where);
-  if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::uint64_t>() < lo ||
-      v.get<std::uint64_t>() > hi)
+  // Negative numbers are number_integer, not number_unsigned, in nlohmann/json.
+  if (!v.is_number_unsigned() || v.get<std::uint64_t>() < lo || v.get<std::uint64_t>() > hi)
     fail(path, "atlas metadata: " + where + "'" + key + "' must be a whole number in " +
                    std::to_string(lo) + ".." + std::to_string(hi));
   return v.get<std::uint64_t>();
