@@ -107,6 +107,18 @@ TEST(AtlasCommand, VizPlacesIntoTheAtlas) {
   }
 }
 
+// The same corpus gives the same atlas bytes with one thread and with two.
+TEST(AtlasCommand, BuildIsThreadIndependent) {
+  const auto atlas = small_atlas();  // --threads unset: every core
+  const fs::path one = atlas_dir() / "one-thread.tokmap-atlas";
+  const auto r =
+      run_tokmap({"atlas", "build", "--file", (kData / "../../samples/austen.jsonl").string(),
+                  "--max-tokens", "400", "--layers", "0,6", "--iterations", "250", "--rank", "16",
+                  "--out", one.string(), "--quiet", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(slurp(one) == slurp(atlas));
+}
+
 TEST(AtlasCommand, InfoAndCheck) {
   const auto atlas = small_atlas();
   const auto info = run_tokmap({"atlas", "info", atlas.string()});
