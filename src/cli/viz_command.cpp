@@ -1,4 +1,5 @@
 // tokmap viz: flags only; the pipeline is in viz.cpp.
+#include <algorithm>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -159,10 +160,21 @@ VizOptions options_from_report(const VizFlags& given, const CLI::App& command) {
   if (!data.contains("texts") || !data["texts"].is_array() || data["texts"].empty()) {
     throw Error(path + ": the report has no texts");
   }
-  for (const auto& text : data["texts"]) {
+  // A viz --atlas report holds the atlas's texts first: only the placed texts are placed again.
+  std::size_t first_text = 0;
+  if (!options.atlas.empty() && data.contains("tokens") && data["tokens"].is_array()) {
+    for (const auto& token : data["tokens"]) {
+      if (token.is_object() && token.value("source", std::string()) == "atlas" &&
+          token.contains("text") && token["text"].is_number_unsigned())
+        first_text = std::max<std::size_t>(first_text, token["text"].get<std::size_t>() + 1);
+    }
+  }
+  for (std::size_t t = first_text; t < data["texts"].size(); ++t) {
+    const auto& text = data["texts"][t];
     if (!text.is_string()) throw Error(path + ": the report's texts are not strings");
     options.input.texts.push_back(text.get<std::string>());
   }
+  if (options.input.texts.empty()) throw Error(path + ": the report has no placed texts");
   options.out = given.options.out;
   options.common = given.options.common;
   if (command.count("--threads") > 0) options.pipeline.threads = given.options.pipeline.threads;

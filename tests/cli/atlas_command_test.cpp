@@ -105,6 +105,12 @@ TEST(AtlasCommand, VizPlacesIntoTheAtlas) {
   for (const auto& row : placed_one) {
     EXPECT_NE(std::find(placed_two.begin(), placed_two.end(), row), placed_two.end()) << row;
   }
+  // --from-report places the report's own placed texts again: the same points.tsv.
+  const fs::path again = atlas_dir() / "again";
+  r = run_tokmap({"viz", "--from-report", (one / "index.html").string(), "--out", again.string(),
+                  "--no-figures", "--quiet"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(slurp(again / "points.tsv"), p1);
 }
 
 // The same corpus gives the same atlas bytes with one thread and with two.
