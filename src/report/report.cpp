@@ -230,8 +230,27 @@ std::string to_json(const ReportData& data) {
                        {"layer_b", p.layer_b},
                        {"k", n >= 2 ? std::min(p.k, n - 1) : p.k},
                        {"overlap", float_array(p.overlap)},
-                       {"mean", number(p.mean)}});
+                       {"mean", number(p.mean)},
+                       {"most_changed", p.most_changed}});
     }
+  }
+  json& changes = root["changes"] = json::array();
+  for (const auto& c : data.changes) {
+    changes.push_back({{"model", c.model},
+                       {"layer", c.layer},
+                       {"previous_layer", c.previous_layer},
+                       {"k", c.k},
+                       {"jaccard", float_array(c.jaccard)},
+                       {"mean", number(c.mean)},
+                       {"most_changed", c.most_changed}});
+  }
+  json& pca = root["pca"] = json::array();
+  for (const auto& v : data.pca) {
+    pca.push_back({{"model", v.model},
+                   {"layer", v.layer},
+                   {"dims", v.dims},
+                   {"coords", float_array(v.coords)},
+                   {"explained", double_array(v.explained)}});
   }
   root["settings"] = {{"metric", data.settings.metric},
                       {"normalize", data.settings.normalize},
