@@ -183,15 +183,17 @@ TEST_F(EngineTest, ComparesModelsWithDifferentTokenizersOnAlignedSpans) {
 namespace {
 
 // Two "models" of 3 and 2 layers over the same 12 points: model 0's layer 2 is its layer 1 with
-// two points swapped, so exactly those two points (and the points whose neighbour they were)
-// change neighbourhood.
+// points 0 and 7 swapped, so those two lose their whole neighbourhood and the points whose
+// neighbour they were lose one.
 std::vector<ex::ModelStates> synthetic_states() {
+  // Points along a line, spaced unevenly (no ties among distances), with a little of a second
+  // axis: point 0's 3 nearest are 1, 2, 3 and point 7's are 6, 8, 5.
   const std::size_t n = 12, d = 4;
-  std::vector<float> base(n * d);
-  for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t j = 0; j < d; ++j)
-      base[i * d + j] = static_cast<float>(std::sin(1.7 * double(i) + 0.9 * double(j)) +
-                                           (j == 0 ? 0.3 * double(i) : 0.0));
+  std::vector<float> base(n * d, 0.0f);
+  for (std::size_t i = 0; i < n; ++i) {
+    base[i * d + 0] = static_cast<float>(double(i) + 0.01 * double(i * i));
+    base[i * d + 1] = static_cast<float>(0.05 * std::sin(double(i)));
+  }
   std::vector<float> swapped = base;
   for (std::size_t j = 0; j < d; ++j) std::swap(swapped[0 * d + j], swapped[7 * d + j]);
   ex::ModelStates a;
