@@ -12,7 +12,7 @@ const fmt = (v, d = 3) => (v === null || v === undefined || !Number.isFinite(+v)
 const COLOR_MODES = [
   ['text', 'text'], ['model', 'model'], ['position', 'position in text'], ['kind', 'token kind'],
   ['cluster', 'cluster'], ['outlier', 'outlier score'], ['stability', 'stability (seeds)'],
-  ['overlap', 'neighbourhood overlap'], ['change', 'neighbourhood change from previous layer'],
+  ['overlap', 'neighbourhood overlap'], ['change', 'change from previous layer'],
 ];
 // Colourings whose legend entries are categories (a click hides or shows that category).
 const CATEGORICAL = new Set(['text', 'model', 'kind', 'cluster']);
