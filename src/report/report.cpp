@@ -16,7 +16,7 @@ using json = nlohmann::json;
 // JSON numbers: NaN/Inf have no JSON form; they become null.
 json number(double value) { return std::isfinite(value) ? json(value) : json(nullptr); }
 
-json float_array(const std::vector<float>& values) {
+json float_array(const std::vector<float>& values, int digits = 6) {
   json array = json::array();
   for (const float v : values) {
     // Six significant digits are plenty on screen and keep the page small.
@@ -26,7 +26,7 @@ json float_array(const std::vector<float>& values) {
     }
     char buffer[32];
     const auto result =
-        std::to_chars(buffer, buffer + sizeof buffer, v, std::chars_format::general, 6);
+        std::to_chars(buffer, buffer + sizeof buffer, v, std::chars_format::general, digits);
     double rounded = 0;
     std::from_chars(buffer, result.ptr, rounded);
     array.push_back(rounded);
@@ -249,7 +249,9 @@ std::string to_json(const ReportData& data) {
     pca.push_back({{"model", v.model},
                    {"layer", v.layer},
                    {"dims", v.dims},
-                   {"coords", float_array(v.coords)},
+                   // Four significant digits: off by at most 5e-5 of the view's extent (PCA
+                   // coordinates are centred), far under a pixel; a quarter less page.
+                   {"coords", float_array(v.coords, 4)},
                    {"explained", double_array(v.explained)}});
   }
   root["settings"] = {{"metric", data.settings.metric},
