@@ -457,11 +457,30 @@ std::vector<float> neighborhood_jaccard(const Matrix& a, const Matrix& b, std::s
   check_rows(a, b, "neighbourhood change");
   if (a.rows < 2) throw Error("neighbourhood change needs at least 2 points");
   k = std::min(k, a.rows - 1);
-  // The overlap s / k gives s; both sets have k members, so the union has 2k - s.
-  std::vector<float> out = neighborhood_overlap(a, b, k, metric);
-  for (auto& v : out) {
-    const float shared = std::round(v * static_cast<float>(k));
-    v = shared / (2.0f * static_cast<float>(k) - shared);
+  return jaccard_of_neighbors(nearest_neighbors(a, k, metric), nearest_neighbors(b, k, metric), k);
+}
+
+std::vector<std::int32_t> nearest_neighbors(const Matrix& x, std::size_t k,
+                                            neighbors::Metric metric) {
+  if (k == 0 || k >= x.rows)
+    throw Error("nearest neighbours: k = " + std::to_string(k) + " needs more than " +
+                std::to_string(k) + " points, got " + std::to_string(x.rows));
+  return knn_of(x, k, metric).indices;
+}
+
+std::vector<float> jaccard_of_neighbors(std::span<const std::int32_t> a,
+                                        std::span<const std::int32_t> b, std::size_t k) {
+  if (k == 0 || a.size() != b.size() || a.size() % k != 0)
+    throw Error("neighbourhood change: neighbour lists of different shapes");
+  const std::size_t n = a.size() / k;
+  std::vector<float> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto* x = a.data() + i * k;
+    const auto* y = b.data() + i * k;
+    std::size_t shared = 0;
+    for (std::size_t c = 0; c < k; ++c) shared += std::find(y, y + k, x[c]) != y + k;
+    // Both sets have k members, so the union has 2k - shared.
+    out[i] = static_cast<float>(double(shared) / double(2 * k - shared));
   }
   return out;
 }

@@ -93,6 +93,15 @@ std::vector<float> neighborhood_jaccard(const Matrix& a, const Matrix& b, std::s
 std::vector<float> neighborhood_jaccard_naive(const Matrix& a, const Matrix& b, std::size_t k,
                                               neighbors::Metric metric);
 
+// The same from neighbour lists already found, so a chain of layers searches each layer once:
+// a and b are (n, k) row-major neighbour indices of the same n points (nearest_neighbors).
+std::vector<float> jaccard_of_neighbors(std::span<const std::int32_t> a,
+                                        std::span<const std::int32_t> b, std::size_t k);
+// Each point's k nearest others, (rows, k) row-major, nearest first (exact search); k must be
+// below rows.
+std::vector<std::int32_t> nearest_neighbors(const Matrix& x, std::size_t k,
+                                            neighbors::Metric metric);
+
 // The indices of the `count` points with the lowest similarity (most changed) first; ties by
 // index, non-finite values last. count is lowered to the number of points.
 std::vector<std::int32_t> most_changed(std::span<const float> similarity, std::size_t count);

@@ -168,6 +168,13 @@ TEST(Jaccard, MatchesTheNaiveReferenceOnAPartlyChangedSpace) {
   const auto partly = neighborhood_jaccard({a, n, d}, {b, n, d}, 10, neighbors::Metric::cosine);
   EXPECT_LT(*std::min_element(partly.begin(), partly.end()), 0.5f);
   EXPECT_THROW(neighborhood_jaccard({a, 1, d}, {b, 1, d}, 10, neighbors::Metric::cosine), Error);
+  // From neighbour lists found once (a chain of layers): the same values.
+  const auto na = nearest_neighbors({a, n, d}, 10, neighbors::Metric::cosine);
+  const auto nb = nearest_neighbors({b, n, d}, 10, neighbors::Metric::cosine);
+  EXPECT_EQ(jaccard_of_neighbors(na, nb, 10), partly);
+  EXPECT_THROW(jaccard_of_neighbors(na, std::vector<std::int32_t>(nb.begin(), nb.end() - 1), 10),
+               Error);
+  EXPECT_THROW(nearest_neighbors({a, n, d}, n, neighbors::Metric::cosine), Error);
 }
 
 TEST(Jaccard, IsSharedOverTwiceKMinusShared) {
