@@ -753,7 +753,10 @@ Result run(Engine& engine, const std::vector<Text>& texts, const VizOptions& opt
   data.comparison = compare_models(result.states, options.metric);
   rank_comparison(data.comparison);
   data.changes = layer_changes(result.states, {.metric = options.metric});
-  data.pca = pca_views(result.states, {.threads = options.threads});
+  // As many axes as the deepest map: a 2D-only report keeps only two.
+  data.pca =
+      pca_views(result.states, {.dims = *std::max_element(options.dims.begin(), options.dims.end()),
+                                .threads = options.threads});
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

@@ -109,7 +109,8 @@ struct LayerChange {
 struct PcaView {
   int model = 0;
   int layer = 0;
-  int dims = 3;                   // columns of coords (fewer when the states have fewer)
+  int dims =
+      3;  // columns of coords: the report's largest map dims (fewer if the states have fewer)
   std::vector<float> coords;      // (N, dims)
   std::vector<double> explained;  // (dims): share of the total variance per axis
 };
