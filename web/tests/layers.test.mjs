@@ -118,6 +118,12 @@ test('View: PCA swaps in the layer\'s PCA coordinates and shows the explained va
   const ex0 = raw.pca.find((v) => v.model === 0 && v.layer === data.modelLayers[0][0]).explained;
   assert.equal(await page.textContent('#pca-explained-total'), `${pct(ex0[0] + ex0[1] + ex0[2])}%`);
   await page.screenshot({ path: path.join(artifacts, 'tokmap-pca-3d.png') });
+  // Trajectories and an animated layer change draw from the PCA views too.
+  await page.check('#trajectories');
+  await page.evaluate(() => window.__tokmap.setLayer(2, true));
+  await page.evaluate(() => window.__tokmap.render());
+  assert.match(await page.textContent('.view-caption'), /layer 2 · PCA/);
+  await page.uncheck('#trajectories');
 
   // Back to t-SNE: the map's own coordinates again.
   await page.selectOption('#dims', '2');
