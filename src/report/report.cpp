@@ -250,7 +250,7 @@ std::string to_json(const ReportData& data) {
                    {"layer", v.layer},
                    {"dims", v.dims},
                    // Four significant digits: off by at most 5e-5 of the view's extent (PCA
-                   // coordinates are centred), far under a pixel; the PCA part of the page is a fifth smaller.
+                   // coordinates are centred), far under a pixel; a fifth fewer PCA bytes.
                    {"coords", float_array(v.coords, 4)},
                    {"explained", double_array(v.explained)}});
   }
