@@ -16,7 +16,7 @@ using json = nlohmann::json;
 // JSON numbers: NaN/Inf have no JSON form; they become null.
 json number(double value) { return std::isfinite(value) ? json(value) : json(nullptr); }
 
-json float_array(const std::vector<float>& values) {
+json float_array(const std::vector<float>& values, int digits = 6) {
   json array = json::array();
   for (const float v : values) {
     // Six significant digits are plenty on screen and keep the page small.
@@ -26,7 +26,7 @@ json float_array(const std::vector<float>& values) {
     }
     char buffer[32];
     const auto result =
-        std::to_chars(buffer, buffer + sizeof buffer, v, std::chars_format::general, 6);
+        std::to_chars(buffer, buffer + sizeof buffer, v, std::chars_format::general, digits);
     double rounded = 0;
     std::from_chars(buffer, result.ptr, rounded);
     array.push_back(rounded);
@@ -234,8 +234,29 @@ std::string to_json(const ReportData& data) {
                        {"layer_b", p.layer_b},
                        {"k", n >= 2 ? std::min(p.k, n - 1) : p.k},
                        {"overlap", float_array(p.overlap)},
-                       {"mean", number(p.mean)}});
+                       {"mean", number(p.mean)},
+                       {"most_changed", p.most_changed}});
     }
+  }
+  json& changes = root["changes"] = json::array();
+  for (const auto& c : data.changes) {
+    changes.push_back({{"model", c.model},
+                       {"layer", c.layer},
+                       {"previous_layer", c.previous_layer},
+                       {"k", c.k},
+                       {"jaccard", float_array(c.jaccard)},
+                       {"mean", number(c.mean)},
+                       {"most_changed", c.most_changed}});
+  }
+  json& pca = root["pca"] = json::array();
+  for (const auto& v : data.pca) {
+    pca.push_back({{"model", v.model},
+                   {"layer", v.layer},
+                   {"dims", v.dims},
+                   // Four significant digits: off by at most 5e-5 of the view's extent (PCA
+                   // coordinates are centred), far under a pixel; a fifth fewer PCA bytes.
+                   {"coords", float_array(v.coords, 4)},
+                   {"explained", double_array(v.explained)}});
   }
   root["settings"] = {{"metric", data.settings.metric},
                       {"normalize", data.settings.normalize},
