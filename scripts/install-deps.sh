@@ -2,6 +2,9 @@
 # Installs the Debian 12 packages tokmap needs. Idempotent: only missing packages are installed.
 #   scripts/install-deps.sh          build + test packages
 #   scripts/install-deps.sh --bench  also the benchmark peers (PyTorch, scikit-learn, Rtsne, Node)
+#                                    and the demo atlas's corpus
+#   scripts/install-deps.sh --demo   also the demo atlas's corpus (Jane Austen's novels, public
+#                                    domain, packaged for R: scripts/austen-corpus.sh reads it)
 set -euo pipefail
 
 build_and_test=(
@@ -18,9 +21,11 @@ build_and_test=(
   chromium
 )
 bench=(python3 python3-numpy python3-torch python3-sklearn r-cran-rtsne time)
+demo=(r-base-core r-cran-janeaustenr)
 
 packages=("${build_and_test[@]}")
-if [[ "${1:-}" == "--bench" ]]; then packages+=("${bench[@]}"); fi
+if [[ "${1:-}" == "--bench" ]]; then packages+=("${bench[@]}" "${demo[@]}"); fi
+if [[ "${1:-}" == "--demo" ]]; then packages+=("${demo[@]}"); fi
 
 missing=()
 # Node.js builds the report page (web/): Debian's nodejs + npm unless a node is already there

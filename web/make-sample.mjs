@@ -86,6 +86,36 @@ function knn(vecs, k, metric = 'cosine') {
   return { neighbors: out, distances: dists };
 }
 
+/**
+ * PCA of rows `vecs` (n, d) onto the top k axes by power iteration with deflation on the d x d
+ * covariance (d is small here): { coords (n, k) flat, explained (k) shares of the variance }.
+ */
+function pcaOf(vecs, k) {
+  const n = vecs.length, d = vecs[0].length;
+  const mean = new Array(d).fill(0);
+  for (const v of vecs) v.forEach((x, q) => { mean[q] += x / n; });
+  const X = vecs.map((v) => v.map((x, q) => x - mean[q]));
+  const C = Array.from({ length: d }, (_, a) => Array.from({ length: d }, (_, b) => X.reduce((s, r) => s + r[a] * r[b], 0)));
+  const total = C.reduce((s, row, a) => s + row[a], 0);
+  const axes = [], explained = [];
+  for (let c = 0; c < k; c++) {
+    let v = Array.from({ length: d }, (_, q) => 1 + q);
+    let lambda = 0;
+    for (let it = 0; it < 500; it++) {
+      const w = C.map((row) => row.reduce((s, x, q) => s + x * v[q], 0));
+      lambda = Math.sqrt(w.reduce((s, x) => s + x * x, 0)) || 1;
+      v = w.map((x) => x / lambda);
+    }
+    let arg = 0;
+    v.forEach((x, q) => { if (Math.abs(x) > Math.abs(v[arg])) arg = q; });
+    if (v[arg] < 0) v = v.map((x) => -x);
+    axes.push(v);
+    explained.push(total > 0 ? lambda / total : 0);
+    for (let a = 0; a < d; a++) for (let b = 0; b < d; b++) C[a][b] -= lambda * v[a] * v[b];
+  }
+  return { coords: X.flatMap((r) => axes.map((v) => r.reduce((s, x, q) => s + x * v[q], 0))), explained };
+}
+
 function robustZ(values) {
   const s = [...values].sort((a, b) => a - b);
   const med = s[Math.floor(s.length / 2)];
@@ -138,7 +168,7 @@ function smallSample() {
   const own = tokens.map(() => vec());
 
   const maps = [], analysis = [];
-  const pairs = [];
+  const pairs = [], changes = [], pca = [];
   models.forEach((modelName, model) => {
     const rot = model === 0 ? 0 : 0.5;
     const ownLayers = modelLayers[model];
@@ -151,6 +181,19 @@ function smallSample() {
         if (t.position === 0) v[0] += 6 + 3 * f; // the first token's outsized norm
         return v;
       });
+    });
+    // What changed between layers and the PCA views (docs/REPORT_FORMAT.md), computed from the
+    // latent states without drawing random numbers, so everything else stays as it was.
+    ownLayers.forEach((layer, li) => {
+      const H = hidden[li];
+      const view = pcaOf(H, 3);
+      pca.push({ model, layer, dims: 3, coords: view.coords.map(r4), explained: view.explained.map(r4) });
+      if (li === 0) return;
+      const k = Math.min(10, N - 1);
+      const a = knn(hidden[li - 1], k).neighbors, b = knn(H, k).neighbors;
+      const jaccard = a.map((x, i) => { const s = x.filter((j) => b[i].includes(j)).length; return r4(s / (2 * k - s)); });
+      const most_changed = jaccard.map((j, i) => [j, i]).sort((p, q) => p[0] - q[0] || p[1] - q[1]).slice(0, 20).map((p) => p[1]);
+      changes.push({ model, layer, previous_layer: ownLayers[li - 1], k, jaccard, mean: r4(jaccard.reduce((x, y) => x + y, 0) / N), most_changed });
     });
     ownLayers.forEach((layer, li) => {
       const H = hidden[li];
@@ -220,14 +263,15 @@ function smallSample() {
   layers.forEach((layer) => {
     const overlap = tokens.map(() => Math.round(10 * Math.min(1, Math.max(0, 0.45 + 0.25 * rand.normal()))) / 10);
     const layer_b = Math.round((layer * 4) / 6);
-    pairs.push({ a: 0, b: 1, layer_a: layer, layer_b, k: 10, overlap, mean: r4(overlap.reduce((a, b) => a + b, 0) / N) });
+    const most_changed = overlap.map((o, i) => [o, i]).sort((p, q) => p[0] - q[0] || p[1] - q[1]).slice(0, 20).map((p) => p[1]);
+    pairs.push({ a: 0, b: 1, layer_a: layer, layer_b, k: 10, overlap, mean: r4(overlap.reduce((a, b) => a + b, 0) / N), most_changed });
   });
   return {
     version: 1,
     title: `tokmap — ${models.join(' vs ')}, ${texts.length} texts, ${N} tokens`,
     created_with: 'tokmap 0.1.0 viz --model demo-brown-gpt2 --model demo-brown-gpt2-small --file sample.txt --layers all --dims 2,3 --perplexity 5,15 --seeds 3 --highlight bank --out report',
     texts, models, layers, perplexities, seeds, dims: [2, 3], tokens, maps, analysis,
-    comparison: { pairs },
+    comparison: { pairs }, changes, pca,
     settings: { metric: 'cosine', normalize: 'center', exclude_first: false, highlight: ['bank'] },
   };
 }

@@ -5,12 +5,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 #include <limits>
 #include <numeric>
 #include <random>
 #include <string>
 #include <tuple>
 #include <unordered_map>
+#include <utility>
 
 extern "C" void dgesvd_(const char* jobu, const char* jobvt, const int* m, const int* n, double* a,
                         const int* lda, double* s, double* u, const int* ldu, double* vt,
@@ -448,6 +450,96 @@ std::vector<float> neighborhood_overlap(const Matrix& a, const Matrix& b, std::s
     overlap[i] = static_cast<float>(shared) / static_cast<float>(k);
   }
   return overlap;
+}
+
+std::vector<float> neighborhood_jaccard(const Matrix& a, const Matrix& b, std::size_t k,
+                                        neighbors::Metric metric) {
+  check_rows(a, b, "neighbourhood change");
+  if (a.rows < 2) throw Error("neighbourhood change needs at least 2 points");
+  k = std::min(k, a.rows - 1);
+  return jaccard_of_neighbors(nearest_neighbors(a, k, metric), nearest_neighbors(b, k, metric), k);
+}
+
+std::vector<std::int32_t> nearest_neighbors(const Matrix& x, std::size_t k,
+                                            neighbors::Metric metric) {
+  if (k == 0 || k >= x.rows)
+    throw Error("nearest neighbours: k = " + std::to_string(k) + " needs more than " +
+                std::to_string(k) + " points, got " + std::to_string(x.rows));
+  return knn_of(x, k, metric).indices;
+}
+
+std::vector<float> jaccard_of_neighbors(std::span<const std::int32_t> a,
+                                        std::span<const std::int32_t> b, std::size_t k) {
+  if (k == 0 || a.size() != b.size() || a.size() % k != 0)
+    throw Error("neighbourhood change: neighbour lists of different shapes");
+  const std::size_t n = a.size() / k;
+  std::vector<float> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto* x = a.data() + i * k;
+    const auto* y = b.data() + i * k;
+    std::size_t shared = 0;
+    for (std::size_t c = 0; c < k; ++c) shared += std::find(y, y + k, x[c]) != y + k;
+    // Both sets have k members, so the union has 2k - shared.
+    out[i] = static_cast<float>(double(shared) / double(2 * k - shared));
+  }
+  return out;
+}
+
+std::vector<float> neighborhood_jaccard_naive(const Matrix& a, const Matrix& b, std::size_t k,
+                                              neighbors::Metric metric) {
+  check_rows(a, b, "neighbourhood change");
+  if (a.rows < 2) throw Error("neighbourhood change needs at least 2 points");
+  const std::size_t n = a.rows;
+  k = std::min(k, n - 1);
+  auto distance = [&](const Matrix& m, std::size_t i, std::size_t j) {
+    const float* x = m.data.data() + i * m.cols;
+    const float* y = m.data.data() + j * m.cols;
+    double dot = 0, xx = 0, yy = 0, sq = 0;
+    for (std::size_t c = 0; c < m.cols; ++c) {
+      dot += double(x[c]) * y[c];
+      xx += double(x[c]) * x[c];
+      yy += double(y[c]) * y[c];
+      sq += (double(x[c]) - y[c]) * (double(x[c]) - y[c]);
+    }
+    if (metric == neighbors::Metric::cosine) {
+      const double norm = std::sqrt(xx * yy);
+      return norm > 0 ? 1.0 - dot / norm : 1.0;
+    }
+    return sq;
+  };
+  auto nearest = [&](const Matrix& m, std::size_t i) {
+    std::vector<std::pair<double, std::size_t>> all;
+    for (std::size_t j = 0; j < n; ++j)
+      if (j != i) all.emplace_back(distance(m, i, j), j);
+    std::sort(all.begin(), all.end());
+    std::vector<std::size_t> ids;
+    for (std::size_t c = 0; c < k; ++c) ids.push_back(all[c].second);
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
+  std::vector<float> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto x = nearest(a, i), y = nearest(b, i);
+    std::vector<std::size_t> both, either;
+    std::set_intersection(x.begin(), x.end(), y.begin(), y.end(), std::back_inserter(both));
+    std::set_union(x.begin(), x.end(), y.begin(), y.end(), std::back_inserter(either));
+    out[i] = static_cast<float>(double(both.size()) / double(either.size()));
+  }
+  return out;
+}
+
+std::vector<std::int32_t> most_changed(std::span<const float> similarity, std::size_t count) {
+  std::vector<std::int32_t> order(similarity.size());
+  std::iota(order.begin(), order.end(), 0);
+  // NaN compares false with everything: rank it as +inf so the order stays strict and weak.
+  auto key = [&](std::int32_t i) {
+    const float v = similarity[static_cast<std::size_t>(i)];
+    return std::isfinite(v) ? v : std::numeric_limits<float>::infinity();
+  };
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::int32_t x, std::int32_t y) { return key(x) < key(y); });
+  order.resize(std::min(count, order.size()));
+  return order;
 }
 
 }  // namespace tokmap::analysis

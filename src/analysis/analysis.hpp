@@ -83,6 +83,29 @@ Clustering clusters(const Matrix& original, const ClusterOptions& options);
 std::vector<float> neighborhood_overlap(const Matrix& a, const Matrix& b, std::size_t k,
                                         neighbors::Metric metric);
 
+// For each point, the Jaccard index |N_a(i) ∩ N_b(i)| / |N_a(i) ∪ N_b(i)| of its k nearest
+// neighbours among the same n points in two spaces (e.g. one model's consecutive layers): 1 = the
+// same neighbourhood, 0 = none shared. k is lowered to n - 1. With s shared of k it is
+// s / (2k - s): unlike the overlap s / k it reaches 0.5 only when two thirds are shared, so small
+// changes spread over more of the scale. The _naive reference computes every distance and sorts.
+std::vector<float> neighborhood_jaccard(const Matrix& a, const Matrix& b, std::size_t k,
+                                        neighbors::Metric metric);
+std::vector<float> neighborhood_jaccard_naive(const Matrix& a, const Matrix& b, std::size_t k,
+                                              neighbors::Metric metric);
+
+// The same from neighbour lists already found, so a chain of layers searches each layer once:
+// a and b are (n, k) row-major neighbour indices of the same n points (nearest_neighbors).
+std::vector<float> jaccard_of_neighbors(std::span<const std::int32_t> a,
+                                        std::span<const std::int32_t> b, std::size_t k);
+// Each point's k nearest others, (rows, k) row-major, nearest first (exact search); k must be
+// below rows.
+std::vector<std::int32_t> nearest_neighbors(const Matrix& x, std::size_t k,
+                                            neighbors::Metric metric);
+
+// The indices of the `count` points with the lowest similarity (most changed) first; ties by
+// index, non-finite values last. count is lowered to the number of points.
+std::vector<std::int32_t> most_changed(std::span<const float> similarity, std::size_t count);
+
 // ---------------------------------------------------------------------------------------------
 // Map assessment: is this map a picture of the data at all, and how good a one?
 

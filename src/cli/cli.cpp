@@ -233,6 +233,7 @@ int run(const std::vector<std::string>& args) {
   add_embed_command(app);
   add_tsne_command(app);
   add_viz_command(app);
+  add_atlas_command(app);
   app.footer(
       "Examples:\n"
       "  tokmap viz --file samples/sentences.txt --highlight bank --out report\n"
@@ -251,7 +252,7 @@ int run(const std::vector<std::string>& args) {
   const std::vector<std::string> commands = command_names(app);
   if (args.empty()) {
     std::cout << app.help();
-    return usage_error("give a command (tokenize, embed, tsne, viz); the help is above");
+    return usage_error("give a command (tokenize, embed, tsne, viz, atlas); the help is above");
   }
   // A mistyped command: say so, with the nearest one (CLI11 would only list "extra" arguments).
   if (!args[0].starts_with("-") &&
@@ -259,7 +260,7 @@ int run(const std::vector<std::string>& args) {
     const std::string guess = nearest(args[0], commands);
     return usage_error("unknown command '" + args[0] + "'" +
                        (guess.empty() ? "" : "; did you mean '" + guess + "'?") +
-                       " (commands: tokenize, embed, tsne, viz, help)");
+                       " (commands: tokenize, embed, tsne, viz, atlas, help)");
   }
 
   std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 parses from the back
@@ -278,7 +279,7 @@ int run(const std::vector<std::string>& args) {
       }
     } else if (app.get_subcommands().empty()) {
       std::cout << app.help();
-      return usage_error("give a command (tokenize, embed, tsne, viz); the help is above");
+      return usage_error("give a command (tokenize, embed, tsne, viz, atlas); the help is above");
     }
   } catch (const CLI::CallForHelp&) {
     const auto selected = app.get_subcommands();

@@ -55,7 +55,43 @@ std::string command_line(const VizOptions& options, const std::vector<std::strin
 
 double default_perplexity(std::size_t n_points) { return explore::default_perplexity(n_points); }
 
+namespace {
+
+// viz --atlas: the texts placed into an atlas's frozen maps (explore::run_atlas).
+void run_viz_atlas(const VizOptions& options) {
+  if (options.out.empty()) throw Error("--out is required", ErrorKind::usage);
+  io::StagingFolder staging(options.out);
+  const auto texts = read_texts(options.input, options.common);
+  explore::Hooks hooks = hooks_for(options.common);
+  explore::Engine engine(resolve_options());
+  explore::AtlasVizOptions atlas_options;
+  if (!options.pipeline.models.empty()) atlas_options.model = options.pipeline.models.front();
+  atlas_options.encode.lossy = options.input.lossy;
+  atlas_options.exclude_first = options.pipeline.exclude_first;
+  atlas_options.threads = options.pipeline.threads;
+  explore::Result result = explore::run_atlas(engine, texts, options.atlas, atlas_options, hooks);
+  std::string line = "tokmap viz --atlas " + shell_quote(options.atlas);
+  if (!options.input.file.empty()) {
+    line += " --file " + shell_quote(options.input.file);
+  } else {
+    for (const auto& text : options.input.texts) line += " --text " + shell_quote(text);
+  }
+  result.data.created_with = line;
+  explore::WriteOptions write_options;
+  write_options.figures = options.figures;
+  write_options.threads = options.pipeline.threads;
+  explore::write_report(staging.path(), result, write_options);
+  staging.commit();
+  info(options.common, "wrote " + options.out + "/index.html: " + result.data.title);
+}
+
+}  // namespace
+
 void run_viz(const VizOptions& options) {
+  if (!options.atlas.empty()) {
+    run_viz_atlas(options);
+    return;
+  }
   explore::VizOptions pipeline = options.pipeline;
   pipeline.encode.lossy = options.input.lossy;
   explore::validate(pipeline);

@@ -17,6 +17,7 @@ struct VizOptions {
   explore::VizOptions pipeline;  // what decides the report (input.lossy is copied into it)
   std::string out;               // report folder
   bool figures = true;           // PNG/SVG/PDF figures
+  std::string atlas;             // place the texts into this .tokmap-atlas (no new maps)
 };
 
 // The perplexity used when none is given: (n - 1) / 4 clamped to [2, 30].

@@ -1,4 +1,5 @@
 // tokmap viz: flags only; the pipeline is in viz.cpp.
+#include <algorithm>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -95,6 +96,10 @@ void add_viz_flags(CLI::App& command, VizFlags& flags) {
       "--no-figures", [&options] { options.figures = false; }, "Skip the PNG/SVG/PDF figures");
   command.add_option("--threads", options.pipeline.threads, "Threads (default: all cores)")
       ->check(whole_number(0));
+  command.add_option("--atlas", options.atlas,
+                     "Place the texts' tokens into this atlas's frozen maps (tokmap atlas build) "
+                     "instead of mapping them anew: the atlas faded, the new tokens on top, "
+                     "points.tsv with source and confidence");
   command.add_option("--from-report", flags.from_report,
                      "Rerun the report in this index.html (its texts and every map-deciding "
                      "flag, from its created_with) into --out");
@@ -159,10 +164,21 @@ VizOptions options_from_report(const VizFlags& given, const CLI::App& command) {
   if (!data.contains("texts") || !data["texts"].is_array() || data["texts"].empty()) {
     throw Error(path + ": the report has no texts");
   }
-  for (const auto& text : data["texts"]) {
+  // A viz --atlas report holds the atlas's texts first: only the placed texts are placed again.
+  std::size_t first_text = 0;
+  if (!options.atlas.empty() && data.contains("tokens") && data["tokens"].is_array()) {
+    for (const auto& token : data["tokens"]) {
+      if (token.is_object() && token.value("source", std::string()) == "atlas" &&
+          token.contains("text") && token["text"].is_number_unsigned())
+        first_text = std::max<std::size_t>(first_text, token["text"].get<std::size_t>() + 1);
+    }
+  }
+  for (std::size_t t = first_text; t < data["texts"].size(); ++t) {
+    const auto& text = data["texts"][t];
     if (!text.is_string()) throw Error(path + ": the report's texts are not strings");
     options.input.texts.push_back(text.get<std::string>());
   }
+  if (options.input.texts.empty()) throw Error(path + ": the report has no placed texts");
   options.out = given.options.out;
   options.common = given.options.common;
   if (command.count("--threads") > 0) options.pipeline.threads = given.options.pipeline.threads;
@@ -184,7 +200,9 @@ void add_viz_command(CLI::App& app) {
       "  tokmap viz --file samples/sentences.txt --highlight bank --out report\n"
       "  tokmap viz --text \"The bank of the river.\" --text \"Money at the bank.\" --layers "
       "0,-1 --out r\n"
-      "  tokmap viz --from-report report/index.html --out report-again");
+      "  tokmap viz --from-report report/index.html --out report-again\n"
+      "  tokmap viz --atlas samples/austen.tokmap-atlas --text \"She was a lady of fortune.\" "
+      "--out placed");
   command->callback([flags, command] {
     if (!flags->from_report.empty()) {
       run_viz(options_from_report(*flags, *command));

@@ -212,6 +212,28 @@ std::vector<report::Map> make_maps(const std::vector<ModelStates>& states,
 std::vector<report::ComparisonPair> compare_models(const std::vector<ModelStates>& states,
                                                    const std::string& metric);
 
+// Stage 6: what changed between layers. For each model and each mapped layer after its first,
+// the Jaccard index of every point's k nearest neighbours (in the model's normalised space) in
+// the previous mapped layer and in this one, and the points that changed most.
+struct ChangeOptions {
+  std::string metric = "cosine";
+  std::size_t k = 10;       // lowered to N - 1
+  std::size_t ranked = 20;  // points kept in most_changed
+};
+std::vector<report::LayerChange> layer_changes(const std::vector<ModelStates>& states,
+                                               const ChangeOptions& options = {});
+// The cross-model version: each pair's points ranked by overlap, lowest first (most_changed).
+void rank_comparison(std::vector<report::ComparisonPair>& pairs, std::size_t ranked = 20);
+
+// Stage 7: a linear PCA view of each (model, layer) beside the t-SNE maps, with each axis's
+// share of the variance (layout: report::PcaView).
+struct PcaOptions {
+  int dims = 3;  // axes kept; the 2D view is the first two
+  int threads = 0;
+};
+std::vector<report::PcaView> pca_views(const std::vector<ModelStates>& states,
+                                       const PcaOptions& options = {});
+
 // Everything a report is made of.
 struct Result {
   report::ReportData data;
@@ -224,6 +246,22 @@ struct Result {
 // The whole pipeline. data.created_with is left empty: the caller knows how it was asked.
 Result run(Engine& engine, const std::vector<Text>& texts, const VizOptions& options,
            const Hooks& hooks = {});
+
+// --- Placing text into an atlas (viz --atlas) ------------------------------------------------
+
+struct AtlasVizOptions {
+  std::string model;  // empty: the atlas's own model
+  EncodeOptions encode;
+  bool exclude_first = true;
+  int threads = 0;
+};
+// The texts' tokens placed into the frozen maps of an atlas (src/atlas, docs/ATLAS_FORMAT.md):
+// the report's points are the atlas's tokens (Token::source "atlas") followed by the new ones
+// ("placed", Token::confidence from the last layer's first map); texts likewise (the atlas's
+// first). Analyses run in the atlas's feature space. A placed token's position does not depend
+// on the other texts placed with it.
+Result run_atlas(Engine& engine, const std::vector<Text>& texts, const fs::path& atlas_file,
+                 const AtlasVizOptions& options, const Hooks& hooks = {});
 
 // --- Output --------------------------------------------------------------------------------------
 

@@ -774,6 +774,12 @@ Result run(Engine& engine, const std::vector<Text>& texts, const VizOptions& opt
   map_options.threads = options.threads;
   data.maps = make_maps(result.states, map_options, hooks);
   data.comparison = compare_models(result.states, options.metric);
+  rank_comparison(data.comparison);
+  data.changes = layer_changes(result.states, {.metric = options.metric});
+  // As many axes as the deepest map: a 2D-only report keeps only two.
+  data.pca =
+      pca_views(result.states, {.dims = *std::max_element(options.dims.begin(), options.dims.end()),
+                                .threads = options.threads});
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

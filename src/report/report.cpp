@@ -16,7 +16,7 @@ using json = nlohmann::json;
 // JSON numbers: NaN/Inf have no JSON form; they become null.
 json number(double value) { return std::isfinite(value) ? json(value) : json(nullptr); }
 
-json float_array(const std::vector<float>& values) {
+json float_array(const std::vector<float>& values, int digits = 6) {
   json array = json::array();
   for (const float v : values) {
     // Six significant digits are plenty on screen and keep the page small.
@@ -26,7 +26,7 @@ json float_array(const std::vector<float>& values) {
     }
     char buffer[32];
     const auto result =
-        std::to_chars(buffer, buffer + sizeof buffer, v, std::chars_format::general, 6);
+        std::to_chars(buffer, buffer + sizeof buffer, v, std::chars_format::general, digits);
     double rounded = 0;
     std::from_chars(buffer, result.ptr, rounded);
     array.push_back(rounded);
@@ -173,6 +173,10 @@ std::string to_json(const ReportData& data) {
                       {"offset", {t.offset.first, t.offset.second}},
                       {"kind", t.kind}});
     if (!t.label.empty()) tokens.back()["label"] = t.label;
+    if (!t.source.empty()) {
+      tokens.back()["source"] = t.source;
+      tokens.back()["confidence"] = t.confidence;
+    }
     if (!t.pieces.empty()) {
       json& pieces = tokens.back()["pieces"] = json::array();
       for (const auto& of_model : t.pieces) {
@@ -230,7 +234,8 @@ std::string to_json(const ReportData& data) {
                        {"layer_b", p.layer_b},
                        {"k", n >= 2 ? std::min(p.k, n - 1) : p.k},
                        {"overlap", float_array(p.overlap)},
-                       {"mean", number(p.mean)}});
+                       {"mean", number(p.mean)},
+                       {"most_changed", p.most_changed}});
     }
   }
   json& lens = root["lens"] = json::array();
@@ -251,6 +256,26 @@ std::string to_json(const ReportData& data) {
                     {"final_top1", l.final_top1},
                     {"layers", std::move(layers)},
                     {"tokens", std::move(tokens)}});
+  }
+  json& changes = root["changes"] = json::array();
+  for (const auto& c : data.changes) {
+    changes.push_back({{"model", c.model},
+                       {"layer", c.layer},
+                       {"previous_layer", c.previous_layer},
+                       {"k", c.k},
+                       {"jaccard", float_array(c.jaccard)},
+                       {"mean", number(c.mean)},
+                       {"most_changed", c.most_changed}});
+  }
+  json& pca = root["pca"] = json::array();
+  for (const auto& v : data.pca) {
+    pca.push_back({{"model", v.model},
+                   {"layer", v.layer},
+                   {"dims", v.dims},
+                   // Four significant digits: off by at most 5e-5 of the view's extent (PCA
+                   // coordinates are centred), far under a pixel; a fifth fewer PCA bytes.
+                   {"coords", float_array(v.coords, 4)},
+                   {"explained", double_array(v.explained)}});
   }
   root["settings"] = {{"metric", data.settings.metric},
                       {"normalize", data.settings.normalize},
@@ -300,9 +325,13 @@ std::string read_data_json(const fs::path& index_html) {
 }
 
 void write_points_tsv(const fs::path& path, const ReportData& data) {
+  // Atlas reports (viz --atlas) add where each row comes from and its placement confidence.
+  const bool sourced = !data.tokens.empty() && !data.tokens.front().source.empty();
   std::string out =
+      std::string(sourced ? "source\t" : "") +
       "model\tlayer\tperplexity\ttoken\ttext\tposition\tx\ty\tx3\ty3\tz3\tcluster\toutlier\tstabili"
-      "ty\trating\trating3\n";
+      "ty\trating\trating3" +
+      (sourced ? "\tconfidence\n" : "\n");
   const std::size_t n = data.tokens.size();
   for (std::size_t model = 0; model < data.models.size(); ++model) {
     for (const int layer : data.layers) {
@@ -327,6 +356,7 @@ void write_points_tsv(const fs::path& path, const ReportData& data) {
         const std::string rating2 = rating_of(map2), rating3 = rating_of(map3);
         for (std::size_t i = 0; i < n; ++i) {
           const Token& t = data.tokens[i];
+          if (sourced) out += tsv_field(t.source) + '\t';
           out += tsv_field(data.models[model]) + '\t' + std::to_string(layer) + '\t' +
                  format_number(perplexity) + '\t' + tsv_field(t.display) + '\t' +
                  std::to_string(t.text + 1) + '\t' + std::to_string(t.position) + '\t';
@@ -347,7 +377,9 @@ void write_points_tsv(const fs::path& path, const ReportData& data) {
                  (analysis ? format_float(analysis->outlier[i]) : "") + '\t';
           const Map* stable = map2 != nullptr ? map2 : map3;
           if (!stable->point_stability.empty()) out += format_float(stable->point_stability[i]);
-          out += '\t' + rating2 + '\t' + rating3 + '\n';
+          out += '\t' + rating2 + '\t' + rating3;
+          if (sourced) out += '\t' + format_float(t.confidence);
+          out += '\n';
         }
       }
     }

@@ -35,6 +35,10 @@ struct Token {
     std::int32_t id = 0;
   };
   std::vector<std::vector<Piece>> pieces;
+  // Reports of text placed into an atlas (viz --atlas): "atlas" for the reference's tokens,
+  // "placed" for the new text's, with the placement confidence in [0, 1]. Empty otherwise.
+  std::string source;
+  float confidence = 1.0f;
 };
 
 // A model name as a file-name part: "openai-community/gpt2" -> "openai-community_gpt2".
@@ -87,6 +91,32 @@ struct ComparisonPair {
   // The neighbourhood size asked for; the JSON gives min(k, N - 1), what
   // analysis::neighborhood_overlap counts.
   std::size_t k = 10;
+  // Token indices ranked by overlap, lowest (most changed between the models) first.
+  std::vector<std::int32_t> most_changed;
+};
+
+// How each token's neighbourhood in the model's space changed from one mapped layer of a model
+// to the next (docs/REPORT_FORMAT.md "changes"): jaccard[i] is the Jaccard index of token i's k
+// nearest neighbours in previous_layer and in layer (1 = unchanged, 0 = all new).
+struct LayerChange {
+  int model = 0;
+  int layer = 0;
+  int previous_layer = 0;
+  std::size_t k = 10;          // as used: min(10, N - 1)
+  std::vector<float> jaccard;  // (N)
+  double mean = 0;
+  std::vector<std::int32_t> most_changed;  // token indices, lowest Jaccard first
+};
+
+// A linear view of one (model, layer): the points projected onto the top principal axes of the
+// (normalised) hidden states; 2D views are the first two columns (PCA axes are nested).
+struct PcaView {
+  int model = 0;
+  int layer = 0;
+  int dims =
+      3;  // columns of coords: the report's largest map dims (fewer if the states have fewer)
+  std::vector<float> coords;      // (N, dims)
+  std::vector<double> explained;  // (dims): share of the total variance per axis
 };
 
 // The logit lens of one model (causal LMs only): each point's next-token predictions at each
@@ -140,6 +170,8 @@ struct ReportData {
   std::vector<Analysis> analysis;
   std::vector<ComparisonPair> comparison;
   std::vector<LogitLens> lens;  // one per model that has an output head
+  std::vector<LayerChange> changes;
+  std::vector<PcaView> pca;
   Settings settings;
 };
 

@@ -177,6 +177,30 @@ void pca(std::span<float> out, std::span<const float> in, std::size_t n, std::si
               static_cast<int>(k), 0.0f, out.data(), static_cast<int>(k));
 }
 
+std::vector<double> explained_variance_ratio(std::span<const float> projected,
+                                             std::span<const float> in, std::size_t n,
+                                             std::size_t d, std::size_t k) {
+  if (projected.size() != n * k || in.size() != n * d)
+    throw Error("explained variance: sizes do not match (n, d, k)");
+  // The projections are centred already (projections of centred rows), so their sums of squares
+  // are the variances along the axes; the total is the trace of the covariance.
+  std::vector<double> mean(d, 0.0);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < d; ++j) mean[j] += in[i * d + j];
+  for (auto& m : mean) m /= static_cast<double>(std::max<std::size_t>(n, 1));
+  double total = 0.0;
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < d; ++j)
+      total += (in[i * d + j] - mean[j]) * (in[i * d + j] - mean[j]);
+  std::vector<double> ratio(k, 0.0);
+  if (!(total > 0.0)) return ratio;
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t c = 0; c < k; ++c)
+      ratio[c] += double(projected[i * k + c]) * double(projected[i * k + c]);
+  for (auto& r : ratio) r /= total;
+  return ratio;
+}
+
 void conditional_probabilities(std::span<float> out, std::span<const float> sq_distances,
                                std::size_t n, std::size_t k, double perplexity, int threads) {
   const double desired_entropy = std::log(perplexity);

@@ -144,6 +144,13 @@ bool prepare_input(std::span<float> out, std::span<const float> in, std::size_t 
 // largest-magnitude loading of each axis is positive). k <= d.
 void pca(std::span<float> out, std::span<const float> in, std::size_t n, std::size_t d,
          std::size_t k);
+// The share of the total variance of the column-centred `in` (n, d) that each column of
+// `projected` (n, k), pca()'s output for `in`, carries: |Xc v_c|^2 / |Xc|_F^2, scikit-learn's
+// explained_variance_ratio_ (the n - 1 normalisation cancels). All zeros when `in` has no
+// variance.
+std::vector<double> explained_variance_ratio(std::span<const float> projected,
+                                             std::span<const float> in, std::size_t n,
+                                             std::size_t d, std::size_t k);
 
 // Conditional probabilities by binary search of beta = 1/(2 sigma^2) to the perplexity
 // (scikit-learn's _binary_search_perplexity: at most 100 steps, entropy tolerance 1e-5, natural

@@ -144,6 +144,60 @@ TEST(Overlap, SameSpaceOverlapsFullyAndNoiseDoesNot) {
   EXPECT_LT(mean / n, 0.35);
 }
 
+TEST(Jaccard, MatchesTheNaiveReferenceOnAPartlyChangedSpace) {
+  // Layer b is layer a plus noise: neighbourhoods change partly, so every Jaccard value between 0
+  // and 1 occurs, and both metrics are exercised.
+  const std::size_t n = 60, d = 12;
+  auto a = gaussian(n, d, 20);
+  auto b = a;
+  const auto noise = gaussian(n, d, 21, 0.6f);
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] += noise[i];
+  for (const auto metric : {neighbors::Metric::cosine, neighbors::Metric::euclidean}) {
+    for (const std::size_t k : {std::size_t(1), std::size_t(5), std::size_t(10), n}) {
+      const auto fast = neighborhood_jaccard({a, n, d}, {b, n, d}, k, metric);
+      const auto naive = neighborhood_jaccard_naive({a, n, d}, {b, n, d}, k, metric);
+      ASSERT_EQ(fast.size(), n);
+      for (std::size_t i = 0; i < n; ++i) EXPECT_FLOAT_EQ(fast[i], naive[i]) << "point " << i;
+    }
+  }
+  // Same space: 1 everywhere; k = n - 1: every other point, so 1 as well.
+  for (const auto v : neighborhood_jaccard({a, n, d}, {a, n, d}, 10, neighbors::Metric::cosine))
+    EXPECT_FLOAT_EQ(v, 1.0f);
+  for (const auto v : neighborhood_jaccard({a, n, d}, {b, n, d}, n, neighbors::Metric::cosine))
+    EXPECT_FLOAT_EQ(v, 1.0f);
+  const auto partly = neighborhood_jaccard({a, n, d}, {b, n, d}, 10, neighbors::Metric::cosine);
+  EXPECT_LT(*std::min_element(partly.begin(), partly.end()), 0.5f);
+  EXPECT_THROW(neighborhood_jaccard({a, 1, d}, {b, 1, d}, 10, neighbors::Metric::cosine), Error);
+  // From neighbour lists found once (a chain of layers): the same values.
+  const auto na = nearest_neighbors({a, n, d}, 10, neighbors::Metric::cosine);
+  const auto nb = nearest_neighbors({b, n, d}, 10, neighbors::Metric::cosine);
+  EXPECT_EQ(jaccard_of_neighbors(na, nb, 10), partly);
+  EXPECT_THROW(jaccard_of_neighbors(na, std::vector<std::int32_t>(nb.begin(), nb.end() - 1), 10),
+               Error);
+  EXPECT_THROW(nearest_neighbors({a, n, d}, n, neighbors::Metric::cosine), Error);
+}
+
+TEST(Jaccard, IsSharedOverTwiceKMinusShared) {
+  // 4 points on a line; b moves point 0 next to point 2: with k = 1, point 0's neighbour is 1 in
+  // a and 2 in b.
+  const std::vector<float> a{0, 1, 3, 7};
+  const std::vector<float> b{2.9f, 1, 3, 7};
+  const auto j = neighborhood_jaccard({a, 4, 1}, {b, 4, 1}, 1, neighbors::Metric::euclidean);
+  EXPECT_FLOAT_EQ(j[0], 0.0f);  // {1} vs {2}
+  EXPECT_FLOAT_EQ(j[3], 1.0f);  // {2} both
+  const auto j2 = neighborhood_jaccard({a, 4, 1}, {b, 4, 1}, 2, neighbors::Metric::euclidean);
+  // Point 0: {1, 2} vs {2, 1}: 1; point 3: {2, 1} vs {2, 0}: 1 / 3.
+  EXPECT_FLOAT_EQ(j2[0], 1.0f);
+  EXPECT_FLOAT_EQ(j2[3], 1.0f / 3.0f);
+}
+
+TEST(MostChanged, LowestFirstTiesByIndexNonFiniteLast) {
+  const std::vector<float> s{0.5f, std::numeric_limits<float>::quiet_NaN(), 0.1f, 0.5f, 0.0f, 1.0f};
+  EXPECT_EQ(most_changed(s, 10), (std::vector<std::int32_t>{4, 2, 0, 3, 5, 1}));
+  EXPECT_EQ(most_changed(s, 3), (std::vector<std::int32_t>{4, 2, 0}));
+  EXPECT_TRUE(most_changed(s, 0).empty());
+}
+
 // --- Map assessment -----------------------------------------------------------------------------
 
 // n points in `clusters` well-separated Gaussian blobs on a plane, embedded isometrically into

@@ -216,3 +216,99 @@ TEST_F(EngineTest, ComparesModelsWithDifferentTokenizersOnAlignedSpans) {
     EXPECT_EQ(pair.layer_b, static_cast<int>(std::lround(pair.layer_a * 3.0 / 6.0)));
   }
 }
+
+namespace {
+
+// Two "models" of 3 and 2 layers over the same 12 points: model 0's layer 2 is its layer 1 with
+// points 0 and 7 swapped, so those two lose their whole neighbourhood and the points whose
+// neighbour they were lose one.
+std::vector<ex::ModelStates> synthetic_states() {
+  // Points along a line, spaced unevenly (no ties among distances), with a little of a second
+  // axis: point 0's 3 nearest are 1, 2, 3 and point 7's are 6, 8, 5.
+  const std::size_t n = 12, d = 4;
+  std::vector<float> base(n * d, 0.0f);
+  for (std::size_t i = 0; i < n; ++i) {
+    base[i * d + 0] = static_cast<float>(double(i) + 0.01 * double(i * i));
+    base[i * d + 1] = static_cast<float>(0.05 * std::sin(double(i)));
+  }
+  std::vector<float> swapped = base;
+  for (std::size_t j = 0; j < d; ++j) std::swap(swapped[0 * d + j], swapped[7 * d + j]);
+  ex::ModelStates a;
+  a.name = "a";
+  a.n_layer = 2;
+  a.width = d;
+  a.layers = {0, 1, 2};
+  a.hidden = {base, base, swapped};
+  ex::ModelStates b = a;
+  b.name = "b";
+  b.n_layer = 1;
+  b.layers = {0, 1};
+  b.hidden = {base, swapped};
+  return {a, b};
+}
+
+}  // namespace
+
+TEST(LayerChanges, ConsecutiveMappedLayersWithJaccardAndRanking) {
+  const auto states = synthetic_states();
+  const auto changes = ex::layer_changes(states, {.metric = "euclidean", .k = 3, .ranked = 5});
+  ASSERT_EQ(changes.size(), 3u);  // model 0: 0→1, 1→2; model 1: 0→1
+  EXPECT_EQ(changes[0].model, 0);
+  EXPECT_EQ(changes[0].previous_layer, 0);
+  EXPECT_EQ(changes[0].layer, 1);
+  EXPECT_EQ(changes[1].previous_layer, 1);
+  EXPECT_EQ(changes[1].layer, 2);
+  EXPECT_EQ(changes[2].model, 1);
+  // Identical layers: nothing changed, mean 1.
+  for (const float j : changes[0].jaccard) EXPECT_FLOAT_EQ(j, 1.0f);
+  EXPECT_DOUBLE_EQ(changes[0].mean, 1.0);
+  EXPECT_EQ(changes[1].k, 3u);
+  ASSERT_EQ(changes[1].most_changed.size(), 5u);
+  // The swapped points head the ranking: their neighbourhoods are the other's.
+  const auto& top = changes[1].most_changed;
+  EXPECT_TRUE((top[0] == 0 && top[1] == 7) || (top[0] == 7 && top[1] == 0))
+      << top[0] << ", " << top[1];
+  EXPECT_LT(changes[1].jaccard[0], 1.0f);
+  EXPECT_EQ(changes[1].jaccard, changes[2].jaccard);
+  EXPECT_THROW(ex::layer_changes(states, {.metric = "manhattan"}), tokmap::Error);
+
+  auto pairs = ex::compare_models(states, "euclidean");
+  ex::rank_comparison(pairs, 4);
+  for (const auto& p : pairs) {
+    ASSERT_EQ(p.most_changed.size(), 4u);
+    for (std::size_t r = 1; r < 4; ++r)
+      EXPECT_LE(p.overlap[p.most_changed[r - 1]], p.overlap[p.most_changed[r]]);
+  }
+}
+
+TEST(PcaViews, OnePerLayerWithDescendingExplainedVariance) {
+  const auto states = synthetic_states();
+  const auto views = ex::pca_views(states, {.dims = 3, .threads = 2});
+  ASSERT_EQ(views.size(), 5u);
+  for (const auto& v : views) {
+    EXPECT_EQ(v.dims, 3);
+    ASSERT_EQ(v.coords.size(), 12u * 3u);
+    ASSERT_EQ(v.explained.size(), 3u);
+    EXPECT_GE(v.explained[0], v.explained[1]);
+    EXPECT_GE(v.explained[1], v.explained[2]);
+    EXPECT_LE(v.explained[0] + v.explained[1] + v.explained[2], 1.0 + 1e-9);
+    // The axes carry their share: PC1's sum of squares over the total.
+    double pc1 = 0;
+    for (std::size_t i = 0; i < 12; ++i) pc1 += double(v.coords[i * 3]) * v.coords[i * 3];
+    EXPECT_GT(pc1, 0.0);
+  }
+  EXPECT_EQ(views[3].model, 1);
+  EXPECT_EQ(views[3].layer, 0);
+  // A swap of two rows permutes the projections, not the variance.
+  EXPECT_NEAR(views[1].explained[0], views[2].explained[0], 1e-6);
+  // Fewer columns than asked: the views keep what there is.
+  auto narrow = synthetic_states();
+  for (auto& s : narrow) {
+    s.width = 2;
+    for (auto& h : s.hidden) h.resize(12 * 2);
+  }
+  const auto two = ex::pca_views(narrow);
+  EXPECT_EQ(two[0].dims, 2);
+  EXPECT_EQ(two[0].explained.size(), 2u);
+  EXPECT_NEAR(two[0].explained[0] + two[0].explained[1], 1.0, 1e-6);
+}

@@ -152,6 +152,45 @@ TEST(Report, LogitLensIsWrittenPerModelWithRowsOfKAndTheTokensItNames) {
   EXPECT_EQ(l["tokens"].size(), 4u);
 }
 
+TEST(Report, ChangesAndPcaViewsFollowTheContract) {
+  ReportData data = small_report();
+  auto empty = nlohmann::json::parse(to_json(data));
+  EXPECT_EQ(empty["changes"], nlohmann::json::array());
+  EXPECT_EQ(empty["pca"], nlohmann::json::array());
+  LayerChange change;
+  change.layer = 1;
+  change.previous_layer = 0;
+  change.k = 1;
+  change.jaccard = {1.0f, 0.0f};
+  change.mean = 0.5;
+  change.most_changed = {1, 0};
+  data.changes.push_back(change);
+  PcaView view;
+  view.layer = 1;
+  view.dims = 2;
+  view.coords = {0.123456f, -1.0f, -0.123456f, 1.0f};
+  view.explained = {0.75, 0.25};
+  data.pca.push_back(view);
+  data.comparison.push_back({});
+  data.comparison[0].overlap = {0.0f, 1.0f};
+  data.comparison[0].most_changed = {0, 1};
+  const auto json = nlohmann::json::parse(to_json(data));
+  const auto& c = json["changes"][0];
+  EXPECT_EQ(c["model"], 0);
+  EXPECT_EQ(c["layer"], 1);
+  EXPECT_EQ(c["previous_layer"], 0);
+  EXPECT_EQ(c["k"], 1);
+  EXPECT_EQ(c["jaccard"], nlohmann::json::parse("[1.0, 0.0]"));
+  EXPECT_DOUBLE_EQ(c["mean"].get<double>(), 0.5);
+  EXPECT_EQ(c["most_changed"], nlohmann::json::array({1, 0}));
+  const auto& v = json["pca"][0];
+  EXPECT_EQ(v["dims"], 2);
+  // Four significant digits for the view's coordinates.
+  EXPECT_EQ(v["coords"], nlohmann::json::parse("[0.1235, -1.0, -0.1235, 1.0]"));
+  EXPECT_EQ(v["explained"], nlohmann::json::parse("[0.75, 0.25]"));
+  EXPECT_EQ(json["comparison"]["pairs"][0]["most_changed"], nlohmann::json::array({0, 1}));
+}
+
 TEST(Report, PageTemplateHasOnePlaceholderAndTheHtmlReplacesIt) {
   const std::string_view page = page_template();
   const std::string placeholder = "/*TOKMAP_DATA*/null";

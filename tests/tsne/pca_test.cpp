@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <random>
+#include <string>
 
 #include "tsne/tsne.hpp"
 
@@ -42,6 +44,48 @@ TEST(Pca, GramPathZeroesDirectionsBeyondTheRank) {
   std::vector<float> out(n * k);
   pca(out, x, n, d, k);
   for (std::size_t i = 0; i < n; ++i) EXPECT_NEAR(out[i * k + 4], 0.0f, 1e-5f);
+}
+
+}  // namespace
+}  // namespace tokmap::tsne
+
+namespace tokmap::tsne {
+namespace {
+
+// Against numpy's SVD (tests/data/tsne/make_pca_reference.py): the explained variance ratios and
+// the projections up to sign, on both of pca()'s paths.
+TEST(Pca, ExplainedVarianceAndProjectionsMatchNumpy) {
+  std::ifstream in(std::string(TOKMAP_TEST_DATA) + "/tsne/pca_reference.txt");
+  ASSERT_TRUE(in) << "missing tests/data/tsne/pca_reference.txt";
+  int cases = 0;
+  std::size_t n = 0, d = 0, k = 0;
+  while (in >> n >> d >> k) {
+    ++cases;
+    std::vector<float> x(n * d);
+    for (auto& v : x) in >> v;
+    std::vector<double> ratio(k);
+    for (auto& v : ratio) in >> v;
+    std::vector<double> magnitude(n * k);
+    for (auto& v : magnitude) in >> v;
+    ASSERT_TRUE(in);
+    std::vector<float> projected(n * k);
+    pca(projected, x, n, d, k);
+    const auto explained = explained_variance_ratio(projected, x, n, d, k);
+    ASSERT_EQ(explained.size(), k);
+    for (std::size_t c = 0; c < k; ++c)
+      EXPECT_NEAR(explained[c], ratio[c], 1e-5) << "n " << n << " d " << d << " axis " << c;
+    for (std::size_t i = 0; i < n * k; ++i)
+      EXPECT_NEAR(std::fabs(projected[i]), magnitude[i], 1e-4) << "n " << n << " entry " << i;
+  }
+  EXPECT_EQ(cases, 2);
+}
+
+TEST(Pca, ExplainedVarianceOfConstantDataIsZero) {
+  const std::vector<float> x(5 * 3, 2.0f);
+  std::vector<float> projected(5 * 2);
+  pca(projected, x, 5, 3, 2);
+  EXPECT_EQ(explained_variance_ratio(projected, x, 5, 3, 2), (std::vector<double>{0.0, 0.0}));
+  EXPECT_THROW(explained_variance_ratio(projected, x, 5, 3, 3), Error);
 }
 
 }  // namespace

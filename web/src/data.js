@@ -48,6 +48,16 @@ export class ReportData {
         if (layer && Array.isArray(layer.top_ids) && layer.top_ids.length === this.N) this.lensIndex.set(`${l.model}|${layer.layer}`, layer);
       }
     }
+    // Neighbourhood change between consecutive mapped layers, and the PCA views, by model|layer.
+    this.changeIndex = new Map();
+    for (const c of Array.isArray(raw.changes) ? raw.changes : []) {
+      if (c && Array.isArray(c.jaccard) && c.jaccard.length === this.N) this.changeIndex.set(`${c.model}|${c.layer}`, c);
+    }
+    this.pcaIndex = new Map();
+    for (const v of Array.isArray(raw.pca) ? raw.pca : []) {
+      if (v && Array.isArray(v.coords) && v.dims >= 1 && v.coords.length === this.N * v.dims) this.pcaIndex.set(`${v.model}|${v.layer}`, v);
+    }
+    this._pcaMaps = new Map();
     this.maxSeeds = Math.max(1, ...maps.map((m) => 1 + (Array.isArray(m.seed_coords) ? m.seed_coords.length : 0)));
     this.seedLabels = raw.seeds && raw.seeds.length >= this.maxSeeds ? raw.seeds.slice(0, this.maxSeeds) : [...Array(this.maxSeeds).keys()];
 
@@ -186,6 +196,43 @@ export class ReportData {
       }
     });
     return best || start;
+  }
+
+  /** How token neighbourhoods changed from the previous mapped layer to `layer`, or null. */
+  change(model, layer) {
+    return this.changeIndex.get(`${model}|${layer}`) || null;
+  }
+
+  /**
+   * The PCA view of (model, layer) in `dims` dimensions as a map-like object ({ model, layer,
+   * dims, coords, pca: true, explained }; perplexity 'PCA'), so the page draws it like a t-SNE
+   * map; null when the report has none. A 2D view is the first two axes of the stored ones.
+   */
+  pcaMap(model, layer, dims) {
+    const k = `${model}|${layer}|${dims}`;
+    if (this._pcaMaps.has(k)) return this._pcaMaps.get(k);
+    const v = this.pcaIndex.get(`${model}|${layer}`);
+    let out = null;
+    if (v) {
+      const d = Math.min(dims, v.dims), n = this.N;
+      const coords = new Array(n * d);
+      for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) coords[i * d + j] = v.coords[i * v.dims + j];
+      out = { model, layer, perplexity: 'PCA', dims: d, coords, pca: true, explained: (v.explained || []).slice(0, d) };
+    }
+    this._pcaMaps.set(k, out);
+    return out;
+  }
+
+  /** The PCA view of this model nearest to the given layer number (its own layers). */
+  pcaMapNearLayer(model, layer, dims) {
+    const exact = this.pcaMap(model, layer, dims);
+    if (exact) return exact;
+    let best = null, bestD = Infinity;
+    for (const l of this.modelLayers[model] || []) {
+      const m = this.pcaMap(model, l, dims);
+      if (m && Math.abs(l - layer) < bestD) { best = m; bestD = Math.abs(l - layer); }
+    }
+    return best;
   }
 
   seedCount(map) {

@@ -12,7 +12,7 @@ const fmt = (v, d = 3) => (v === null || v === undefined || !Number.isFinite(+v)
 const COLOR_MODES = [
   ['text', 'text'], ['model', 'model'], ['position', 'position in text'], ['kind', 'token kind'],
   ['cluster', 'cluster'], ['outlier', 'outlier score'], ['stability', 'stability (seeds)'],
-  ['overlap', 'neighbourhood overlap'],
+  ['overlap', 'neighbourhood overlap'], ['change', 'change from previous layer'],
   ['lens-agree', 'agrees with final top-1'], ['lens-entropy', 'prediction entropy'],
 ];
 // Colourings whose legend entries are categories (a click hides or shows that category).
@@ -47,6 +47,7 @@ class App {
       labels: N <= 3000,
       trajectories: false,
       selected: -1,
+      projection: 'tsne',  // 'tsne' | 'pca': which coordinates the views show
     };
     // Never open on a degenerate map when the report has a usable one (docs/REPORT_FORMAT.md).
     const open = data.openingView(0, this.layers, this.state.layerIdx, this.state.perplexity, this.state.dims);
@@ -129,7 +130,7 @@ class App {
     $('#title').textContent = d.title;
     $('#created').textContent = d.createdWith;
     $('#summary').textContent = [
-      `${d.N.toLocaleString('en')} tokens`, `${d.texts.length} text${d.texts.length === 1 ? '' : 's'}`,
+      d.settings.points === 'spans' ? `${d.N.toLocaleString('en')} spans aligned across tokenizers` : `${d.N.toLocaleString('en')} tokens`, `${d.texts.length} text${d.texts.length === 1 ? '' : 's'}`,
       `${d.models.length} model${d.models.length === 1 ? '' : 's'}`,
       `layer${d.layers.length === 1 ? '' : 's'} ${d.layers.length > 1 ? `${d.layers[0]}–${d.layers[d.layers.length - 1]}` : d.layers[0]}`,
       d.settings.metric ? `${d.settings.metric} distance` : '',
@@ -188,6 +189,9 @@ class App {
     if (d.dims.length > 1) {
       group('View', select('dims', d.dims.map((k) => [k, `${k}D`]), s.dims, (v) => { s.dims = +v; this.hideTooltip(); this.refreshAll(); }), 'dims');
     }
+    if (d.pcaIndex.size) {
+      group('Projection', select('projection', [['tsne', 't-SNE'], ['pca', 'PCA']], s.projection, (v) => { s.projection = v; this.hideTooltip(); this.refreshAll(); }), 'projection');
+    }
     if (d.models.length > 1) {
       const g = group('Model', select('model', d.models.map((m, i) => [i, m]), s.model, (v) => this.changeModels(() => { s.model = +v; })), 'model');
       const sb = checkbox('side-by-side', 'side by side', s.sideBySide, (on) => this.changeModels(() => { s.sideBySide = on; $('#model').disabled = on; }));
@@ -196,7 +200,7 @@ class App {
     if (d.maxSeeds > 1) {
       group('Seed', select('seed', d.seedLabels.map((v, k) => [k, `seed ${v}${k === 0 ? ' (main)' : ''}`]), 0, (v) => { s.seed = +v; this.refreshAll(false); }), 'seed');
     }
-    const modes = COLOR_MODES.filter(([m]) => (m.startsWith('lens-') ? d.lensModels.size > 0
+    const modes = COLOR_MODES.filter(([m]) => (m === 'change' ? d.changeIndex.size > 0 : m.startsWith('lens-') ? d.lensModels.size > 0
       : (m !== 'model' && m !== 'overlap') || (d.models.length > 1 && (m === 'model' || d.pairs.length > 0))));
     group('Colour by', select('color-by', modes, s.colorBy, (v) => { s.colorBy = v; this.refreshColors(); this.requestRender(); }), 'color-by');
 
@@ -284,7 +288,10 @@ class App {
     const s = this.state;
     const L = this.layers.length;
     const layer = this.layers[Math.max(0, Math.min(L - 1, layerIdx))];
-    return this.data.mapNearLayer(view.model, this.viewLayer(view.model, layer).layer, s.perplexity, s.dims);
+    const own = this.viewLayer(view.model, layer).layer;
+    // PCA: the linear view of the same layer (drawn like a map; see ReportData.pcaMap).
+    const pca = s.projection === 'pca' ? this.data.pcaMapNearLayer(view.model, own, s.dims) : null;
+    return pca || this.data.mapNearLayer(view.model, own, s.perplexity, s.dims);
   }
 
   /** Switches model or side-by-side (in `change`), keeping the layer at matching depth. */
@@ -331,14 +338,15 @@ class App {
       const primary = this.layers[Math.round(pos)];
       const link = v.model === this.primaryModel() ? null : this.viewLayer(v.model, primary);
       v.pairedWith = link && link.pair ? primary : null;
+      const pca = v.currentMap.pca === true;
       v.caption.textContent = [
         this.data.models[v.model],
         `layer ${v.currentMap.layer}` + (link ? (link.pair ? ` (paired with layer ${primary})` : ' (no paired layer)') : ''),
-        `perplexity ${v.currentMap.perplexity}`,
-        `${s.dims}D`, this.data.maxSeeds > 1 ? `seed ${this.data.seedLabels[this.seedFor(v.currentMap)]}` : '',
+        pca ? `PCA, ${explainedText(v.currentMap.explained)}` : `perplexity ${v.currentMap.perplexity}`,
+        `${s.dims}D`, !pca && this.data.maxSeeds > 1 ? `seed ${this.data.seedLabels[this.seedFor(v.currentMap)]}` : '',
       ].filter(Boolean).join(' · ');
       this.updateBanner(v);
-      v.canvas.setAttribute('aria-label', `${s.dims}D t-SNE map of ${this.data.N} tokens, ${v.caption.textContent}. ` +
+      v.canvas.setAttribute('aria-label', `${s.dims}D ${pca ? 'PCA view' : 't-SNE map'} of ${this.data.N} tokens, ${v.caption.textContent}. ` +
         (s.dims === 2 ? 'Drag to pan, wheel to zoom.' : 'Drag to rotate, wheel to zoom.') + ' Arrow keys move the view, [ and ] change layer.');
     }
     this.viewVersion++;
@@ -504,6 +512,13 @@ class App {
         colorOf = lens ? (i) => viridis(lens.entropy[i] === null ? NaN : lens.entropy[i] / hi) : () => other;
         break;
       }
+      case 'change': {
+        // The first mapped layer has nothing before it: grey, as the legend says.
+        const ch = d.change(view.model, layer);
+        const jac = ch && ch.jaccard;
+        colorOf = jac ? (i) => viridis(jac[i] === null ? NaN : +jac[i]) : () => other;
+        break;
+      }
       default: colorOf = () => oi[0];
     }
     const hidden = this.filters[s.colorBy];
@@ -513,7 +528,8 @@ class App {
       const c = colorOf(i);
       out[i * 4] = c[0]; out[i * 4 + 1] = c[1]; out[i * 4 + 2] = c[2];
       if (keyOf && hidden.has(keyOf(i))) { out[i * 4 + 3] = 4; continue; }
-      out[i * 4 + 3] = i === s.selected ? 3 : this.hlActive ? (this.hlMask[i] ? 2 : 1) : 0;
+      // An atlas report (viz --atlas) shows the reference faded and the placed tokens on top.
+      out[i * 4 + 3] = i === s.selected ? 3 : this.hlActive ? (this.hlMask[i] ? 2 : 1) : (d.tokens[i].source === 'atlas' ? 1 : 0);
       visible++;
     }
     view.visibleCount = visible;
@@ -773,6 +789,19 @@ class App {
           `<p class="note pair-means">${what}</p>`;
         break;
       }
+      case 'change': {
+        const changes = [...new Set(this.views.map((v) => d.change(v.model, v.currentMap ? v.currentMap.layer : layer)).filter(Boolean))];
+        if (!changes.length) {
+          html = `<p class="note change-none">Layer ${layer} is the first mapped layer of ${esc(d.models[view ? view.model : 0])}: nothing to compare it with (grey).</p>`;
+          break;
+        }
+        const k = changes[0].k;
+        const what = changes.map((c) => `${esc(d.models[c.model])} layer ${c.previous_layer} → ${c.layer}: mean <b>${fmt(c.mean, 2)}</b>`).join('<br>');
+        html = gradient(viridis, '0 (all new)', '1 (unchanged)',
+          `Jaccard index of each token’s ${k} nearest neighbours in the previous mapped layer and in this one (${esc(d.settings.metric || 'model')} distance in the model’s hidden states, not in the map).`) +
+          `<p class="note change-means">${what}</p>`;
+        break;
+      }
     }
     if (this.hlActive) html += '<p class="note">Highlighted tokens are drawn larger; the rest are faded.</p>';
     let filter = '';
@@ -804,8 +833,14 @@ class App {
 
   updateTrust() {
     const d = this.data, view = this.views[0], box = $('#trust');
-    if (!view || !view.currentMap) { box.innerHTML = ''; return; }
+    if (!view || !view.currentMap) { box.innerHTML = ''; this.updateChanges(); return; }
     const m = view.currentMap;
+    if (m.pca) {
+      box.innerHTML = this.pcaHtml(m) + this.outliersHtml(m);
+      for (const b of box.querySelectorAll('button[data-token]')) b.addEventListener('click', () => this.select(+b.dataset.token));
+      this.updateChanges();
+      return;
+    }
     const a = d.assessment(m, this.seedFor(m));
     const ratings = (a && a.ratings) || {};
     // Old reports (no assessment) keep the page's own grades; tiny ones never get neighbour grades.
@@ -857,14 +892,66 @@ class App {
     for (const pair of new Set(this.views.map((v) => this.pairFor(v)).filter(Boolean))) {
       html += `<p class="note overlap-mean">Neighbourhood overlap ${esc(d.models[pair.a])} (layer ${pair.layer_a}) vs ${esc(d.models[pair.b])} (layer ${pair.layer_b}): <b>${fmt(pair.mean, 2)}</b></p>`;
     }
-    const an = d.analysis(m.model, m.layer);
-    if (an && Array.isArray(an.top_outliers) && an.top_outliers.length) {
-      html += `<h3>Top outliers</h3><ol class="outliers">${an.top_outliers.slice(0, 8).map((i) =>
-        `<li><button type="button" data-token="${i}" class="token-link">${esc(showToken(d.tokens[i]?.display))}</button>
-         <span class="where">text ${(d.tokens[i]?.text ?? 0) + 1}, pos ${d.tokens[i]?.position}</span>
-         <span class="num">z ${fmt(an.outlier?.[i], 1)}</span></li>`).join('')}</ol>`;
-    }
+    html += this.outliersHtml(m);
     box.innerHTML = html;
+    for (const b of box.querySelectorAll('button[data-token]')) b.addEventListener('click', () => this.select(+b.dataset.token));
+    this.updateChanges();
+  }
+
+  outliersHtml(m) {
+    const d = this.data, an = d.analysis(m.model, m.layer);
+    if (!an || !Array.isArray(an.top_outliers) || !an.top_outliers.length) return '';
+    return `<h3>Top outliers</h3><ol class="outliers">${an.top_outliers.slice(0, 8).map((i) =>
+      tokenItem(d, i, `z ${fmt(an.outlier?.[i], 1)}`)).join('')}</ol>`;
+  }
+
+  /** The trust panel of a PCA view: what PCA keeps that t-SNE does not, and its explained variance. */
+  pcaHtml(m) {
+    const d = this.data, ex = m.explained || [];
+    const total = ex.reduce((a, v) => a + (+v || 0), 0);
+    const rows = ex.map((v, k) => `<tr data-axis="${k + 1}"><th scope="row">PC${k + 1}</th><td class="num">${fmt(100 * v, 1)}%</td>
+      <td><span class="meter" aria-hidden="true"><span style="width:${Math.max(0, Math.min(1, +v || 0)) * 100}%"></span></span></td></tr>`).join('');
+    return `<p class="trust-what">${esc(d.models[m.model] ?? '')}, layer ${m.layer}, PCA, ${this.state.dims}D</p>
+      <div class="pca-info" id="pca-info" data-explained="${esc(ex.map((v) => fmt(v, 4)).join(','))}">
+      <p>A linear projection onto the top principal axes of layer ${m.layer}’s hidden states: distances and directions keep their global meaning (how far apart groups are, what lies between), which t-SNE does not; local neighbourhoods are kept far worse.</p>
+      <table class="metrics explained"><caption>Share of the variance shown</caption>${rows}
+      <tr class="total"><th scope="row">together</th><td class="num" id="pca-explained-total">${fmt(100 * total, 1)}%</td><td></td></tr></table>
+      ${total < 0.5 ? `<p class="note">Most of the variance (${fmt(100 * (1 - total), 0)}%) lies along other axes: points close here may be far apart in the model.</p>` : ''}</div>`;
+  }
+
+  /**
+   * The "What changed" panel: the tokens whose neighbourhood changed most from the previous
+   * mapped layer (per view's model) and, with comparison data, the tokens whose neighbourhoods
+   * differ most between the models at matched depth. Entries select their token.
+   */
+  updateChanges() {
+    const d = this.data, box = $('#changes');
+    if (!box) return;
+    const layer = this.currentLayer();
+    let html = '';
+    const seen = new Set();
+    for (const v of this.views) {
+      const l = v.currentMap ? v.currentMap.layer : layer;
+      const c = d.change(v.model, l);
+      if (seen.has(`${v.model}|${l}`)) continue;
+      seen.add(`${v.model}|${l}`);
+      const who = d.models.length > 1 ? `${esc(d.models[v.model])}: ` : '';
+      if (!c) {
+        html += `<p class="note">${who}layer ${l} is the first mapped layer; nothing before it to compare.</p>`;
+        continue;
+      }
+      const top = (c.most_changed || []).slice(0, 10);
+      html += `<h3>${who}Moved most between layer ${c.previous_layer} and ${c.layer}</h3>
+        <p class="note">Jaccard index of the ${c.k} nearest neighbours in the model’s space (0 = all new); mean ${fmt(c.mean, 2)}.</p>
+        <ol class="moved" data-model="${c.model}" data-layer="${c.layer}">${top.map((i) => tokenItem(d, i, `J ${fmt(c.jaccard[i], 2)}`)).join('')}</ol>`;
+    }
+    for (const pair of new Set(this.views.map((v) => this.pairFor(v)).filter(Boolean))) {
+      const order = Array.isArray(pair.most_changed) && pair.most_changed.length ? pair.most_changed : rankLowest(pair.overlap);
+      html += `<h3>Most different: ${esc(d.models[pair.a])} layer ${pair.layer_a} vs ${esc(d.models[pair.b])} layer ${pair.layer_b}</h3>
+        <p class="note">Share of the ${pair.k} nearest neighbours the models share (0 = none); mean ${fmt(pair.mean, 2)}.</p>
+        <ol class="moved-models" data-a="${pair.a}" data-b="${pair.b}" data-layer-a="${pair.layer_a}">${order.slice(0, 10).map((i) => tokenItem(d, i, `overlap ${fmt(pair.overlap[i], 2)}`)).join('')}</ol>`;
+    }
+    box.innerHTML = html || '<p class="note">No layer-change data in this report.</p>';
     for (const b of box.querySelectorAll('button[data-token]')) b.addEventListener('click', () => this.select(+b.dataset.token));
   }
 
@@ -905,10 +992,12 @@ class App {
     const pair = d.pairs.length ? this.pairFor(view) : null;
     const facts = [
       `text ${t.text + 1}`, `position ${t.position}`, `layer ${layer}`, KIND_LABELS[t.kind] || t.kind,
+      t.source ? (t.source === 'placed' ? `placed, confidence ${fmt(t.confidence, 2)}` : 'atlas') : '',
       d.models.length > 1 ? d.models[view.model] : '',
       a && a.cluster ? `cluster ${a.cluster[i]}` : '',
       a && a.outlier ? `outlier z ${fmt(a.outlier[i], 1)}` : '',
       map && map.point_stability ? `stability ${fmt(map.point_stability[i], 2)}` : '',
+      (() => { const ch = d.change(view.model, layer); return ch && ch.jaccard[i] !== null ? `change ${fmt(ch.jaccard[i], 2)} (from layer ${ch.previous_layer})` : ''; })(),
       pair && pair.overlap[i] !== null ? `overlap ${fmt(pair.overlap[i], 2)} (${pair.a === view.model ? d.models[pair.b] : d.models[pair.a]} layer ${pair.a === view.model ? pair.layer_b : pair.layer_a})` : '',
     ].filter(Boolean);
     let nn = '';
@@ -1106,6 +1195,27 @@ const VERDICT = {
 };
 
 /** A reason from the assessment as a sentence: capital first letter, full stop. */
+/** One clickable token of a ranked list (outliers, moved most). */
+function tokenItem(d, i, value) {
+  return `<li><button type="button" data-token="${i}" class="token-link">${esc(showToken(d.tokens[i]?.display))}</button>
+         <span class="where">text ${(d.tokens[i]?.text ?? 0) + 1}, pos ${d.tokens[i]?.position}</span>
+         <span class="num">${esc(value)}</span></li>`;
+}
+
+/** Token indices by ascending value, ties by index, missing values last (reports without a ranking). */
+function rankLowest(values) {
+  const key = (i) => (values[i] === null || !Number.isFinite(+values[i]) ? Infinity : +values[i]);
+  return [...values.keys()].sort((a, b) => (key(a) === key(b) ? a - b : key(a) < key(b) ? -1 : 1));
+}
+
+/** "63.2% of the variance (PC1 41.0%, PC2 22.2%)". */
+function explainedText(explained) {
+  const ex = explained || [];
+  if (!ex.length) return 'explained variance unknown';
+  const total = ex.reduce((a, v) => a + (+v || 0), 0);
+  return `${fmt(100 * total, 1)}% of the variance (${ex.map((v, k) => `PC${k + 1} ${fmt(100 * v, 1)}%`).join(', ')})`;
+}
+
 function sentence(text) {
   const t = String(text ?? '').trim();
   if (!t) return '';

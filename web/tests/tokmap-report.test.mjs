@@ -138,6 +138,7 @@ test('GPT-2 against a model with another tokenizer: aligned spans, each model\'s
   assert.ok(split >= 0, 'some word is split differently');
   const { page, errors } = await openPage(browser, 'file://' + file);
   assert.equal(await page.evaluate(() => window.__tokmap.N), data.tokens.length);
+  assert.match(await page.textContent('#summary'), new RegExp(`^${data.tokens.length} spans aligned across tokenizers`));
   await page.check('#side-by-side');
   assert.equal((await page.$$('.view canvas.gl')).length, 2);
   await page.selectOption('#color-by', 'overlap');
