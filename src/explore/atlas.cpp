@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include "explore/explore.hpp"
 
@@ -119,6 +120,10 @@ Result run_atlas(Engine& engine, const std::vector<Text>& texts, const fs::path&
       map.perplexity = a.perplexity;
       map.dims = layer.maps[k].dims;
       map.kl = layer.maps[k].kl;
+      // Not measured here (the atlas's maps were judged when it was built; `tokmap atlas check`
+      // re-places its texts): the page shows "—" rather than a score of 0.
+      map.trustworthiness = map.continuity = map.knn_preservation =
+          std::numeric_limits<double>::quiet_NaN();
       map.coords = layer.maps[k].coords;
       map.coords.insert(map.coords.end(), placed.coords.begin(), placed.coords.end());
       data.maps.push_back(std::move(map));

@@ -23,6 +23,7 @@ const KIND_LABELS = { word: 'word start', continuation: 'continuation', punctuat
 
 /** Why a model has no logit lens in this report. */
 function lensMissing(d) {
+  if (d.tokens && d.tokens.some((t) => t.source === 'placed')) return 'reports of texts placed into an atlas (viz --atlas) have none';
   if (d.settings && d.settings.logit_lens === false) return 'the report was made with --no-logit-lens';
   if (d.settings && d.settings.logit_lens === true) return 'it has no causal LM head (an encoder such as BERT)';
   return 'this report has no logit lens (made by an older tokmap)';
@@ -1017,7 +1018,7 @@ class App {
     const lens = d.lens(view.model, layer);
     let predictions = '';
     if (!lens && d.settings && d.settings.logit_lens === true) {
-      predictions = `<div class="tt-facts tt-no-lens">No next-token predictions: ${esc(d.models[view.model])} has no causal LM head (an encoder).</div>`;
+      predictions = `<div class="tt-facts tt-no-lens">No next-token predictions: ${esc(lensMissing(d))}.</div>`;
     }
     if (lens) {
       const agrees = lens.top_ids[i][0] === lens.final_top1[i];

@@ -109,3 +109,10 @@ export async function diffPixels(page, a, b) {
     return n;
   }, [a.toString('base64'), b.toString('base64')]);
 }
+
+/** The data object embedded in a report's index.html (the page's own JSON, `</` escaped). */
+export function embeddedData(file) {
+  const html = fs.readFileSync(file, 'utf8');
+  const m = html.match(/<script type="application\/json" id="tokmap-data">([\s\S]*?)<\/script>/);
+  return JSON.parse(m[1]);
+}

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { launch, openPage, artifacts, webDir, closeAll } from './browser.mjs';
+import { launch, openPage, artifacts, webDir, closeAll, embeddedData } from './browser.mjs';
 import { viridis, OTHER, hexToRgb } from '../src/palette.js';
 import { ReportData } from '../src/data.js';
 
@@ -32,11 +32,6 @@ before(async () => {
 
 after(() => closeAll(browser, dir));
 
-function embeddedData(file) {
-  const html = fs.readFileSync(file, 'utf8');
-  const m = html.match(/<script type="application\/json" id="tokmap-data">([\s\S]*?)<\/script>/);
-  return JSON.parse(m[1]);
-}
 
 const pct = (v) => (100 * v).toFixed(1);
 

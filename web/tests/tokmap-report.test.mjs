@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { launch, openPage, artifacts, webDir, closeAll } from './browser.mjs';
+import { launch, openPage, artifacts, webDir, closeAll, embeddedData } from './browser.mjs';
 import { viridis, OKABE_ITO, hexToRgb } from '../src/palette.js';
 
 const binary = process.env.TOKMAP_BINARY;
@@ -71,12 +71,6 @@ test('a report from tokmap viz loads offline, draws and shows tokens on hover', 
   assert.deepEqual(errors, []);
 });
 
-/** The data object embedded in a report's index.html. */
-function embeddedData(file) {
-  const html = fs.readFileSync(file, 'utf8');
-  const m = html.match(/<script type="application\/json" id="tokmap-data">([\s\S]*?)<\/script>/);
-  return JSON.parse(m[1]);
-}
 
 test('a two-model report from tokmap viz: paired layers side by side, overlap colouring, legend filter', { skip }, async () => {
   const file = path.join(dir, 'compare', 'index.html');
