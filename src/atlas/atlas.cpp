@@ -10,63 +10,10 @@
 
 #include "tsne/tsne.hpp"
 
-extern "C" void dsyevr_(const char* jobz, const char* range, const char* uplo, const int* n,
-                        double* a, const int* lda, const double* vl, const double* vu,
-                        const int* il, const int* iu, const double* abstol, int* m, double* w,
-                        double* z, const int* ldz, int* isuppz, double* work, const int* lwork,
-                        int* iwork, const int* liwork, int* info, std::size_t, std::size_t,
-                        std::size_t);
-
 namespace tokmap::atlas {
 namespace {
 
 int thread_count(int requested) { return requested > 0 ? requested : omp_get_max_threads(); }
-
-// Top `rank` principal axes of u (n, width), as rows of out (rank, width); sign fixed so that
-// the largest-magnitude loading is positive (the same rule as tsne::pca, so maps are stable).
-void principal_axes(std::vector<float>& out, std::span<const float> u, std::size_t n,
-                    std::size_t width, std::size_t rank, std::span<const float> mean) {
-  std::vector<double> cov(width * width, 0.0);
-  std::vector<double> row(width);
-  for (std::size_t i = 0; i < n; ++i) {
-    for (std::size_t c = 0; c < width; ++c) row[c] = double(u[i * width + c]) - mean[c];
-    for (std::size_t a = 0; a < width; ++a) {
-      const double ra = row[a];
-      double* ca = cov.data() + a * width;
-      for (std::size_t b = a; b < width; ++b) ca[b] += ra * row[b];
-    }
-  }
-  for (std::size_t a = 0; a < width; ++a)
-    for (std::size_t b = a; b < width; ++b) cov[b * width + a] = cov[a * width + b];
-  const int dn = static_cast<int>(width);
-  const int il = dn - static_cast<int>(rank) + 1, iu = dn;
-  const double vl = 0, vu = 0, abstol = 0;
-  int m = 0, info = 0;
-  std::vector<double> w(width), z(width * rank);
-  std::vector<int> isuppz(2 * width);
-  int lwork = -1, liwork = -1, iwork_query = 0;
-  double work_query = 0;
-  dsyevr_("V", "I", "U", &dn, cov.data(), &dn, &vl, &vu, &il, &iu, &abstol, &m, w.data(), z.data(),
-          &dn, isuppz.data(), &work_query, &lwork, &iwork_query, &liwork, &info, 1, 1, 1);
-  lwork = static_cast<int>(work_query);
-  liwork = iwork_query;
-  std::vector<double> work(static_cast<std::size_t>(std::max(lwork, 1)));
-  std::vector<int> iwork(static_cast<std::size_t>(std::max(liwork, 1)));
-  dsyevr_("V", "I", "U", &dn, cov.data(), &dn, &vl, &vu, &il, &iu, &abstol, &m, w.data(), z.data(),
-          &dn, isuppz.data(), work.data(), &lwork, iwork.data(), &liwork, &info, 1, 1, 1);
-  if (info != 0 || m != static_cast<int>(rank))
-    throw Error("atlas: PCA eigen-decomposition failed (LAPACK dsyevr info " +
-                std::to_string(info) + ")");
-  out.assign(rank * width, 0.0f);
-  for (std::size_t c = 0; c < rank; ++c) {  // ascending from dsyevr: reverse
-    const double* v = z.data() + (rank - 1 - c) * width;
-    std::size_t arg = 0;
-    for (std::size_t j = 1; j < width; ++j)
-      if (std::abs(v[j]) > std::abs(v[arg])) arg = j;
-    const double sign = v[arg] < 0 ? -1.0 : 1.0;
-    for (std::size_t j = 0; j < width; ++j) out[c * width + j] = static_cast<float>(sign * v[j]);
-  }
-}
 
 // x (width) raw -> u: minus mean, unit length for cosine (an all-zero row stays zero).
 void to_unit(std::span<float> u, const float* x, std::span<const float> mean, bool cosine) {
@@ -409,7 +356,8 @@ Atlas build(const std::vector<std::vector<float>>& states, const std::vector<int
     layer.pca_mean.resize(width);
     for (std::size_t c = 0; c < width; ++c)
       layer.pca_mean[c] = static_cast<float>(pm[c] / double(n));
-    principal_axes(layer.components, u, n, width, atlas.rank, layer.pca_mean);
+    layer.components.assign(atlas.rank * width, 0.0f);
+    tsne::principal_axes(layer.components, u, n, width, atlas.rank);
     layer.features.resize(n * atlas.rank);
     for (std::size_t i = 0; i < n; ++i)
       project({layer.features.data() + i * atlas.rank, atlas.rank}, {u.data() + i * width, width},

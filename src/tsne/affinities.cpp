@@ -125,11 +125,10 @@ void pca_gram(std::span<float> out, const std::vector<float>& centered, std::siz
 
 }  // namespace
 
-void pca(std::span<float> out, std::span<const float> in, std::size_t n, std::size_t d,
-         std::size_t k) {
-  if (k == 0 || k > d)
-    throw Error("PCA: cannot keep " + std::to_string(k) + " of " + std::to_string(d) +
-                " dimensions");
+namespace {
+
+// rows of `in` (n, d) minus their column means (computed in double).
+std::vector<float> centered_rows(std::span<const float> in, std::size_t n, std::size_t d) {
   std::vector<double> mean(d, 0.0);
   for (std::size_t i = 0; i < n; ++i)
     for (std::size_t j = 0; j < d; ++j) mean[j] += in[i * d + j];
@@ -138,13 +137,13 @@ void pca(std::span<float> out, std::span<const float> in, std::size_t n, std::si
   for (std::size_t i = 0; i < n; ++i)
     for (std::size_t j = 0; j < d; ++j)
       centered[i * d + j] = static_cast<float>(in[i * d + j] - mean[j]);
+  return centered;
+}
 
-  // Fewer points than dimensions (a sentence's tokens in a 768-wide model): decompose the
-  // (n, n) Gram matrix instead of the (d, d) covariance; same axes, far less work.
-  if (n < d && k <= n) {
-    pca_gram(out, centered, n, d, k);
-    return;
-  }
+// The top-k axes of centered rows (n, d): out (k, d), by decreasing variance, each signed so that
+// its largest-magnitude loading is positive (so maps and atlases do not flip between runs).
+void centered_axes(std::span<float> out, const std::vector<float>& centered, std::size_t n,
+                   std::size_t d, std::size_t k) {
   // Covariance (upper triangle, row-major) accumulated in double over row blocks.
   std::vector<double> cov(d * d, 0.0);
   std::vector<float> block_cov(d * d);
@@ -163,15 +162,45 @@ void pca(std::span<float> out, std::span<const float> in, std::size_t n, std::si
   // Top-k eigenvectors (LAPACK dsyevr; symmetric, so row/column major agree).
   std::vector<double> values, vectors;
   top_eigenpairs(cov, d, k, values, vectors);
-  std::vector<float> axes(d * k);  // (d, k) row-major
   for (std::size_t c = 0; c < k; ++c) {
     const double* v = vectors.data() + c * d;
     std::size_t arg = 0;
     for (std::size_t j = 1; j < d; ++j)
       if (std::abs(v[j]) > std::abs(v[arg])) arg = j;
     const double sign = v[arg] < 0 ? -1.0 : 1.0;
-    for (std::size_t j = 0; j < d; ++j) axes[j * k + c] = static_cast<float>(sign * v[j]);
+    for (std::size_t j = 0; j < d; ++j) out[c * d + j] = static_cast<float>(sign * v[j]);
   }
+}
+
+void check_rank(std::size_t k, std::size_t d) {
+  if (k == 0 || k > d)
+    throw Error("PCA: cannot keep " + std::to_string(k) + " of " + std::to_string(d) +
+                " dimensions");
+}
+
+}  // namespace
+
+void principal_axes(std::span<float> out, std::span<const float> in, std::size_t n, std::size_t d,
+                    std::size_t k) {
+  check_rank(k, d);
+  centered_axes(out, centered_rows(in, n, d), n, d, k);
+}
+
+void pca(std::span<float> out, std::span<const float> in, std::size_t n, std::size_t d,
+         std::size_t k) {
+  check_rank(k, d);
+  const std::vector<float> centered = centered_rows(in, n, d);
+  // Fewer points than dimensions (a sentence's tokens in a 768-wide model): decompose the
+  // (n, n) Gram matrix instead of the (d, d) covariance; same axes, far less work.
+  if (n < d && k <= n) {
+    pca_gram(out, centered, n, d, k);
+    return;
+  }
+  std::vector<float> rows(k * d);  // (k, d)
+  centered_axes(rows, centered, n, d, k);
+  std::vector<float> axes(d * k);  // (d, k) row-major, for the product below
+  for (std::size_t c = 0; c < k; ++c)
+    for (std::size_t j = 0; j < d; ++j) axes[j * k + c] = rows[c * d + j];
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n), static_cast<int>(k),
               static_cast<int>(d), 1.0f, centered.data(), static_cast<int>(d), axes.data(),
               static_cast<int>(k), 0.0f, out.data(), static_cast<int>(k));

@@ -139,6 +139,11 @@ Method choose_method(std::size_t n, int dims);
 bool prepare_input(std::span<float> out, std::span<const float> in, std::size_t n, std::size_t d,
                    bool center, neighbors::Metric metric);
 
+// The top k principal axes of x (n, d) about its column means: out (k, d), by decreasing
+// variance, each signed so that its largest-magnitude loading is positive (pca's rule).
+void principal_axes(std::span<float> out, std::span<const float> x, std::size_t n, std::size_t d,
+                    std::size_t k);
+
 // Principal components: out (n, k) = projection of the column-centred `in` (n, d) onto its top k
 // principal axes (eigen-decomposition of the covariance in double; sign fixed so that the
 // largest-magnitude loading of each axis is positive). k <= d.

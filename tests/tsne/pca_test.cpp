@@ -35,6 +35,40 @@ TEST(Pca, GramPathMatchesCovariancePath) {
   }
 }
 
+// The axes principal_axes gives (what atlases store to project new points) are orthonormal
+// and are the ones pca projects onto: pca(x) = (x - mean) . axes^T.
+TEST(Pca, PrincipalAxesAreOrthonormalAndTheOnesPcaProjectsOnto) {
+  const std::size_t n = 300, d = 24, k = 5;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal;
+  std::vector<float> x(n * d);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < d; ++j)
+      x[i * d + j] = normal(rng) * (1.0f + 0.2f * float(d - j)) - 1.0f;
+  std::vector<float> axes(k * d), projected(n * k);
+  principal_axes(axes, x, n, d, k);
+  pca(projected, x, n, d, k);
+  for (std::size_t a = 0; a < k; ++a)
+    for (std::size_t b = 0; b < k; ++b) {
+      double dot = 0;
+      for (std::size_t j = 0; j < d; ++j) dot += double(axes[a * d + j]) * axes[b * d + j];
+      EXPECT_NEAR(dot, a == b ? 1.0 : 0.0, 1e-5) << a << " " << b;
+    }
+  std::vector<double> mean(d, 0.0);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < d; ++j) mean[j] += x[i * d + j] / double(n);
+  double worst = 0, scale = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t c = 0; c < k; ++c) {
+      double v = 0;
+      for (std::size_t j = 0; j < d; ++j) v += (x[i * d + j] - mean[j]) * axes[c * d + j];
+      worst = std::max(worst, std::abs(v - projected[i * k + c]));
+      scale = std::max(scale, std::abs(v));
+    }
+  EXPECT_LT(worst, 1e-5 * scale);
+  EXPECT_THROW(principal_axes(axes, x, n, d, d + 1), Error);
+}
+
 TEST(Pca, GramPathZeroesDirectionsBeyondTheRank) {
   // 5 points span at most 4 dimensions after centring: components 5.. carry no variance.
   const std::size_t n = 5, d = 30, k = 5;
