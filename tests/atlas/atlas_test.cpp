@@ -160,6 +160,51 @@ TEST(Atlas, HeldOutRowsLandWhereTheMapPutThem) {
   }
 }
 
+// The confidence is calibrated: over held-out corpus tokens (each placed with its own reference
+// row left out), the mean confidence is close to the share placed "well" (within the radius of
+// the token's own confidence_k-th nearest map neighbour of where the full map put it, the
+// build's definition), and well-placed tokens get higher confidences than the others.
+TEST(Atlas, ConfidenceIsCalibratedOnHeldOutTokens) {
+  const auto& a = shared_atlas();
+  const auto states = corpus(800);
+  const std::size_t h = 400, l = a.layers.size() - 1;
+  std::vector<std::int64_t> self(h);
+  for (std::size_t i = 0; i < h; ++i) self[i] = static_cast<std::int64_t>(i);
+  const auto placed = place(a, l, rows(states[l], 0, h), h, {}, self);
+  for (std::size_t k = 0; k < placed.size(); ++k) {
+    const auto& map = a.layers[l].maps[k];
+    const int dims = map.dims;
+    const auto kc = static_cast<std::size_t>(a.confidence_k);
+    double good = 0, conf = 0, conf_good = 0, conf_bad = 0;
+    std::size_t n_good = 0, n_bad = 0;
+    for (std::size_t i = 0; i < h; ++i) {
+      const auto sq = [&](const float* p, const float* q) {
+        double s = 0;
+        for (int c = 0; c < dims; ++c) s += double(p[c] - q[c]) * (p[c] - q[c]);
+        return s;
+      };
+      const float* home = map.coords.data() + i * dims;
+      std::vector<double> d2;
+      for (std::size_t j = 0; j < a.n; ++j)
+        if (j != i) d2.push_back(sq(home, map.coords.data() + j * dims));
+      std::nth_element(d2.begin(), d2.begin() + (kc - 1), d2.end());
+      const bool ok = sq(placed[k].coords.data() + i * dims, home) <= d2[kc - 1];
+      const double c = placed[k].confidence[i];
+      good += ok;
+      conf += c;
+      (ok ? conf_good : conf_bad) += c;
+      ++(ok ? n_good : n_bad);
+    }
+    good /= double(h);
+    conf /= double(h);
+    std::printf("%dD: mean confidence %.3f, placed well %.3f (%zu of %zu)\n", dims, conf, good,
+                n_good, h);
+    EXPECT_NEAR(conf, good, 0.15) << dims << "D";
+    if (n_good > 10 && n_bad > 10)
+      EXPECT_GT(conf_good / double(n_good), conf_bad / double(n_bad)) << dims << "D";
+  }
+}
+
 TEST(Atlas, ReaderNamesTheFileAndTheFault) {
   TempDir dir;
   const auto path = dir / "a.tokmap-atlas";
