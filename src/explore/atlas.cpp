@@ -126,8 +126,11 @@ Result run_atlas(Engine& engine, const std::vector<Text>& texts, const fs::path&
           std::numeric_limits<double>::quiet_NaN();
       map.coords = layer.maps[k].coords;
       map.coords.insert(map.coords.end(), placed.coords.begin(), placed.coords.end());
+      map.confidence.assign(n, 1.0f);
+      map.confidence.insert(map.confidence.end(), placed.confidence.begin(),
+                            placed.confidence.end());
       data.maps.push_back(std::move(map));
-      // The page shows one confidence per token: the last layer's first map.
+      // A token's own confidence (the page's default): the last layer's first map's.
       if (l + 1 == a.layers.size() && k == 0) confidence = placed.confidence;
     }
     hooks.step("place", l + 1, a.layers.size());

@@ -212,6 +212,7 @@ std::string to_json(const ReportData& data) {
       for (const auto& a : m.seed_assessments) list.push_back(assessment_json(a));
     }
     if (!m.seed_kl.empty()) entry["seed_kl"] = double_array(m.seed_kl);
+    if (!m.confidence.empty()) entry["confidence"] = float_array(m.confidence, 3);
     maps.push_back(std::move(entry));
   }
   json& analysis = root["analysis"] = json::array();
@@ -378,7 +379,13 @@ void write_points_tsv(const fs::path& path, const ReportData& data) {
           const Map* stable = map2 != nullptr ? map2 : map3;
           if (!stable->point_stability.empty()) out += format_float(stable->point_stability[i]);
           out += '\t' + rating2 + '\t' + rating3;
-          if (sourced) out += '\t' + format_float(t.confidence);
+          // This layer's confidence (its 2D map's, else its 3D map's), the token's otherwise.
+          if (sourced) {
+            const Map* placed = map2 != nullptr && !map2->confidence.empty()   ? map2
+                                : map3 != nullptr && !map3->confidence.empty() ? map3
+                                                                               : nullptr;
+            out += '\t' + format_float(placed != nullptr ? placed->confidence[i] : t.confidence);
+          }
           out += '\n';
         }
       }

@@ -67,6 +67,9 @@ struct Map {
   std::optional<analysis::MapAssessment> assessment;
   std::vector<double> seed_kl;                            // per seed_coords entry
   std::vector<analysis::MapAssessment> seed_assessments;  // per seed_coords entry, or empty
+  // Atlas reports (viz --atlas): (N) placement confidence of every point in this map (1 for the
+  // atlas's own rows: they are the reference). Empty otherwise.
+  std::vector<float> confidence;
 };
 
 struct Analysis {

@@ -993,7 +993,7 @@ class App {
     const pair = d.pairs.length ? this.pairFor(view) : null;
     const facts = [
       `text ${t.text + 1}`, `position ${t.position}`, `layer ${layer}`, KIND_LABELS[t.kind] || t.kind,
-      t.source ? (t.source === 'placed' ? `placed, confidence ${fmt(t.confidence, 2)}` : 'atlas') : '',
+      t.source ? (t.source === 'placed' ? `placed, confidence ${fmt(map && Array.isArray(map.confidence) ? map.confidence[i] : t.confidence, 2)}` : 'atlas') : '',
       d.models.length > 1 ? d.models[view.model] : '',
       a && a.cluster ? `cluster ${a.cluster[i]}` : '',
       a && a.outlier ? `outlier z ${fmt(a.outlier[i], 1)}` : '',

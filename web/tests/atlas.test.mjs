@@ -33,6 +33,22 @@ test('texts placed into an atlas: the atlas faded, placed tokens in full colour 
   const atlas = data.tokens.filter((t) => t.source === 'atlas').length;
   assert.ok(placed.length >= 10 && atlas >= 1000, `${placed.length} placed, ${atlas} from the atlas`);
   for (const i of placed) assert.ok(data.tokens[i].confidence >= 0 && data.tokens[i].confidence <= 1);
+  // Each map carries its own layer's confidences (the atlas's rows are the reference: 1), and
+  // points.tsv gives each layer's row that layer's value.
+  const last = data.maps.filter((m) => m.layer === Math.max(...data.layers))[0];
+  for (const m of data.maps) {
+    assert.equal(m.confidence.length, data.tokens.length);
+    data.tokens.forEach((t, i) => { if (t.source === 'atlas') assert.equal(m.confidence[i], 1); });
+  }
+  for (const i of placed) assert.ok(Math.abs(last.confidence[i] - data.tokens[i].confidence) < 1e-3);
+  const rows = fs.readFileSync(path.join(dir, 'placed', 'points.tsv'), 'utf8').trim().split('\n');
+  const head = rows[0].split('\t');
+  const col = (name) => head.indexOf(name);
+  const first = placed[0];
+  for (const m of data.maps.filter((mm) => mm.dims === 2)) {
+    const row = rows.slice(1).map((r) => r.split('\t')).filter((r) => r[col('source')] === 'placed' && +r[col('layer')] === m.layer)[0];
+    assert.ok(Math.abs(+row[col('confidence')] - m.confidence[first]) < 2e-3, `layer ${m.layer}`);
+  }
 
   const { page, errors } = await openPage(browser, 'file://' + file);
   assert.equal(await page.evaluate(() => window.__tokmap.N), data.tokens.length);
