@@ -7,9 +7,12 @@
 
 #include "io/io.hpp"
 #include "model/model.hpp"
+#include "support/model_states.hpp"
 
 namespace tokmap::model {
 namespace {
+
+using test_support::relative_error;
 
 const fs::path kData = TOKMAP_TEST_DATA;
 const fs::path kModels = TOKMAP_MODELS_DIR;
@@ -43,15 +46,6 @@ Captured run(const Model& model, const std::vector<std::int32_t>& ids,
   });
   EXPECT_EQ(next_token, ids.size());
   return result;
-}
-
-double relative_error(std::span<const float> got, std::span<const float> want) {
-  double max_error = 0, max_reference = 0;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    max_error = std::max(max_error, double(std::fabs(got[i] - want[i])));
-    max_reference = std::max(max_reference, double(std::fabs(want[i])));
-  }
-  return max_error / max_reference;
 }
 
 void check_against_reference(const fs::path& model_dir, const fs::path& reference_dir,

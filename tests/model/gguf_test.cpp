@@ -13,11 +13,15 @@
 #include "model/model.hpp"
 #include "support/error_of.hpp"
 #include "support/gguf_writer.hpp"
+#include "support/model_states.hpp"
 #include "support/npy.hpp"
 #include "support/temp_dir.hpp"
 
 namespace tokmap::model {
 namespace {
+
+using test_support::all_states;
+using test_support::relative_error;
 
 using test_support::error_of;
 using test_support::GgufTensorCopy;
@@ -26,29 +30,6 @@ using test_support::TempDir;
 using ::testing::HasSubstr;
 
 const fs::path kArch = fs::path(TOKMAP_TEST_DATA) / "model" / "arch";
-
-std::vector<std::vector<float>> all_states(const Model& model,
-                                           const std::vector<std::int32_t>& ids) {
-  const std::size_t C = model.config().n_embd;
-  std::vector<std::vector<float>> states(model.config().n_layer + 1,
-                                         std::vector<float>(ids.size() * C, NAN));
-  const std::vector<std::vector<std::int32_t>> texts{ids};
-  forward(model, texts, {}, [&](const HiddenStates& s) {
-    for (std::size_t l = 0; l < s.layers.size(); ++l) {
-      std::copy(s.layers[l].begin(), s.layers[l].end(), states[l].begin() + s.first_token * C);
-    }
-  });
-  return states;
-}
-
-double relative_error(std::span<const float> got, std::span<const float> want) {
-  double error = 0, reference = 0;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    error = std::max(error, std::fabs(double(got[i]) - want[i]));
-    reference = std::max(reference, std::fabs(double(want[i])));
-  }
-  return error / reference;
-}
 
 std::vector<std::vector<std::int32_t>> sequences(const std::string& name) {
   const auto inputs = nlohmann::json::parse(io::read_text_file(kArch / name / "inputs.json"));

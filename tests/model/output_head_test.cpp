@@ -10,11 +10,14 @@
 #include "io/io.hpp"
 #include "io/json.hpp"
 #include "model/model.hpp"
+#include "support/model_states.hpp"
 
 namespace fs = std::filesystem;
 namespace model = tokmap::model;
 
 namespace {
+
+using tokmap::test_support::all_states;
 
 const fs::path kData = TOKMAP_TEST_DATA;
 const fs::path kModels = TOKMAP_MODELS_DIR;
@@ -30,18 +33,6 @@ std::vector<Case> cases() {
     out.push_back({arch, kData / "model" / "arch" / arch / "hf"});
   out.push_back({"demo-brown-gpt2", kModels / "demo-brown-gpt2"});
   return out;
-}
-
-// Every captured layer of one text: [layer] → (T, C).
-std::vector<std::vector<float>> all_states(const model::Model& m,
-                                           const std::vector<std::int32_t>& ids) {
-  std::vector<std::vector<float>> states(std::size_t(m.config().n_layer) + 1);
-  const std::vector<std::vector<std::int32_t>> texts{ids};
-  model::forward(m, texts, {}, [&](const model::HiddenStates& h) {
-    for (std::size_t l = 0; l < h.layers.size(); ++l)
-      states[l].insert(states[l].end(), h.layers[l].begin(), h.layers[l].end());
-  });
-  return states;
 }
 
 // Compares two predictions: probabilities within `tolerance` rank by rank, ids equal unless the
