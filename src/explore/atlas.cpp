@@ -43,7 +43,7 @@ Result run_atlas(Engine& engine, const std::vector<Text>& texts, const fs::path&
   ModelStates raw;
   for (std::size_t t = 0; t < texts.size(); ++t) {
     encodings.push_back(encode(tok, texts[t], options.encode, hooks));
-    Points one = make_points({{encodings.back()}}, {loaded.name}, options.exclude_first);
+    Points one = make_points({{encodings.back()}}, options.exclude_first);
     if (one.points.empty()) continue;
     ModelStates states = hidden_states(loaded, one, 0, state_options);
     if (raw.hidden.empty()) {

@@ -136,8 +136,7 @@ struct Points {
 // Stage 1: each model's tokens of each text and the points to map. Tokens added around a text
 // that cover none of it (BOS, [CLS]) are never part of a span when aligning.
 // encodings: [model][text]
-Points make_points(std::vector<std::vector<tokenizer::Encoding>> encodings,
-                   const std::vector<std::string>& model_names, bool exclude_first);
+Points make_points(std::vector<std::vector<tokenizer::Encoding>> encodings, bool exclude_first);
 
 // One model's hidden states of the points.
 struct ModelStates {

@@ -225,10 +225,10 @@ std::vector<std::uint8_t> highlight_points(const std::vector<std::string>& words
   return emphasis;
 }
 
-// Runs job(0..count-1) on up to `threads` threads (the calling thread is one of them) and calls
-// `tick` on the calling thread after each of its jobs. The first exception is rethrown.
-void run_parallel_impl(std::size_t count, int threads, const std::function<void(std::size_t)>& job,
-                       const std::function<void()>& tick) {
+}  // namespace
+
+void run_parallel(std::size_t count, int threads, const std::function<void(std::size_t)>& job,
+                  const std::function<void()>& tick) {
   std::atomic<std::size_t> next{0};
   std::exception_ptr failure;
   std::mutex failure_mutex;
@@ -252,13 +252,6 @@ void run_parallel_impl(std::size_t count, int threads, const std::function<void(
     work(true);
   }
   if (failure) std::rethrow_exception(failure);
-}
-
-}  // namespace
-
-void run_parallel(std::size_t count, int threads, const std::function<void(std::size_t)>& job,
-                  const std::function<void()>& tick) {
-  run_parallel_impl(count, threads, job, tick);
 }
 
 int core_count(int threads) {
@@ -293,8 +286,7 @@ double default_perplexity(std::size_t n_points) {
   return std::clamp(std::round(double(n_points - 1) / 4.0 * 10.0) / 10.0, 2.0, 30.0);
 }
 
-Points make_points(std::vector<std::vector<tokenizer::Encoding>> encodings,
-                   const std::vector<std::string>& model_names, bool exclude_first) {
+Points make_points(std::vector<std::vector<tokenizer::Encoding>> encodings, bool exclude_first) {
   Points out;
   const std::size_t models = encodings.size();
   const std::size_t texts = models == 0 ? 0 : encodings[0].size();
@@ -303,7 +295,6 @@ Points make_points(std::vector<std::vector<tokenizer::Encoding>> encodings,
       if (encodings[m][t].ids != encodings[0][t].ids) out.aligned = true;
     }
   }
-  (void)model_names;
   for (std::size_t t = 0; t < texts; ++t) {
     if (!out.aligned) {
       const auto& encoding = encodings[0][t];
@@ -660,7 +651,7 @@ Result run(Engine& engine, const std::vector<Text>& texts, const VizOptions& opt
     }
     hooks.step("tokenize", texts.size(), texts.size());
   }
-  Points points = make_points(std::move(encodings), names, options.exclude_first);
+  Points points = make_points(std::move(encodings), options.exclude_first);
   const std::size_t n = points.points.size();
   if (n < 4) {
     throw Error(

@@ -27,7 +27,7 @@ using Positions = std::vector<std::vector<std::size_t>>;
 
 TEST(MakePoints, SameTokensGiveOnePointPerTokenWithoutTheFirst) {
   const auto e = encoding({{0, 3}, {3, 9}, {9, 13}});
-  const auto points = ex::make_points({{e}, {e}}, {"a", "b"}, true);
+  const auto points = ex::make_points({{e}, {e}}, true);
   EXPECT_FALSE(points.aligned);
   ASSERT_EQ(points.points.size(), 2u);
   EXPECT_EQ(points.points[0].positions, (Positions{{1}, {1}}));
@@ -39,7 +39,7 @@ TEST(MakePoints, SameTokensGiveOnePointPerTokenWithoutTheFirst) {
 TEST(MakePoints, DifferentTokenizationsAlignOnSpansBothCover) {
   const auto gpt = encoding({{0, 3}, {3, 9}, {9, 13}, {13, 21}, {21, 22}});
   const auto spm = encoding({{0, 0}, {0, 3}, {3, 7}, {7, 10}, {10, 13}, {13, 19}, {19, 22}});
-  const auto all = ex::make_points({{gpt}, {spm}}, {"gpt", "spm"}, false);
+  const auto all = ex::make_points({{gpt}, {spm}}, false);
   ASSERT_TRUE(all.aligned);
   ASSERT_EQ(all.points.size(), 3u);
   EXPECT_EQ(all.points[0].positions, (Positions{{0}, {1}}));
@@ -47,7 +47,7 @@ TEST(MakePoints, DifferentTokenizationsAlignOnSpansBothCover) {
   EXPECT_EQ(all.points[1].span, (std::pair<std::size_t, std::size_t>{3, 13}));
   EXPECT_EQ(all.points[2].positions, (Positions{{3, 4}, {5, 6}}));
   // Without the first token: the span holding GPT-2's position 0 goes; <s> was never in one.
-  const auto kept = ex::make_points({{gpt}, {spm}}, {"gpt", "spm"}, true);
+  const auto kept = ex::make_points({{gpt}, {spm}}, true);
   ASSERT_EQ(kept.points.size(), 2u);
   EXPECT_EQ(kept.points[0].positions, (Positions{{1, 2}, {2, 3, 4}}));
 }
@@ -56,7 +56,7 @@ TEST(MakePoints, DifferentTokenizationsAlignOnSpansBothCover) {
 TEST(MakePoints, TextOneModelDoesNotCoverJoinsTheNextSpan) {
   const auto a = encoding({{0, 1}, {1, 3}, {3, 5}});
   const auto b = encoding({{0, 1}, {4, 5}});
-  const auto points = ex::make_points({{a}, {b}}, {"a", "b"}, false);
+  const auto points = ex::make_points({{a}, {b}}, false);
   ASSERT_EQ(points.points.size(), 2u);
   EXPECT_EQ(points.points[1].positions, (Positions{{1, 2}, {1}}));
   EXPECT_EQ(points.points[1].span, (std::pair<std::size_t, std::size_t>{1, 5}));
