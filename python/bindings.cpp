@@ -415,7 +415,8 @@ void raise_error(const Error& e) {
     for (const char* marker : {": cannot open", ": cannot stat", ": cannot write", ": cannot map",
                                ": write failed", ": cannot replace", ": cannot flush",
                                ": cannot size", "does not exist", ": is a folder",
-                               ": cannot create", ": cannot rename", ": cannot remove"}) {
+                               ": cannot create", ": cannot rename", ": cannot remove",
+                               "not found; looked in"}) {
       if (message.find(marker) != std::string::npos) kind = "FileError";
     }
   }

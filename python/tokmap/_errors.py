@@ -23,3 +23,8 @@ class FileError(Error, OSError):
 
 class TokmapWarning(UserWarning):
     """A warning from the library (a lowered perplexity, a degenerate map, ...)."""
+
+
+# Shown as tokmap.UsageError (not tokmap._errors.UsageError) in tracebacks.
+for _cls in (Error, UsageError, InputError, FileError, TokmapWarning):
+    _cls.__module__ = "tokmap"

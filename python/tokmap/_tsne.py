@@ -226,7 +226,7 @@ class TSNE:
             return init, None
         y0 = np.asarray(init)
         if y0.ndim != 2 or y0.shape != (n, dims):
-            raise InputError(
+            raise UsageError(
                 f"init: initial embedding is {' x '.join(map(str, y0.shape))}, expected "
                 f"{n} x {dims}"
             )
