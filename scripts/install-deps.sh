@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages tokmap needs. Idempotent: only missing packages are installed.
 #   scripts/install-deps.sh          build + test packages
-#   scripts/install-deps.sh --bench  also the benchmark peers (PyTorch, scikit-learn, Rtsne, Node)
+#   scripts/install-deps.sh --bench  also the benchmark peers (PyTorch, scikit-learn, umap-learn,
+#                                    Rtsne, Node)
 #                                    and the demo atlas's corpus
 #   scripts/install-deps.sh --demo   also the demo atlas's corpus (Jane Austen's novels, public
 #                                    domain, packaged for R: scripts/austen-corpus.sh reads it)
@@ -19,8 +20,13 @@ build_and_test=(
   libpango1.0-dev libpng-dev fonts-droid-fallback fonts-noto-color-emoji
   clang libclang-rt-14-dev
   chromium
+  # The Python package (python/): pybind11 bindings, pip/venv for `pip install .`, numpy, and
+  # its tests (pytest; a notebook run headless by nbclient on ipykernel; tqdm progress bars).
+  pybind11-dev python3-dev python3-venv python3-pip python3-setuptools python3-wheel
+  python3-numpy python3-pytest python3-nbclient python3-nbformat python3-ipykernel python3-tqdm
+  python3-sklearn python3-scipy
 )
-bench=(python3 python3-numpy python3-torch python3-sklearn r-cran-rtsne time)
+bench=(python3 python3-numpy python3-torch python3-sklearn umap-learn r-cran-rtsne time)
 demo=(r-base-core r-cran-janeaustenr)
 
 packages=("${build_and_test[@]}")

@@ -32,6 +32,12 @@ done
 echo "== Report page in headless Chromium (file://, network blocked)"
 TOKMAP_BINARY="$PWD/build/tokmap" web/run-tests.sh
 
+echo "== Python package (python/tests, pytest against the module in build/python)"
+# The module is part of the Release build above (TOKMAP_PYTHON, on when pybind11 is installed);
+# Debian's python3 has the numpy, pytest and nbclient from install-deps.sh.
+PYTHONPATH="$PWD/build/python" TOKMAP_BINARY="$PWD/build/tokmap" \
+  /usr/bin/python3 -m pytest -q -p no:cacheprovider python/tests
+
 echo "== ASan + UBSan build and tests"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Sanitize -DTOKMAP_SANITIZE=ON \
   -DTOKMAP_BENCH=OFF >/dev/null
