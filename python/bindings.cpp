@@ -15,8 +15,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -114,19 +114,23 @@ auto without_gil(Gate& gate, F&& work) -> decltype(work()) {
   return std::move(*result);
 }
 
-// Hooks for the explore pipeline: warnings and notes to Python callables, progress to one.
+// Hooks for the explore pipeline: warnings to a Python callable, progress to another. The
+// callables are held by pointer: the library may copy or destroy the hooks without the GIL,
+// which a py::object's reference count must not see. Both must outlive the call.
 explore::Hooks python_hooks(Gate& gate, const py::object& warn, const py::object& progress) {
   explore::Hooks hooks;
+  const py::object* w = &warn;
+  const py::object* p = &progress;
   if (!warn.is_none()) {
-    hooks.warn = [&gate, warn](std::string_view message) {
-      gate.call([&] { warn(py::str(message.data(), message.size())); });
+    hooks.warn = [&gate, w](std::string_view message) {
+      gate.call([&] { (*w)(py::str(message.data(), message.size())); });
     };
   }
-  hooks.progress = [&gate, progress](std::string_view what, std::size_t done, std::size_t total) {
-    if (progress.is_none()) {
+  hooks.progress = [&gate, p](std::string_view what, std::size_t done, std::size_t total) {
+    if (p->is_none()) {
       gate.stop_requested();
     } else {
-      gate.call([&] { progress(py::str(what.data(), what.size()), done, total); });
+      gate.call([&] { (*p)(py::str(what.data(), what.size()), done, total); });
     }
   };
   return hooks;
@@ -145,7 +149,8 @@ template <typename T, typename U>
 py::array_t<T> column(const std::vector<U>& rows, auto field) {
   py::array_t<T> out(static_cast<py::ssize_t>(rows.size()));
   auto view = out.template mutable_unchecked<1>();
-  for (std::size_t i = 0; i < rows.size(); ++i) view(py::ssize_t(i)) = static_cast<T>(field(rows[i]));
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    view(py::ssize_t(i)) = static_cast<T>(field(rows[i]));
   return out;
 }
 
@@ -259,8 +264,7 @@ py::dict tokens_of(const report::ReportData& data) {
   d["kind"] = kind;
   if (!t.empty() && !t.front().source.empty()) {
     d["source"] = source;
-    d["confidence"] =
-        column<float>(t, [](const report::Token& x) { return x.confidence; });
+    d["confidence"] = column<float>(t, [](const report::Token& x) { return x.confidence; });
   }
   return d;
 }
@@ -301,9 +305,9 @@ py::list states_of(const explore::Result& r) {
     d["layers"] = s.layers;
     py::dict by_layer;
     for (std::size_t l = 0; l < s.layers.size(); ++l) {
-      by_layer[py::int_(s.layers[l])] =
-          to_array(s.hidden[l], {py::ssize_t(s.hidden[l].size() / std::max<std::size_t>(1, s.width)),
-                                 py::ssize_t(s.width)});
+      by_layer[py::int_(s.layers[l])] = to_array(
+          s.hidden[l], {py::ssize_t(s.hidden[l].size() / std::max<std::size_t>(1, s.width)),
+                        py::ssize_t(s.width)});
     }
     d["hidden"] = by_layer;
     out.append(d);
@@ -412,11 +416,10 @@ void raise_error(const Error& e) {
   if (e.kind() == ErrorKind::usage) {
     kind = "UsageError";
   } else {
-    for (const char* marker : {": cannot open", ": cannot stat", ": cannot write", ": cannot map",
-                               ": write failed", ": cannot replace", ": cannot flush",
-                               ": cannot size", "does not exist", ": is a folder",
-                               ": cannot create", ": cannot rename", ": cannot remove",
-                               "not found; looked in"}) {
+    for (const char* marker :
+         {": cannot open", ": cannot stat", ": cannot write", ": cannot map", ": write failed",
+          ": cannot replace", ": cannot flush", ": cannot size", "does not exist", ": is a folder",
+          ": cannot create", ": cannot rename", ": cannot remove", "not found; looked in"}) {
       if (message.find(marker) != std::string::npos) kind = "FileError";
     }
   }
@@ -470,14 +473,23 @@ PYBIND11_MODULE(_tokmap, m) {
         t.early_exaggeration_iterations = std::min(250, iterations);
         t.early_exaggeration = early_exaggeration;
         t.learning_rate = learning_rate;  // <= 0: auto
-        if (method == "auto") t.method = tsne::Method::automatic;
-        else if (method == "exact") t.method = tsne::Method::exact;
-        else if (method == "bh") t.method = tsne::Method::barnes_hut;
-        else if (method == "fft") t.method = tsne::Method::fft;
-        else throw Error("method must be auto, exact, bh or fft, got '" + method + "'", ErrorKind::usage);
-        if (metric == "euclidean") t.metric = neighbors::Metric::euclidean;
-        else if (metric == "cosine") t.metric = neighbors::Metric::cosine;
-        else throw Error("metric must be euclidean or cosine, got '" + metric + "'", ErrorKind::usage);
+        if (method == "auto")
+          t.method = tsne::Method::automatic;
+        else if (method == "exact")
+          t.method = tsne::Method::exact;
+        else if (method == "bh")
+          t.method = tsne::Method::barnes_hut;
+        else if (method == "fft")
+          t.method = tsne::Method::fft;
+        else
+          throw Error("method must be auto, exact, bh or fft, got '" + method + "'",
+                      ErrorKind::usage);
+        if (metric == "euclidean")
+          t.metric = neighbors::Metric::euclidean;
+        else if (metric == "cosine")
+          t.metric = neighbors::Metric::cosine;
+        else
+          throw Error("metric must be euclidean or cosine, got '" + metric + "'", ErrorKind::usage);
         t.pca_dims = pca;
         t.dof = dof;
         t.threads = threads;
@@ -502,8 +514,9 @@ PYBIND11_MODULE(_tokmap, m) {
             report["kl"] = r.kl;
             report["kl_exact"] = r.kl_exact;
             report["early_exaggeration"] = r.early_exaggeration;
-            report["embedding"] = to_array(std::vector<float>(r.embedding.begin(), r.embedding.end()),
-                                           {py::ssize_t(n), py::ssize_t(dims)});
+            report["embedding"] =
+                to_array(std::vector<float>(r.embedding.begin(), r.embedding.end()),
+                         {py::ssize_t(n), py::ssize_t(dims)});
             const py::object answer = callback(report);
             // Only an explicit False stops (None, the usual return of a function, goes on).
             if (py::isinstance<py::bool_>(answer) && !answer.cast<bool>()) go_on = false;
@@ -530,48 +543,56 @@ PYBIND11_MODULE(_tokmap, m) {
         return out;
       },
       py::arg("x"), py::arg("dims"), py::arg("perplexity"), py::arg("seed"), py::arg("iterations"),
-      py::arg("early_exaggeration"), py::arg("learning_rate"), py::arg("method"),
-      py::arg("metric"), py::arg("pca"), py::arg("init"), py::arg("init_array"), py::arg("dof"),
-      py::arg("threads"), py::arg("callback"));
+      py::arg("early_exaggeration"), py::arg("learning_rate"), py::arg("method"), py::arg("metric"),
+      py::arg("pca"), py::arg("init"), py::arg("init_array"), py::arg("dof"), py::arg("threads"),
+      py::arg("callback"));
 
   py::class_<Model>(m, "_Model")
       .def_property_readonly("name", [](const Model& self) { return self.loaded->name; })
-      .def_property_readonly("path", [](const Model& self) { return self.loaded->location.string(); })
-      .def_property_readonly("n_layer", [](const Model& self) { return self.loaded->model.config().n_layer; })
-      .def_property_readonly("width", [](const Model& self) { return self.loaded->model.config().n_embd; })
-      .def_property_readonly("n_positions", [](const Model& self) { return self.loaded->model.config().n_positions; })
-      .def_property_readonly("model_type", [](const Model& self) { return self.loaded->model.config().model_type; })
-      .def_property_readonly("vocab_size", [](const Model& self) { return self.loaded->model.config().vocab_size; })
-      .def_property_readonly("parameter_count", [](const Model& self) { return self.loaded->model.parameter_count(); })
-      .def_property_readonly("has_tokenizer", [](const Model& self) { return self.loaded->tokenizer.has_value(); })
+      .def_property_readonly("path",
+                             [](const Model& self) { return self.loaded->location.string(); })
+      .def_property_readonly("n_layer",
+                             [](const Model& self) { return self.loaded->model.config().n_layer; })
+      .def_property_readonly("width",
+                             [](const Model& self) { return self.loaded->model.config().n_embd; })
+      .def_property_readonly(
+          "n_positions", [](const Model& self) { return self.loaded->model.config().n_positions; })
+      .def_property_readonly(
+          "model_type", [](const Model& self) { return self.loaded->model.config().model_type; })
+      .def_property_readonly(
+          "vocab_size", [](const Model& self) { return self.loaded->model.config().vocab_size; })
+      .def_property_readonly("parameter_count",
+                             [](const Model& self) { return self.loaded->model.parameter_count(); })
+      .def_property_readonly("has_tokenizer",
+                             [](const Model& self) { return self.loaded->tokenizer.has_value(); })
       .def("tokenize",
            [](const Model& self, const std::vector<std::string>& texts, bool add_special_tokens,
               bool lossy, py::object warn) {
              Gate gate;
-             const auto hooks = python_hooks(gate, warn, py::none());
+             const py::object no_progress = py::none();
+             const auto hooks = python_hooks(gate, warn, no_progress);
              explore::EncodeOptions eo;
              eo.lossy = lossy;
              eo.add_special_tokens = add_special_tokens;
-             const auto t = without_gil(gate, [&] {
-               return encode_all(self, make_texts(texts), eo, hooks, false);
-             });
+             const auto t = without_gil(
+                 gate, [&] { return encode_all(self, make_texts(texts), eo, hooks, false); });
              return token_table(self, t);
            })
       .def("hidden_states",
            // As `tokmap embed` computes and stores them: (layers, N, width) over all tokens.
            [](const Model& self, const std::vector<std::string>& texts, const std::string& layers,
-              bool add_special_tokens, bool lossy, int threads, int window_stride,
-              py::object warn, py::object progress) {
+              bool add_special_tokens, bool lossy, int threads, int window_stride, py::object warn,
+              py::object progress) {
              Gate gate;
-             const auto hooks = python_hooks(gate, warn, py::none());
+             const py::object no_progress = py::none();
+             const auto hooks = python_hooks(gate, warn, no_progress);
              explore::EncodeOptions eo;
              eo.lossy = lossy;
              eo.add_special_tokens = add_special_tokens;
              const auto& lm = *self.loaded;
              const auto selected = model::parse_layers(layers, lm.model.config().n_layer);
-             const auto t = without_gil(gate, [&] {
-               return encode_all(self, make_texts(texts), eo, hooks, true);
-             });
+             const auto t = without_gil(
+                 gate, [&] { return encode_all(self, make_texts(texts), eo, hooks, true); });
              const std::size_t width = std::size_t(lm.model.config().n_embd);
              std::vector<float> states(selected.size() * t.total * width);
              std::vector<std::size_t> start;
@@ -603,8 +624,8 @@ PYBIND11_MODULE(_tokmap, m) {
                return 0;
              });
              py::dict out = token_table(self, t);
-             out["states"] = to_array(states, {py::ssize_t(selected.size()), py::ssize_t(total),
-                                               py::ssize_t(width)});
+             out["states"] = to_array(
+                 states, {py::ssize_t(selected.size()), py::ssize_t(total), py::ssize_t(width)});
              out["layers"] = selected;
              return out;
            });
@@ -621,11 +642,13 @@ PYBIND11_MODULE(_tokmap, m) {
 
   py::class_<Report>(m, "_Report")
       .def_property_readonly("title", [](const Report& r) { return r.result.data.title; })
-      .def_property_readonly("created_with", [](const Report& r) { return r.result.data.created_with; })
+      .def_property_readonly("created_with",
+                             [](const Report& r) { return r.result.data.created_with; })
       .def_property_readonly("texts", [](const Report& r) { return r.result.data.texts; })
       .def_property_readonly("models", [](const Report& r) { return r.result.data.models; })
       .def_property_readonly("layers", [](const Report& r) { return r.result.data.layers; })
-      .def_property_readonly("perplexities", [](const Report& r) { return r.result.data.perplexities; })
+      .def_property_readonly("perplexities",
+                             [](const Report& r) { return r.result.data.perplexities; })
       .def_property_readonly("dims", [](const Report& r) { return r.result.data.dims; })
       .def_property_readonly("warnings", [](const Report& r) { return r.result.warnings; })
       .def_property_readonly("seconds", [](const Report& r) { return r.result.seconds; })
@@ -696,27 +719,25 @@ PYBIND11_MODULE(_tokmap, m) {
       py::arg("iterations"), py::arg("threads"), py::arg("lossy"), py::arg("created_with"),
       py::arg("warn"), py::arg("progress"));
 
-  m.def(
-      "_viz_atlas",
-      [](const std::vector<std::string>& texts, const std::string& atlas_file,
-         const std::string& model, bool exclude_first, int threads, bool lossy,
-         const std::string& created_with, py::object warn, py::object progress) {
-        explore::AtlasVizOptions o;
-        o.model = model;
-        o.exclude_first = exclude_first;
-        o.threads = threads;
-        o.encode.lossy = lossy;
-        Gate gate;
-        const auto hooks = python_hooks(gate, warn, progress);
-        auto report = std::make_unique<Report>();
-        report->result = without_gil(gate, [&] {
-          auto result = explore::run_atlas(engine(), make_texts(texts), atlas_file, o, hooks);
-          if (gate.stop_requested()) throw Stopped();
-          return result;
-        });
-        report->result.data.created_with = created_with;
-        return report;
-      });
+  m.def("_viz_atlas", [](const std::vector<std::string>& texts, const std::string& atlas_file,
+                         const std::string& model, bool exclude_first, int threads, bool lossy,
+                         const std::string& created_with, py::object warn, py::object progress) {
+    explore::AtlasVizOptions o;
+    o.model = model;
+    o.exclude_first = exclude_first;
+    o.threads = threads;
+    o.encode.lossy = lossy;
+    Gate gate;
+    const auto hooks = python_hooks(gate, warn, progress);
+    auto report = std::make_unique<Report>();
+    report->result = without_gil(gate, [&] {
+      auto result = explore::run_atlas(engine(), make_texts(texts), atlas_file, o, hooks);
+      if (gate.stop_requested()) throw Stopped();
+      return result;
+    });
+    report->result.data.created_with = created_with;
+    return report;
+  });
 
   py::class_<atlas::Atlas>(m, "_Atlas")
       .def_readonly("model", &atlas::Atlas::model)
@@ -747,7 +768,8 @@ PYBIND11_MODULE(_tokmap, m) {
                  d["dims"] = map.dims;
                  d["kl"] = map.kl;
                  d["coords"] = to_array(map.coords, {py::ssize_t(a.n), py::ssize_t(map.dims)});
-                 d["calibration"] = to_array(map.calibration, {py::ssize_t(map.calibration.size())});
+                 d["calibration"] =
+                     to_array(map.calibration, {py::ssize_t(map.calibration.size())});
                  out.append(d);
                }
              }
@@ -767,7 +789,8 @@ PYBIND11_MODULE(_tokmap, m) {
            [](const atlas::Atlas& a, const std::vector<std::string>& texts, py::object model,
               int iterations, bool lossy, int threads, py::object warn) {
              Gate gate;
-             const auto hooks = python_hooks(gate, warn, py::none());
+             const py::object no_progress = py::none();
+             const auto hooks = python_hooks(gate, warn, no_progress);
              const auto& lm = model_for(model, a.model);
              if (static_cast<std::size_t>(lm.model.config().n_embd) != a.width)
                throw Error("model " + lm.name + " has width " +
@@ -777,9 +800,9 @@ PYBIND11_MODULE(_tokmap, m) {
              std::vector<int> layers;
              for (const auto& l : a.layers) {
                if (l.layer > lm.model.config().n_layer)
-                 throw Error("atlas layer " + std::to_string(l.layer) +
-                                 " is beyond the model's layers",
-                             ErrorKind::usage);
+                 throw Error(
+                     "atlas layer " + std::to_string(l.layer) + " is beyond the model's layers",
+                     ErrorKind::usage);
                layers.push_back(l.layer);
              }
              explore::EncodeOptions eo;
@@ -833,7 +856,8 @@ PYBIND11_MODULE(_tokmap, m) {
          int iterations, std::uint64_t seed, std::size_t max_tokens, const std::string& provenance,
          bool lossy, int threads, py::object warn, py::object progress) {
         Gate gate;
-        const auto hooks = python_hooks(gate, warn, py::none());
+        const py::object no_progress = py::none();
+        const auto hooks = python_hooks(gate, warn, no_progress);
         const auto& lm = model_for(model, "");
         const auto selected = model::parse_layers(layers, lm.model.config().n_layer);
         explore::EncodeOptions eo;
@@ -852,8 +876,9 @@ PYBIND11_MODULE(_tokmap, m) {
           auto e = embed_tokens(lm, t.encodings, selected, threads, max_tokens, false, gate);
           auto a = atlas::build(e.states, selected, e.tokens.size(), e.width, b,
                                 [&](std::size_t done, std::size_t total) {
-                                  if (progress.is_none() ? gate.stop_requested()
-                                                         : !gate.call([&] { progress("atlas", done, total); }))
+                                  if (progress.is_none() ? gate.stop_requested() : !gate.call([&] {
+                                        progress("atlas", done, total);
+                                      }))
                                     throw Stopped();
                                 });
           a.model = lm.name;
