@@ -7,8 +7,9 @@
 namespace tokmap {
 
 enum class ErrorKind {
-  runtime,  // bad input file, I/O failure, numeric failure: exit code 1
-  usage,    // bad flag values detected by the library (e.g. --layers out of range): exit code 2
+  runtime,    // bad input file, I/O failure, numeric failure: exit code 1
+  usage,      // bad flag values detected by the library (e.g. --layers out of range): exit code 2
+  cancelled,  // the caller asked the work to stop (a server's cancel button, Ctrl-C in Python)
 };
 
 class Error : public std::runtime_error {

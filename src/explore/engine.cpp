@@ -5,6 +5,12 @@
 
 namespace tokmap::explore {
 
+void throw_cancelled() { throw Error("cancelled", ErrorKind::cancelled); }
+
+void Hooks::check_cancelled() const {
+  if (cancelled && cancelled()) throw_cancelled();
+}
+
 namespace {
 
 // "464, 314,182" → ids with the byte span of each number in the list.

@@ -20,16 +20,26 @@
 #include "report/report.hpp"
 #include "tokenizer/tokenizer.hpp"
 
+namespace tokmap::atlas {
+struct Atlas;
+}
+
 namespace tokmap::explore {
 
 namespace fs = std::filesystem;
 
+// Asked now and then during long work (between texts, forward-pass batches and every 50 t-SNE
+// iterations, possibly from several threads at once): true stops the work, which then throws
+// tokmap::Error with ErrorKind::cancelled. Must be cheap and thread-safe.
+using CancelCheck = std::function<bool()>;
+
 // How the engine talks to its caller: notes and warnings for the user, progress of long work
-// (called on the calling thread only). Any of them may be empty.
+// (called on the calling thread only) and cancellation. Any of them may be empty.
 struct Hooks {
   std::function<void(std::string_view)> info;
   std::function<void(std::string_view)> warn;
   std::function<void(std::string_view what, std::size_t done, std::size_t total)> progress;
+  CancelCheck cancelled;
 
   void note(std::string_view message) const {
     if (info) info(message);
@@ -40,7 +50,12 @@ struct Hooks {
   void step(std::string_view what, std::size_t done, std::size_t total) const {
     if (progress) progress(what, done, total);
   }
+  // Throws the cancelled error when the caller has asked to stop.
+  void check_cancelled() const;
 };
+
+// The error thrown when a CancelCheck said stop.
+[[noreturn]] void throw_cancelled();
 
 // --- Texts and tokens --------------------------------------------------------------------------
 
@@ -159,6 +174,7 @@ struct StateOptions {
   // kept in ModelStates): the logit lens reads raw states here, so none are stored twice.
   StateTap tap;
   std::vector<int> extra_layers;
+  CancelCheck cancelled;  // asked after every forward-pass batch
 };
 // Stage 2: the hidden states of model `m`'s tokens, one row per point.
 ModelStates hidden_states(const LoadedModel& model, const Points& points, std::size_t m,
@@ -202,6 +218,7 @@ struct MapOptions {
   int iterations = 750;
   std::string metric = "cosine";
   int threads = 0;
+  CancelCheck cancelled;  // asked every 50 iterations of every run
 };
 std::vector<report::Map> make_maps(const std::vector<ModelStates>& states,
                                    const MapOptions& options, const Hooks& hooks = {});
@@ -261,6 +278,32 @@ struct AtlasVizOptions {
 // on the other texts placed with it.
 Result run_atlas(Engine& engine, const std::vector<Text>& texts, const fs::path& atlas_file,
                  const AtlasVizOptions& options, const Hooks& hooks = {});
+// The same with the atlas already read (a server keeps it); atlas_name is used in messages.
+Result run_atlas(Engine& engine, const std::vector<Text>& texts, const atlas::Atlas& atlas,
+                 const std::string& atlas_name, const AtlasVizOptions& options,
+                 const Hooks& hooks = {});
+
+// Only the placement of run_atlas, without the analyses or the atlas's own points: what a
+// live page needs to add a sentence to a map it already shows.
+struct PlacedMap {
+  std::size_t atlas_layer = 0;  // index into Atlas::layers
+  std::size_t map_index = 0;    // index into that layer's maps
+  int layer = 0;                // hidden-state index
+  int dims = 2;
+  std::vector<float> coords;      // (m, dims)
+  std::vector<float> confidence;  // (m), calibrated, [0, 1]
+};
+struct Placed {
+  const LoadedModel* model = nullptr;
+  std::vector<tokenizer::Encoding> encodings;  // [text]
+  std::vector<Point> points;                   // (m) placed tokens; Point::text indexes texts
+  std::vector<std::vector<float>> features;    // [atlas layer]: (m, rank) feature-space rows
+  std::vector<PlacedMap> maps;                 // every map of every atlas layer, in order
+  double seconds = 0;
+};
+Placed place(Engine& engine, const std::vector<Text>& texts, const atlas::Atlas& atlas,
+             const std::string& atlas_name, const AtlasVizOptions& options,
+             const Hooks& hooks = {});
 
 // --- Output --------------------------------------------------------------------------------------
 

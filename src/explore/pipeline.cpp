@@ -363,20 +363,26 @@ ModelStates hidden_states(const LoadedModel& loaded, const Points& points, std::
   model::ForwardOptions forward_options;
   forward_options.layers = run_layers;
   forward_options.threads = options.threads;
-  model::forward(loaded.model, ids, forward_options, [&](const model::HiddenStates& h) {
-    if (options.tap) options.tap(h, run_layers);
-    for (std::size_t i = 0; i < h.token_count; ++i) {
-      const auto row = point_of[h.text_index][h.first_token + i];
-      if (row < 0) continue;
-      for (std::size_t f = 0; f < h.layers.size(); ++f) {
-        if (kept[f] < 0) continue;
-        const auto l = static_cast<std::size_t>(kept[f]);
-        const float* from = h.layers[f].data() + i * h.width;
-        float* to = s.hidden[l].data() + static_cast<std::size_t>(row) * h.width;
-        for (std::size_t c = 0; c < h.width; ++c) to[c] += from[c];
-      }
-    }
-  });
+  const model::ProgressCallback between_batches = [&](std::size_t, std::size_t) {
+    if (options.cancelled && options.cancelled()) throw_cancelled();
+  };
+  model::forward(
+      loaded.model, ids, forward_options,
+      [&](const model::HiddenStates& h) {
+        if (options.tap) options.tap(h, run_layers);
+        for (std::size_t i = 0; i < h.token_count; ++i) {
+          const auto row = point_of[h.text_index][h.first_token + i];
+          if (row < 0) continue;
+          for (std::size_t f = 0; f < h.layers.size(); ++f) {
+            if (kept[f] < 0) continue;
+            const auto l = static_cast<std::size_t>(kept[f]);
+            const float* from = h.layers[f].data() + i * h.width;
+            float* to = s.hidden[l].data() + static_cast<std::size_t>(row) * h.width;
+            for (std::size_t c = 0; c < h.width; ++c) to[c] += from[c];
+          }
+        }
+      },
+      options.cancelled ? between_batches : model::ProgressCallback{});
   // The mean of a span's tokens (one token: itself, exactly).
   for (auto& layer : s.hidden) {
     for (std::size_t i = 0; i < n; ++i) {
@@ -496,7 +502,11 @@ std::vector<report::Map> make_maps(const std::vector<ModelStates>& states,
         } else if (k > 0) {
           t.init = tsne::Init::random;  // PCA init would make every seed identical
         }
-        auto result = tsne::run_tsne(x.data, n, s.width, t);
+        tsne::Callback keep_going;
+        if (options.cancelled)
+          keep_going = [&](const tsne::IterationReport&) { return !options.cancelled(); };
+        auto result = tsne::run_tsne(x.data, n, s.width, t, keep_going);
+        if (result.stopped) throw_cancelled();
         for (auto& w : result.warnings) {
           if (std::find(chain.warnings.begin(), chain.warnings.end(), w) == chain.warnings.end()) {
             chain.warnings.push_back(std::move(w));
@@ -647,6 +657,7 @@ Result run(Engine& engine, const std::vector<Text>& texts, const VizOptions& opt
     auto& these = encodings.emplace_back();
     for (std::size_t t = 0; t < texts.size(); ++t) {
       hooks.step("tokenize", t, texts.size());
+      hooks.check_cancelled();
       these.push_back(encode(tok, texts[t], options.encode, hooks));
     }
     hooks.step("tokenize", texts.size(), texts.size());
@@ -671,6 +682,7 @@ Result run(Engine& engine, const std::vector<Text>& texts, const VizOptions& opt
   state_options.layers = options.layers;
   state_options.normalize = options.normalize;
   state_options.threads = options.threads;
+  state_options.cancelled = hooks.cancelled;
   LensOptions lens_options;
   lens_options.enabled = options.logit_lens;
   lens_options.threads = options.threads;
@@ -763,6 +775,7 @@ Result run(Engine& engine, const std::vector<Text>& texts, const VizOptions& opt
   map_options.iterations = options.iterations;
   map_options.metric = options.metric;
   map_options.threads = options.threads;
+  map_options.cancelled = hooks.cancelled;
   data.maps = make_maps(result.states, map_options, hooks);
   data.comparison = compare_models(result.states, options.metric);
   rank_comparison(data.comparison);

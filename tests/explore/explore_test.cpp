@@ -5,8 +5,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
+#include <memory>
+
+#include "atlas/atlas.hpp"
 
 namespace fs = std::filesystem;
 namespace ex = tokmap::explore;
@@ -311,4 +315,101 @@ TEST(PcaViews, OnePerLayerWithDescendingExplainedVariance) {
   EXPECT_EQ(two[0].dims, 2);
   EXPECT_EQ(two[0].explained.size(), 2u);
   EXPECT_NEAR(two[0].explained[0] + two[0].explained[1], 1.0, 1e-6);
+}
+
+namespace {
+
+tokmap::model::ResolveOptions bundled() {
+  tokmap::model::ResolveOptions resolve;
+  resolve.bundled_dirs = {TOKMAP_MODELS_DIR};
+  return resolve;
+}
+
+// A cancel check that says stop on its `after`-th call (0: never), counting every call.
+struct CountingCancel {
+  std::shared_ptr<std::atomic<int>> calls = std::make_shared<std::atomic<int>>(0);
+  int after = 0;
+  bool operator()() const { return after > 0 && ++*calls >= after; }
+};
+
+}  // namespace
+
+// Cancellation is asked in every stage: between texts, between forward-pass batches and during
+// the t-SNE runs; each stop ends in the one cancelled error, never in a partial result.
+TEST(Cancellation, EveryStageStopsWithTheCancelledError) {
+  ex::Engine engine(bundled());
+  std::vector<ex::Text> texts;
+  for (int t = 0; t < 6; ++t)
+    texts.push_back(
+        {"The bank by the river was closed on Sunday, number " + std::to_string(t) + ".",
+         "--text " + std::to_string(t + 1)});
+  ex::VizOptions options;
+  options.dims = {2, 3};
+  options.iterations = 300;
+  // How many times a complete run asks.
+  CountingCancel counter;
+  ex::Hooks counting;
+  counting.cancelled = [counter] {
+    ++*counter.calls;
+    return false;
+  };
+  const auto full = ex::run(engine, texts, options, counting);
+  const int asked = counter.calls->load();
+  ASSERT_GT(asked, 20) << "a run should ask often enough to stop within moments";
+  for (const int after : {1, 4, asked / 2, asked - 1}) {
+    CountingCancel stop;
+    stop.after = after;
+    ex::Hooks hooks;
+    hooks.cancelled = stop;
+    try {
+      ex::run(engine, texts, options, hooks);
+      ADD_FAILURE() << "not cancelled after " << after << " of " << asked << " checks";
+    } catch (const tokmap::Error& e) {
+      EXPECT_EQ(e.kind(), tokmap::ErrorKind::cancelled) << e.what();
+      EXPECT_STREQ(e.what(), "cancelled");
+    }
+  }
+  // Asking never changes the result.
+  const auto plain = ex::run(engine, texts, options);
+  ASSERT_EQ(plain.data.maps.size(), full.data.maps.size());
+  for (std::size_t i = 0; i < plain.data.maps.size(); ++i)
+    EXPECT_EQ(plain.data.maps[i].coords, full.data.maps[i].coords) << "map " << i;
+}
+
+// place() is run_atlas's placement without the analyses: the same coordinates and confidences,
+// token for token, and a loaded atlas gives what the file gives.
+TEST(Place, MatchesRunAtlasOnTheBundledAtlas) {
+  ex::Engine engine(bundled());
+  const fs::path file =
+      fs::path(TOKMAP_MODELS_DIR).parent_path() / "samples" / "austen.tokmap-atlas";
+  const auto atlas = tokmap::atlas::read(file);
+  const std::vector<ex::Text> texts{{"It is a truth universally acknowledged.", "--text 1"},
+                                    {"She walked to the bank of the river.", "--text 2"}};
+  const auto placed = ex::place(engine, texts, atlas, file.string(), {});
+  const auto result = ex::run_atlas(engine, texts, file, {});
+  const std::size_t n = atlas.n, m = placed.points.size();
+  ASSERT_GT(m, 8u);
+  ASSERT_EQ(result.data.tokens.size(), n + m);
+  ASSERT_EQ(placed.maps.size(), result.data.maps.size());
+  for (std::size_t k = 0; k < placed.maps.size(); ++k) {
+    const auto& map = result.data.maps[k];
+    const auto& one = placed.maps[k];
+    ASSERT_EQ(one.layer, map.layer);
+    ASSERT_EQ(one.dims, map.dims);
+    const std::vector<float> tail(map.coords.begin() + static_cast<std::ptrdiff_t>(n * map.dims),
+                                  map.coords.end());
+    EXPECT_EQ(one.coords, tail) << "map " << k;
+    const std::vector<float> confidence(map.confidence.begin() + static_cast<std::ptrdiff_t>(n),
+                                        map.confidence.end());
+    EXPECT_EQ(one.confidence, confidence) << "map " << k;
+  }
+  for (std::size_t i = 0; i < m; ++i) {
+    const auto& token = result.data.tokens[n + i];
+    const auto& point = placed.points[i];
+    EXPECT_EQ(token.text, static_cast<int>(atlas.texts.size() + point.text));
+    EXPECT_EQ(token.position, static_cast<int>(point.positions[0].front()));
+  }
+  ex::Hooks stop;
+  stop.cancelled = [] { return true; };
+  EXPECT_THROW(ex::place(engine, texts, atlas, file.string(), {}, stop), tokmap::Error);
 }
