@@ -126,6 +126,9 @@ explore::Hooks python_hooks(Gate& gate, const py::object& warn, const py::object
       gate.call([&] { (*w)(py::str(message.data(), message.size())); });
     };
   }
+  // Ctrl-C: the library asks between texts, forward batches and t-SNE iterations, from any of
+  // its threads; only the calling thread can see Python's signals (Gate::stop_requested).
+  hooks.cancelled = [&gate] { return gate.stop_requested(); };
   hooks.progress = [&gate, p](std::string_view what, std::size_t done, std::size_t total) {
     if (p->is_none()) {
       gate.stop_requested();
@@ -412,6 +415,10 @@ py::dict atlas_tokens(const atlas::Atlas& a) {
 // contents, bad data, numeric failures) ValueErrors too.
 void raise_error(const Error& e) {
   const std::string message = e.what();
+  if (e.kind() == ErrorKind::cancelled) {  // a stop that no kept Python error explains
+    PyErr_SetString(PyExc_KeyboardInterrupt, message.c_str());
+    return;
+  }
   const char* kind = "InputError";
   if (e.kind() == ErrorKind::usage) {
     kind = "UsageError";
@@ -719,23 +726,28 @@ PYBIND11_MODULE(_tokmap, m) {
       py::arg("iterations"), py::arg("threads"), py::arg("lossy"), py::arg("created_with"),
       py::arg("warn"), py::arg("progress"));
 
-  m.def("_viz_atlas", [](const std::vector<std::string>& texts, const std::string& atlas_file,
-                         const std::string& model, bool exclude_first, int threads, bool lossy,
-                         const std::string& created_with, py::object warn, py::object progress) {
+  // viz --atlas: `atlas` is a file name or an atlas already in memory (named `name` in messages).
+  m.def("_viz_atlas", [](const std::vector<std::string>& texts, py::object atlas,
+                         const std::string& name, const std::string& model, bool exclude_first,
+                         int threads, bool lossy, py::object warn, py::object progress) {
     explore::AtlasVizOptions o;
     o.model = model;
     o.exclude_first = exclude_first;
     o.threads = threads;
     o.encode.lossy = lossy;
+    const atlas::Atlas* loaded =
+        py::isinstance<atlas::Atlas>(atlas) ? &atlas.cast<const atlas::Atlas&>() : nullptr;
+    const std::string file = loaded ? std::string() : atlas.cast<std::string>();
     Gate gate;
     const auto hooks = python_hooks(gate, warn, progress);
     auto report = std::make_unique<Report>();
     report->result = without_gil(gate, [&] {
-      auto result = explore::run_atlas(engine(), make_texts(texts), atlas_file, o, hooks);
+      const auto t = make_texts(texts);
+      auto result = loaded ? explore::run_atlas(engine(), t, *loaded, name, o, hooks)
+                           : explore::run_atlas(engine(), t, file, o, hooks);
       if (gate.stop_requested()) throw Stopped();
       return result;
     });
-    report->result.data.created_with = created_with;
     return report;
   });
 

@@ -81,3 +81,17 @@ def test_errors_are_python_exceptions_with_the_clis_messages(model, tmp_path):
     assert isinstance(error.value, OSError)
     with pytest.raises(tokmap.FileError, match="does not exist"):
         tokmap.load_model(str(tmp_path / "missing" / "folder"))
+
+
+def test_ctrl_c_stops_a_forward_pass(model):
+    import _thread
+    import threading
+
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            model.hidden_states(["the bank of the river and the money in it"] * 20000,
+                                progress=False)
+    finally:
+        timer.cancel()

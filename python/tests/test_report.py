@@ -90,3 +90,22 @@ def test_progress_goes_to_a_callback():
     seen = []
     tokmap.viz(SENTENCES[:1], layers="last", dims=2, progress=lambda *a: seen.append(a))
     assert ("t-SNE", 1, 1) in seen or any(w == "t-SNE" and d == t for w, d, t in seen)
+
+
+def test_ctrl_c_stops_viz_promptly_and_writes_nothing(tmp_path):
+    import _thread
+    import threading
+    import time
+
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    start = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            report = tokmap.viz(SENTENCES * 20, iterations=200000, progress=False)
+            report.save(tmp_path / "report")
+    finally:
+        timer.cancel()
+    # Asked between t-SNE iterations: far sooner than 200,000 iterations of 28 maps.
+    assert time.perf_counter() - start < 20
+    assert not (tmp_path / "report").exists()

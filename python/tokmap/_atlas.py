@@ -68,7 +68,7 @@ class Atlas:
         """``tokmap atlas build``: the corpus's tokens (each text's first left out, at most
         max_tokens) mapped per layer, with the same options and results as the CLI."""
         dims = [int(dims)] if isinstance(dims, int) else [int(d) for d in dims]
-        spec = model.name if isinstance(model, Model) else model
+        spec = model.spec if isinstance(model, Model) else model
         with Progress(progress) as bar:
             native = _tokmap._build_atlas(
                 texts_list(texts), spec, _layer_spec(layers), dims, float(perplexity), int(rank),
@@ -94,6 +94,6 @@ class Atlas:
         """``tokmap atlas place``: the new tokens (each text's first left out) placed into
         every map. Returns {"tokens": columns of the placed tokens, "maps": one dict per
         (layer, dims) with coords (m, dims), confidence (m,) and the raw overlap (m,)}."""
-        spec = model.name if isinstance(model, Model) else model
+        spec = model.spec if isinstance(model, Model) else model
         return self._native.place(texts_list(texts), spec, int(iterations), bool(lossy),
                                   threads(n_jobs), warn)

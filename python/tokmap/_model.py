@@ -60,8 +60,9 @@ class HiddenStates:
 class Model:
     """A loaded model and its tokenizer (kept loaded: loading it again costs nothing)."""
 
-    def __init__(self, native: "_tokmap._Model"):
+    def __init__(self, native: "_tokmap._Model", spec: str = ""):
         self._native = native
+        self.spec = spec  # as given to load_model: what viz and Atlas pass on to the library
 
     name = property(lambda self: self._native.name, doc="The model's name as tokmap shows it.")
     path = property(lambda self: self._native.path, doc="Where it was loaded from.")
@@ -114,4 +115,4 @@ def load_model(name_or_path: Optional[str] = None) -> Model:
     folder (Hugging Face layout), a GGUF file, a Hugging Face id in the local cache (gpt2,
     id@revision) or an Ollama model name (llama3.2:1b). Nothing is downloaded."""
     spec = "" if name_or_path is None else str(name_or_path)
-    return Model(_tokmap._load_model(spec))
+    return Model(_tokmap._load_model(spec), spec)

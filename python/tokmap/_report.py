@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
 from typing import Iterable, List, Optional, Sequence, Union
 
 import numpy as np
@@ -123,7 +122,7 @@ def _models(model) -> List[str]:
         return []
     if isinstance(model, (str, Model)):
         model = [model]
-    return [m.name if isinstance(m, Model) else str(m) for m in model]
+    return [m.spec if isinstance(m, Model) else os.fspath(m) for m in model]
 
 
 def viz(
@@ -197,19 +196,15 @@ def viz(
 def _viz_atlas(texts, models, atlas, exclude_first, lossy, n_jobs, bar) -> Report:
     from ._atlas import Atlas
 
-    with tempfile.TemporaryDirectory(prefix="tokmap-atlas-") as tmp:
-        if isinstance(atlas, Atlas):
-            path = atlas.path
-            if path is None:
-                path = os.path.join(tmp, "atlas.tokmap-atlas")
-                atlas.save(path)
-        else:
-            path = os.fspath(atlas)
-        if len(models) > 1:
-            raise UsageError("viz with an atlas takes one model")
-        native = _tokmap._viz_atlas(
-            texts, path, models[0] if models else "", bool(exclude_first), n_jobs, bool(lossy),
-            "", warn, bar)
-    line = "tokmap viz --atlas " + _quote(path) + "".join(" --text " + _quote(t) for t in texts)
+    if len(models) > 1:
+        raise UsageError("viz with an atlas takes one model")
+    if isinstance(atlas, Atlas):
+        name = atlas.path or "the atlas"
+        source = atlas._native
+    else:
+        name = source = os.fspath(atlas)
+    native = _tokmap._viz_atlas(texts, source, name, models[0] if models else "",
+                                bool(exclude_first), n_jobs, bool(lossy), warn, bar)
+    line = "tokmap viz --atlas " + _quote(name) + "".join(" --text " + _quote(t) for t in texts)
     native.set_created_with(line)
     return Report(native, [])
