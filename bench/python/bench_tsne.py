@@ -83,8 +83,10 @@ def main():
         import umap
 
         umap.UMAP().fit_transform(data[:2000])  # numba compilation, not timed
-    print("| N | tool | time s | KL (exact, common P) | trustworthiness (k=10) |")
-    print("| ---: | --- | ---: | ---: | ---: |", flush=True)
+    print(f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
+          f"{os.cpu_count()} CPUs")
+    print("| N | tool | time s | KL (exact, common P) | trustworthiness (k=10) | load avg |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: |", flush=True)
     rng = np.random.default_rng(0)
     for n in [int(s) for s in args.sizes.split(",")]:
         x = np.ascontiguousarray(data[:n])
@@ -106,8 +108,9 @@ def main():
             else:
                 raise SystemExit("unknown tool " + tool)
             name, y, seconds = result
+            load = os.getloadavg()[0]  # the machine is shared: how busy it was
             print(f"| {n} | {name} | {seconds:.1f} | {exact_kl(x, y):.4f} | "
-                  f"{trust(x, y, rows):.4f} |", flush=True)
+                  f"{trust(x, y, rows):.4f} | {load:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
