@@ -1,7 +1,9 @@
 // tokmap serve: routes, request checking, the job queue and the security checks (docs/SERVE.md).
 #include "serve/serve.hpp"
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <atomic>
@@ -252,8 +254,17 @@ bool same_secret(const std::string& a, const std::string& b) {
 std::string make_token() { return random_hex(16); }
 
 bool is_loopback(const std::string& host) {
-  const std::string h = host_name(host);
-  return h == "localhost" || h == "::1" || h.rfind("127.", 0) == 0 || h == "ip6-localhost";
+  std::string h = host;
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  std::transform(h.begin(), h.end(), h.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (h == "localhost" || h == "ip6-localhost") return true;
+  // An address, parsed: "127.0.0.1.evil.example" is a name, not 127/8.
+  in_addr v4{};
+  if (::inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, h.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
+  return false;
 }
 
 struct Server::State {
@@ -548,7 +559,10 @@ struct Server::State {
     } catch (const Error& e) {
       if (e.kind() == ErrorKind::cancelled) {
         status = Status::cancelled;
-        if (!job.cancel && Clock::now() > deadline) {
+        if (server_stopping()) {
+          error = "the server is shutting down";
+          error_status = 503;
+        } else if (!job.cancel && Clock::now() > deadline) {
           error = "the job ran longer than this server's limit of " +
                   std::to_string(static_cast<int>(options.job_seconds)) + " s";
           error_status = 503;
