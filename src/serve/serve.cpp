@@ -181,11 +181,18 @@ const char* status_name(Status s) {
   return "?";
 }
 
+// What a job computes: the response body, and for map jobs the report data (a later run may
+// start from its layout).
+struct Output {
+  std::string body;
+  std::shared_ptr<const report::ReportData> data;
+};
+using Work = std::function<Output(const explore::Hooks&)>;
+
 struct Job {
   std::string id;
   std::string kind;
-  // Computes the response body (JSON text) from the loaded models.
-  std::function<std::string(const explore::Hooks&)> work;
+  Work work;  // computes the answer from the loaded models
   std::atomic<bool> cancel{false};
   Clock::time_point deadline{};
 
@@ -196,7 +203,8 @@ struct Job {
   std::string stage;
   std::size_t done = 0, total = 0;
   std::vector<std::string> warnings;
-  std::string result;  // the response body when done
+  std::string result;                              // the response body when done
+  std::shared_ptr<const report::ReportData> data;  // map jobs, when done
   std::string error;
   int error_status = 0;
   double seconds = 0;
@@ -323,10 +331,10 @@ struct Server::State {
 
   // --- What a request asks for, checked before it is queued --------------------------------------
 
-  std::function<std::string(const explore::Hooks&)> map_work(const json& body) {
+  Work map_work(const json& body) {
     only_fields(body, {"texts", "model", "models", "layers", "dims", "perplexity", "seed", "seeds",
                        "metric", "normalize", "iterations", "highlight", "logit_lens",
-                       "exclude_first", "lossy", "kind"});
+                       "exclude_first", "lossy", "kind", "init_from"});
     auto texts = get_texts(body, limits());
     explore::VizOptions o;
     if (field(body, "models") != nullptr && field(body, "model") != nullptr)
@@ -392,14 +400,23 @@ struct Server::State {
     } catch (const Error& e) {
       fail(400, e.what());
     }
+    if (const json* from = field(body, "init_from")) {
+      if (!from->is_string()) fail(400, "\"init_from\" must be a job id");
+      auto earlier = find_job(from->get<std::string>());
+      std::lock_guard<std::mutex> lock(earlier->mutex);
+      if (earlier->data == nullptr)
+        fail(409, "job " + earlier->id + " has no finished map to start from");
+      o.previous = earlier->data;
+    }
     return [this, texts = std::move(texts), o](const explore::Hooks& hooks) {
       explore::Result result = explore::run(engine, texts, o, hooks);
       result.data.created_with = "tokmap serve";
-      return report::to_json(result.data);
+      auto data = std::make_shared<report::ReportData>(std::move(result.data));
+      return Output{report::to_json(*data), std::move(data)};
     };
   }
 
-  std::function<std::string(const explore::Hooks&)> place_work(const json& body, bool report) {
+  Work place_work(const json& body, bool report) {
     only_fields(body, {"atlas", "texts", "model", "exclude_first", "lossy", "kind"});
     auto texts = get_texts(body, limits());
     const LoadedAtlas& a = find_atlas(get_string(body, "atlas", ""));
@@ -425,7 +442,7 @@ struct Server::State {
         explore::Result result =
             explore::run_atlas(engine, texts, atlas->atlas, atlas->name, o, hooks);
         result.data.created_with = "tokmap serve";
-        return report::to_json(result.data);
+        return Output{report::to_json(result.data), nullptr};
       };
     }
     return [this, texts = std::move(texts), o, atlas](const explore::Hooks& hooks) {
@@ -452,17 +469,16 @@ struct Server::State {
       }
       std::vector<std::string> text_list;
       for (const auto& t : texts) text_list.push_back(t.text);
-      return json{{"atlas", atlas->name}, {"model", placed.model->name},
-                  {"texts", text_list},   {"tokens", tokens},
-                  {"maps", maps},         {"seconds", placed.seconds}}
-          .dump(-1, ' ', false, json::error_handler_t::replace);
+      const json answer{{"atlas", atlas->name}, {"model", placed.model->name},
+                        {"texts", text_list},   {"tokens", tokens},
+                        {"maps", maps},         {"seconds", placed.seconds}};
+      return Output{answer.dump(-1, ' ', false, json::error_handler_t::replace), nullptr};
     };
   }
 
   // --- The queue -------------------------------------------------------------------------------
 
-  std::shared_ptr<Job> submit(std::string kind,
-                              std::function<std::string(const explore::Hooks&)> work) {
+  std::shared_ptr<Job> submit(std::string kind, Work work) {
     auto job = std::make_shared<Job>();
     job->kind = std::move(kind);
     job->work = std::move(work);
@@ -552,7 +568,8 @@ struct Server::State {
     const auto deadline = job.deadline;
     hooks.cancelled = [&job, deadline] { return job.cancel.load() || Clock::now() > deadline; };
     Status status = Status::done;
-    std::string result, error;
+    Output result;
+    std::string error;
     int error_status = 0;
     try {
       result = job.work(hooks);
@@ -587,7 +604,8 @@ struct Server::State {
     {
       std::lock_guard<std::mutex> lock(job.mutex);
       job.status = status;
-      job.result = std::move(result);
+      job.result = std::move(result.body);
+      job.data = std::move(result.data);
       job.error = std::move(error);
       job.error_status = error_status;
       job.seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -724,8 +742,7 @@ struct Server::State {
     };
   }
 
-  std::function<std::string(const explore::Hooks&)> work_for(const std::string& kind,
-                                                             const json& body) {
+  Work work_for(const std::string& kind, const json& body) {
     if (kind == "map") return map_work(body);
     if (kind == "place") return place_work(body, false);
     if (kind == "atlas") return place_work(body, true);

@@ -667,3 +667,45 @@ TEST(ServeCommand, PrintsTheAddressAndStopsCleanlyOnSignals) {
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   EXPECT_EQ(WEXITSTATUS(status), 0);
 }
+
+// "init_from": a re-run after an edit starts from an earlier map job's layout (the engine's
+// VizOptions::previous; its effect is tested in explore_test).
+TEST(Serve, MapStartsFromAnEarlierJob) {
+  Running s;
+  auto c = s.client();
+  const std::vector<std::string> texts{"The bank of the river was closed.",
+                                       "She went to the bank to deposit money."};
+  auto r = post(c, "/api/v1/jobs", {{"texts", texts}, {"dims", {2}}});
+  ASSERT_TRUE(r);
+  const std::string id = json::parse(r->body)["id"];
+  std::string status;
+  for (int i = 0; i < 600 && status != "done"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    status = json::parse(c.Get(("/api/v1/jobs/" + id).c_str())->body)["status"];
+  }
+  ASSERT_EQ(status, "done");
+  auto edited = texts;
+  edited.push_back("The river rose over its bank.");
+  r = post(c, "/api/v1/map", {{"texts", edited}, {"dims", {2}}, {"init_from", id}});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json with = json::parse(r->body);
+  r = post(c, "/api/v1/map", {{"texts", edited}, {"dims", {2}}});
+  ASSERT_TRUE(r);
+  EXPECT_NE(json::parse(r->body)["maps"][0]["coords"], with["maps"][0]["coords"]);
+  r = post(c, "/api/v1/map", {{"texts", edited}, {"init_from", "0123456789abcdef"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  r = post(c, "/api/v1/map", {{"texts", edited}, {"init_from", 7}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  r = post(c, "/api/v1/jobs", {{"kind", "place"}, {"texts", {"It is a truth."}}});
+  const std::string place_id = json::parse(r->body)["id"];
+  for (int i = 0; i < 100; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (json::parse(c.Get(("/api/v1/jobs/" + place_id).c_str())->body)["status"] == "done") break;
+  }
+  r = post(c, "/api/v1/map", {{"texts", edited}, {"init_from", place_id}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 409);
+}
