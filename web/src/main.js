@@ -51,6 +51,8 @@ class App {
       selected: -1,
       projection: 'tsne',  // 'tsne' | 'pca': which coordinates the views show
     };
+    // What this data opens with, so a live run can tell the user's choices from defaults.
+    this.defaults = { colorBy: this.state.colorBy, labels: this.state.labels };
     // Never open on a degenerate map when the report has a usable one (docs/REPORT_FORMAT.md).
     const open = data.openingView(0, this.layers, this.state.layerIdx, this.state.perplexity, this.state.dims);
     this.openedAway = null;
@@ -147,14 +149,15 @@ class App {
     if (p.model < d.models.length && d.models[p.model] === prev.data.models[p.model]) s.model = p.model;
     s.sideBySide = p.sideBySide && d.models.length > 1;
     if (p.seed < d.maxSeeds) s.seed = p.seed;
-    s.labels = p.labels;
+    // Colouring and labels follow the data (text colouring for a few texts, no labels on
+    // thousands of points) unless the user picked them.
+    const chose = (k) => p[k] !== prev.defaults[k];
+    if (chose('labels')) s.labels = p.labels;
     s.trajectories = p.trajectories;
     this.layers = d.modelLayers[this.primaryModel()] && d.modelLayers[this.primaryModel()].length ? d.modelLayers[this.primaryModel()] : d.layers;
     const layer = prev.currentLayer(), at = this.layers.indexOf(layer);
     if (at >= 0) { s.layerIdx = s.layerPos = at; }
-    // Keep a colouring the new data can show (text colouring needs 2-8 texts to mean much).
-    const known = new Set(COLOR_MODES.map(([m]) => m));
-    if (known.has(p.colorBy) && !(p.colorBy === 'model' && d.models.length < 2)) s.colorBy = p.colorBy;
+    if (chose('colorBy') && this.colorModes().some(([m]) => m === p.colorBy)) s.colorBy = p.colorBy;
     const sameDims = s.dims === p.dims;
     if (sameDims) this.cameras = prev.cameras;
     let selected = -1;
@@ -255,9 +258,7 @@ class App {
     if (d.maxSeeds > 1) {
       group('Seed', select('seed', d.seedLabels.map((v, k) => [k, `seed ${v}${k === 0 ? ' (main)' : ''}`]), 0, (v) => { s.seed = +v; this.refreshAll(false); }), 'seed');
     }
-    const modes = COLOR_MODES.filter(([m]) => (m === 'change' ? d.changeIndex.size > 0 : m.startsWith('lens-') ? d.lensModels.size > 0
-      : (m !== 'model' && m !== 'overlap') || (d.models.length > 1 && (m === 'model' || d.pairs.length > 0))));
-    group('Colour by', select('color-by', modes, s.colorBy, (v) => { s.colorBy = v; this.refreshColors(); this.requestRender(); }), 'color-by');
+    group('Colour by', select('color-by', this.colorModes(), s.colorBy, (v) => { s.colorBy = v; this.refreshColors(); this.requestRender(); }), 'color-by');
 
     const searchBox = document.createElement('div');
     searchBox.className = 'search-box';
@@ -282,6 +283,13 @@ class App {
       checkbox('trajectories', 'trajectories', s.trajectories, (on) => { s.trajectories = on; this.requestRender(); }),
     );
     group('Show', toggles, 'labels');
+  }
+
+  /** The colourings this data can show. */
+  colorModes() {
+    const d = this.data;
+    return COLOR_MODES.filter(([m]) => (m === 'change' ? d.changeIndex.size > 0 : m.startsWith('lens-') ? d.lensModels.size > 0
+      : (m !== 'model' && m !== 'overlap') || (d.models.length > 1 && (m === 'model' || d.pairs.length > 0))));
   }
 
   buildViews() {
