@@ -261,3 +261,20 @@ test('live page: the download is the current run as one report file', { skip }, 
   assert.ok(slot, 'the live slot');
   assert.ok(['null', '/*TOKMAP_LIVE*/null'].includes(slot[1].trim()), `live slot: ${slot[1].slice(0, 80)}`);
 });
+
+test('live page: a run the server has forgotten is run again on reload', { skip }, async () => {
+  // As after a server restart (or 32 newer jobs): the history's id answers 404.
+  const first = await live(() => {
+    const h = JSON.parse(localStorage.getItem('tokmap.live.history'));
+    const run = { ...h[h.length - 1], id: '0000000000000000', time: Date.now() };
+    localStorage.setItem('tokmap.live.history', JSON.stringify([run, ...h]));
+    return run;
+  });
+  assert.equal((await http(`/api/v1/jobs/${first.id}/result`)).status, 404);
+  await page.reload({ waitUntil: 'load' });
+  const run = await runFinished(first.id);
+  assert.deepEqual(run.texts, first.request.texts);
+  const ids = await live(() => __tokmap.live.runs.map((r) => r.id));
+  assert.ok(!ids.includes(first.id), 'the forgotten id is replaced by the new run');
+  assert.equal(ids[0], run.id);
+});
