@@ -1,5 +1,5 @@
 // Live mode: from one run's picture to the next. Tokens of both runs are matched by text and
-// byte offset; a recomputed 2D map is turned (rotation or reflection, t-SNE does not care) to
+// byte offset; a recomputed map is turned (rotation or mirror image, t-SNE does not care) to
 // line up with the previous one so the picture stays recognisable; then every point moves
 // from where it was to where it now is, and new tokens fly out from their nearest neighbour in
 // their own text.
@@ -15,48 +15,111 @@ export function matchTokens(prev, data, tokenKey) {
 }
 
 /**
- * Turns each 2D t-SNE map of `data` (seed 0, in the page's normalised coordinates) by the
- * rotation or reflection plus shift that best lays its matched tokens onto the same map of
+ * Turns each t-SNE map of `data` (every seed, in the page's normalised coordinates) by the
+ * rotation or mirror image plus shift that best lays its matched tokens onto the same map of
  * `prev` (orthogonal Procrustes; scale stays, both are normalised). Edits the cached
- * coordinates the page draws, so everything downstream sees the turned map.
+ * coordinates the page draws, so everything downstream sees the turned map. Returns how many
+ * maps were turned.
  */
 export function alignMaps(prev, data, match) {
+  const pairs = [];
+  for (let i = 0; i < data.N; i++) if (match[i] >= 0) pairs.push(i);
+  if (pairs.length < 3) return 0;
   let turned = 0;
   for (const m of data.mapIndex.values()) {
-    if (m.dims !== 2) continue;
     const model = prev.models.indexOf(data.models[m.model]);
-    const pm = model >= 0 ? prev.map(model, m.layer, m.perplexity, 2) : null;
+    const pm = model >= 0 ? prev.map(model, m.layer, m.perplexity, m.dims) : null;
     if (!pm) continue;
-    const a = data.coords(m, 0), b = prev.coords(pm, 0);
-    const pairs = [];
-    for (let i = 0; i < data.N; i++) if (match[i] >= 0) pairs.push(i);
-    if (pairs.length < 3) continue;
-    let ax = 0, ay = 0, bx = 0, by = 0;
-    for (const i of pairs) { ax += a[i * 3]; ay += a[i * 3 + 1]; bx += b[match[i] * 3]; by += b[match[i] * 3 + 1]; }
-    const n = pairs.length;
-    ax /= n; ay /= n; bx /= n; by /= n;
-    // Best angle without and with a mirror (y -> -y) first; keep whichever fits better.
-    let best = null;
-    for (const flip of [1, -1]) {
-      let c = 0, s = 0;
-      for (const i of pairs) {
-        const x = a[i * 3] - ax, y = flip * (a[i * 3 + 1] - ay);
-        const u = b[match[i] * 3] - bx, v = b[match[i] * 3 + 1] - by;
-        c += x * u + y * v; s += x * v - y * u;
-      }
-      const fit = Math.hypot(c, s);
-      if (!best || fit > best.fit + 1e-9) best = { fit, flip, cos: c / (fit || 1), sin: s / (fit || 1) };
+    for (let seed = 0; seed < Math.min(data.seedCount(m), prev.seedCount(pm)); seed++) {
+      if (alignOne(data.coords(m, seed), prev.coords(pm, seed), pairs, match, m.dims, data.N)) turned++;
     }
-    if (!best.fit) continue;
-    const { flip, cos, sin } = best;
-    for (let i = 0; i < data.N; i++) {
-      const x = a[i * 3] - ax, y = flip * (a[i * 3 + 1] - ay);
-      a[i * 3] = bx + cos * x - sin * y;
-      a[i * 3 + 1] = by + sin * x + cos * y;
-    }
-    turned++;
   }
   return turned;
+}
+
+/** Lays `a` (N, 3) onto `b` at the matched pairs, in place; `dims` 2 or 3. */
+function alignOne(a, b, pairs, match, dims, n) {
+  const ca = [0, 0, 0], cb = [0, 0, 0];
+  for (const i of pairs) for (let k = 0; k < 3; k++) { ca[k] += a[i * 3 + k]; cb[k] += b[match[i] * 3 + k]; }
+  for (let k = 0; k < 3; k++) { ca[k] /= pairs.length; cb[k] /= pairs.length; }
+  // The last axis mirrored or not; the rotation that fits best for each; keep the better one.
+  let best = null;
+  for (const flip of [1, -1]) {
+    const S = [[0, 0, 0], [0, 0, 0], [0, 0, 0]];
+    for (const i of pairs) {
+      const x = [a[i * 3] - ca[0], a[i * 3 + 1] - ca[1], a[i * 3 + 2] - ca[2]];
+      x[dims - 1] *= flip;
+      for (let r = 0; r < 3; r++) for (let c = 0; c < 3; c++) S[r][c] += x[r] * (b[match[i] * 3 + c] - cb[c]);
+    }
+    const fit = dims === 2 ? rotation2(S) : rotation3(S);
+    if (!best || fit.score > best.score + 1e-9) best = { ...fit, flip };
+  }
+  if (!(best.score > 0)) return false;
+  const R = best.R, x = [0, 0, 0];
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < 3; k++) x[k] = a[i * 3 + k] - ca[k];
+    x[dims - 1] *= best.flip;
+    for (let r = 0; r < dims; r++) a[i * 3 + r] = cb[r] + R[r][0] * x[0] + R[r][1] * x[1] + R[r][2] * x[2];
+  }
+  return true;
+}
+
+/** The 2D rotation R maximising sum y . R x, from S = sum x y^T; score is that sum. */
+function rotation2(S) {
+  const c = S[0][0] + S[1][1], s = S[0][1] - S[1][0], h = Math.hypot(c, s) || 1;
+  return { score: Math.hypot(c, s), R: [[c / h, -s / h, 0], [s / h, c / h, 0], [0, 0, 1]] };
+}
+
+/** The 3D rotation maximising sum y . R x (Horn's quaternion method), from S = sum x y^T. */
+function rotation3(S) {
+  const [[xx, xy, xz], [yx, yy, yz], [zx, zy, zz]] = S;
+  const N = [
+    [xx + yy + zz, yz - zy, zx - xz, xy - yx],
+    [yz - zy, xx - yy - zz, xy + yx, zx + xz],
+    [zx - xz, xy + yx, -xx + yy - zz, yz + zy],
+    [xy - yx, zx + xz, yz + zy, -xx - yy + zz],
+  ];
+  const { values, vectors } = jacobi4(N);
+  let k = 0;
+  for (let j = 1; j < 4; j++) if (values[j] > values[k]) k = j;
+  const [q0, q1, q2, q3] = vectors.map((row) => row[k]);
+  return {
+    score: values[k],
+    R: [
+      [q0 * q0 + q1 * q1 - q2 * q2 - q3 * q3, 2 * (q1 * q2 - q0 * q3), 2 * (q1 * q3 + q0 * q2)],
+      [2 * (q2 * q1 + q0 * q3), q0 * q0 - q1 * q1 + q2 * q2 - q3 * q3, 2 * (q2 * q3 - q0 * q1)],
+      [2 * (q3 * q1 - q0 * q2), 2 * (q3 * q2 + q0 * q1), q0 * q0 - q1 * q1 - q2 * q2 + q3 * q3],
+    ],
+  };
+}
+
+/** Eigenvalues and eigenvectors (columns) of a symmetric 4x4 matrix, by cyclic Jacobi. */
+function jacobi4(M) {
+  const A = M.map((r) => r.slice()), V = [0, 1, 2, 3].map((r) => [0, 1, 2, 3].map((c) => (r === c ? 1 : 0)));
+  for (let sweep = 0; sweep < 50; sweep++) {
+    let off = 0;
+    for (let p = 0; p < 4; p++) for (let q = p + 1; q < 4; q++) off += A[p][q] * A[p][q];
+    if (off < 1e-22) break;
+    for (let p = 0; p < 4; p++) for (let q = p + 1; q < 4; q++) {
+      if (Math.abs(A[p][q]) < 1e-300) continue;
+      const theta = (A[q][q] - A[p][p]) / (2 * A[p][q]);
+      const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
+      const c = 1 / Math.sqrt(t * t + 1), s = t * c;
+      for (let k = 0; k < 4; k++) {
+        const akp = A[k][p], akq = A[k][q];
+        A[k][p] = c * akp - s * akq; A[k][q] = s * akp + c * akq;
+      }
+      for (let k = 0; k < 4; k++) {
+        const apk = A[p][k], aqk = A[q][k];
+        A[p][k] = c * apk - s * aqk; A[q][k] = s * apk + c * aqk;
+      }
+      for (let k = 0; k < 4; k++) {
+        const vkp = V[k][p], vkq = V[k][q];
+        V[k][p] = c * vkp - s * vkq; V[k][q] = s * vkp + c * vkq;
+      }
+    }
+  }
+  return { values: [0, 1, 2, 3].map((k) => A[k][k]), vectors: V };
 }
 
 /** Where each new token starts: its old place, or that of its nearest matched neighbour in its text. */
