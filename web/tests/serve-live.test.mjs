@@ -29,7 +29,8 @@ function startServer() {
       if (nl >= 0) resolve(out.slice(0, nl).trim());
     });
     exited.then((e) => reject(new Error(`tokmap serve exited (${e.code ?? e.signal}) before printing its address: ${stderr}`)));
-    setTimeout(() => reject(new Error('tokmap serve printed no address within 60 s')), 60000);
+    // unref: a pending timer would keep the test process alive after the tests.
+    setTimeout(() => reject(new Error('tokmap serve printed no address within 60 s')), 60000).unref();
   });
   return { child, exited, url, stderr: () => stderr };
 }
