@@ -16,7 +16,9 @@ let server, base, browser, page, errors;
 
 /** Starts `tokmap serve` on a free port; resolves with its address (the first stdout line). */
 function startServer() {
-  const child = spawn(binary, ['serve', '--port', '0', '--atlas', path.join(repo, 'samples', 'austen.tokmap-atlas'), '-q'],
+  // Two models of different depth (for the comparison) and the austen atlas.
+  const child = spawn(binary, ['serve', '--port', '0', '--model', 'demo-brown-gpt2', '--model', 'demo-brown-gpt2-small',
+    '--atlas', path.join(repo, 'samples', 'austen.tokmap-atlas'), '-q'],
     { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (b) => { stderr += b; });
@@ -89,6 +91,8 @@ const screenAll = () => live(() => {
 test('live page: type a sentence, run, see the map', { skip }, async () => {
   assert.equal(await live(() => document.querySelector('#tokmap-data').textContent.trim()), 'null');
   assert.ok(await page.locator('#live-texts').isVisible());
+  assert.match(await page.locator('#empty').textContent(), /No map yet/);
+  await page.screenshot({ path: path.join(artifacts, 'tokmap-live-empty.png') });
   await page.locator('#live-texts').fill('');
   // Typing goes to the text area: '/', 'l', '[' are the report's keys but must stay text here.
   await page.locator('#live-texts').pressSequentially('The river/bank was quiet [in the] morning light.');
@@ -261,6 +265,21 @@ test('live page: the download is the current run as one report file', { skip }, 
   const slot = html.match(/<script type="application\/json" id="tokmap-live">([\s\S]*?)<\/script>/);
   assert.ok(slot, 'the live slot');
   assert.ok(['null', '/*TOKMAP_LIVE*/null'].includes(slot[1].trim()), `live slot: ${slot[1].slice(0, 80)}`);
+});
+
+test('live page: compare two models, side by side', { skip }, async () => {
+  const before = await live(() => __tokmap.live.current.id);
+  await page.locator('#live-atlas').selectOption('');
+  await page.locator('#live-compare').selectOption('demo-brown-gpt2-small');
+  await page.locator('#live-run').click();
+  await runFinished(before);
+  assert.deepEqual(await live(() => __tokmap.app.data.models), ['demo-brown-gpt2', 'demo-brown-gpt2-small']);
+  await page.locator('#side-by-side').check();
+  assert.equal(await live(() => __tokmap.app.views.length), 2);
+  await page.screenshot({ path: path.join(artifacts, 'tokmap-live-compare.png') });
+  assert.ok(await page.locator('#color-by option[value="overlap"]').count(), 'neighbourhood overlap colouring');
+  assert.ok(await page.locator('#color-by option[value="lens-agree"]').count(), 'logit lens colouring');
+  await page.locator('#live-compare').selectOption('');
 });
 
 test('live page: a run the server has forgotten is run again on reload', { skip }, async () => {
