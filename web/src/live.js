@@ -238,6 +238,9 @@ class Live {
   }
 
   showIntro() {
+    // Nothing to draw yet: no map controls, and the note where the map will be.
+    $('#views').hidden = true;
+    $('#controls').hidden = true;
     const box = $('#empty');
     box.hidden = false;
     box.innerHTML = `<h2>No map yet</h2><p>Type one or more texts above (one per line) and press <b>Run</b> or Ctrl+Enter.
@@ -380,6 +383,9 @@ class Live {
   /** Draws `data` in place of the current picture and animates the points there. */
   async show(data, run) {
     let swapped;
+    // Shown before drawing: the views are sized from their boxes.
+    $('#views').hidden = false;
+    $('#controls').hidden = false;
     try {
       swapped = this.page.swapData(data, (next, prev) => {
         this.match = matchTokens(prev, next, this.page.tokenKey);
@@ -387,6 +393,7 @@ class Live {
       });
     } catch (err) {
       this.showError(`This run could not be drawn: ${err.message}`);
+      if (!this.current) this.showIntro();
       return;
     }
     this.current = run;
