@@ -347,7 +347,9 @@ class Live {
     if (s.status === 'queued') { this.setStatus('Queued…', null); return; }
     const total = +s.total || 0, done = +s.done || 0;
     const stage = s.stage || 'working';
-    this.setStatus(total ? `${stage} ${done.toLocaleString('en')} / ${total.toLocaleString('en')}` : `${stage}…`, total ? done / total : null);
+    // A finished stage while the job still runs (the forward pass after "tokenize" reports no
+    // count of its own): the bar goes indeterminate rather than sitting full.
+    this.setStatus(total ? `${stage} ${done.toLocaleString('en')} / ${total.toLocaleString('en')}` : `${stage}…`, total && done < total ? done / total : null);
   }
 
   async cancel() {
