@@ -138,8 +138,10 @@ test('live page: add a sentence, run again, points move to their new places', { 
   const oldScreen = await screenAll();
   await page.locator('#live-texts').press('End');
   await page.locator('#live-texts').pressSequentially('\nShe walked along the bank of the river at dawn.');
-  // Record every token's screen position on every frame of the animation.
+  // Record every token's screen position on every frame of the animation (made slower than
+  // the page's 0.6 s so that a loaded machine's few frames still catch it mid-way).
   await live(() => {
+    __tokmap.live.animationMs = 1500;
     window.__frames = [];
     const loop = () => {
       const l = __tokmap.live;
@@ -155,7 +157,7 @@ test('live page: add a sentence, run again, points move to their new places', { 
   });
   await page.locator('#live-run').click();
   const run = await runFinished(first);
-  await live(() => { window.__stopFrames = true; });
+  await live(() => { window.__stopFrames = true; __tokmap.live.animationMs = 600; });
   assert.deepEqual(run.texts.length, 2);
   const frames = await live(() => window.__frames);
   assert.ok(frames.length >= 3, `animation frames recorded: ${frames.length}`);
