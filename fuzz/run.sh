@@ -16,7 +16,7 @@ while (($#)); do
 done
 if ((${#targets[@]} == 0)); then
   targets=(fuzz_safetensors fuzz_config fuzz_tokenizer_json fuzz_vocab_merges fuzz_bpe_encode
-    fuzz_pipeline_json fuzz_pipeline_encode fuzz_npy fuzz_tsv fuzz_gguf fuzz_atlas)
+    fuzz_pipeline_json fuzz_pipeline_encode fuzz_npy fuzz_tsv fuzz_gguf fuzz_atlas fuzz_serve)
 fi
 
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Sanitize \

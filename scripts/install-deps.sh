@@ -13,6 +13,8 @@ build_and_test=(
   libopenblas-dev libpcre2-dev libicu-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libhnswlib-dev libfftw3-dev libcairo2-dev poppler-utils fonts-dejavu-core libxml2-utils
+  # tokmap serve: cpp-httplib (the HTTP server llama.cpp uses too)
+  libcpp-httplib-dev
   # Figure text: Pango lays it out and fontconfig falls back per character to a font that has it.
   # DejaVu covers Latin, Greek, Cyrillic and many symbols and emoji (monochrome); Droid Sans
   # Fallback (a 2 MB download) covers Chinese, Japanese and Korean; Noto Color Emoji (10 MB)

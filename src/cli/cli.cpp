@@ -234,6 +234,7 @@ int run(const std::vector<std::string>& args) {
   add_tsne_command(app);
   add_viz_command(app);
   add_atlas_command(app);
+  add_serve_command(app);
   app.footer(
       "Examples:\n"
       "  tokmap viz --file samples/sentences.txt --highlight bank --out report\n"
@@ -252,7 +253,7 @@ int run(const std::vector<std::string>& args) {
   const std::vector<std::string> commands = command_names(app);
   if (args.empty()) {
     std::cout << app.help();
-    return usage_error("give a command (tokenize, embed, tsne, viz, atlas); the help is above");
+    return usage_error("give a command (tokenize, embed, tsne, viz, atlas, serve); the help is above");
   }
   // A mistyped command: say so, with the nearest one (CLI11 would only list "extra" arguments).
   if (!args[0].starts_with("-") &&
@@ -279,7 +280,7 @@ int run(const std::vector<std::string>& args) {
       }
     } else if (app.get_subcommands().empty()) {
       std::cout << app.help();
-      return usage_error("give a command (tokenize, embed, tsne, viz, atlas); the help is above");
+      return usage_error("give a command (tokenize, embed, tsne, viz, atlas, serve); the help is above");
     }
   } catch (const CLI::CallForHelp&) {
     const auto selected = app.get_subcommands();

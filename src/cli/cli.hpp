@@ -61,6 +61,7 @@ void add_embed_command(CLI::App& app);
 void add_tsne_command(CLI::App& app);
 void add_viz_command(CLI::App& app);
 void add_atlas_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 // Parses and runs one command line (argv[0] is the program). Returns the exit code: 0, 1 for
 // runtime errors, 2 for usage errors; every error is one line "tokmap: error: ..." on stderr.

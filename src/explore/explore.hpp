@@ -124,6 +124,11 @@ struct VizOptions {
   std::vector<std::string> highlight;  // words whose tokens are emphasised and labelled
   int iterations = 750;
   int threads = 0;  // 0 = every core; results do not depend on it
+  // An earlier run to start from (a live page re-running after an edit): each map of a layer
+  // that run also mapped starts from its layout — tokens it had (the same text, or the
+  // unchanged bytes around an edit) where they were, new ones beside their neighbour in the
+  // text — and is aligned to it, so the picture stays recognisable. Null: the usual start.
+  std::shared_ptr<const report::ReportData> previous;
 };
 
 // Checks the options' values (usage errors name the flag); run() calls it first.
@@ -219,9 +224,24 @@ struct MapOptions {
   std::string metric = "cosine";
   int threads = 0;
   CancelCheck cancelled;  // asked every 50 iterations of every run
+  // A starting layout (N, dims) for the first seed of a (model, layer, dims), used instead of
+  // the previous layer's map, and the map aligned to it; empty = the usual start.
+  std::function<std::vector<float>(std::size_t model, int layer, int dims)> start_from;
 };
 std::vector<report::Map> make_maps(const std::vector<ModelStates>& states,
                                    const MapOptions& options, const Hooks& hooks = {});
+
+// For VizOptions::previous: each point of `now` that is the same token of the same text in
+// `previous` (identical text, or the unchanged bytes before and after an edit, same display)
+// gets that token's index there; others -1.
+std::vector<std::int64_t> match_previous(const report::ReportData& previous,
+                                         const report::ReportData& now);
+// The starting layout of (model, layer, dims) from previous's map of it, or empty when it has
+// none or fewer than 3 points match.
+std::vector<float> start_from_previous(const report::ReportData& previous,
+                                       std::span<const std::int64_t> previous_of,
+                                       const report::ReportData& now, std::size_t model, int layer,
+                                       int dims, std::uint64_t seed);
 
 // Stage 5: the same points' neighbourhoods in model 0 against every other model at matching
 // relative depth (layer 6 of 6 pairs with layer 4 of 4).

@@ -4,9 +4,12 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <map>
 #include <numeric>
 #include <optional>
+#include <random>
 #include <thread>
+#include <tuple>
 
 #include "analysis/analysis.hpp"
 #include "core/error.hpp"
@@ -436,6 +439,127 @@ std::vector<report::Analysis> analyze(const std::vector<ModelStates>& states,
   return out;
 }
 
+std::vector<std::int64_t> match_previous(const report::ReportData& previous,
+                                         const report::ReportData& now) {
+  // (text, begin, end) of every previous token → its index.
+  std::map<std::tuple<std::size_t, std::size_t, std::size_t>, std::int64_t> where;
+  for (std::size_t i = 0; i < previous.tokens.size(); ++i) {
+    const auto& t = previous.tokens[i];
+    where[{static_cast<std::size_t>(t.text), t.offset.first, t.offset.second}] =
+        static_cast<std::int64_t>(i);
+  }
+  // Each new text's counterpart: the same text, else the previous text sharing the longest
+  // prefix + suffix with it, if that is at least half of it (an edit, not another sentence).
+  // Prefix and suffix are measured independently: bytes within the prefix sit at the same
+  // offsets in both, bytes within the suffix at offsets shifted by the change in length.
+  struct Counterpart {
+    std::int64_t text = -1;
+    std::size_t prefix = 0, suffix = 0;
+  };
+  std::vector<Counterpart> counterpart(now.texts.size());
+  for (std::size_t t = 0; t < now.texts.size(); ++t) {
+    const std::string& a = now.texts[t];
+    std::size_t best = 0;
+    for (std::size_t u = 0; u < previous.texts.size(); ++u) {
+      const std::string& b = previous.texts[u];
+      if (a == b) {
+        counterpart[t] = {static_cast<std::int64_t>(u), a.size(), a.size()};
+        break;
+      }
+      const std::size_t shorter = std::min(a.size(), b.size());
+      std::size_t prefix = 0;
+      while (prefix < shorter && a[prefix] == b[prefix]) ++prefix;
+      std::size_t suffix = 0;
+      while (suffix < shorter && a[a.size() - 1 - suffix] == b[b.size() - 1 - suffix]) ++suffix;
+      const std::size_t kept = std::min(prefix + suffix, shorter);
+      if (kept > best && 2 * kept >= std::max(a.size(), b.size())) {
+        best = kept;
+        counterpart[t] = {static_cast<std::int64_t>(u), prefix, suffix};
+      }
+    }
+  }
+  std::vector<std::int64_t> out(now.tokens.size(), -1);
+  for (std::size_t i = 0; i < now.tokens.size(); ++i) {
+    const auto& token = now.tokens[i];
+    const auto& c = counterpart[static_cast<std::size_t>(token.text)];
+    if (c.text < 0) continue;
+    const std::size_t size = now.texts[static_cast<std::size_t>(token.text)].size();
+    const std::size_t old_size = previous.texts[static_cast<std::size_t>(c.text)].size();
+    const auto find = [&](std::size_t begin, std::size_t end) -> std::int64_t {
+      const auto it = where.find({static_cast<std::size_t>(c.text), begin, end});
+      if (it == where.end() ||
+          previous.tokens[static_cast<std::size_t>(it->second)].display != token.display)
+        return -1;
+      return it->second;
+    };
+    const auto [begin, end] = token.offset;
+    if (end <= c.prefix) out[i] = find(begin, end);
+    if (out[i] < 0 && begin + c.suffix >= size && begin + old_size >= size)
+      out[i] = find(begin + old_size - size, end + old_size - size);
+  }
+  return out;
+}
+
+std::vector<float> start_from_previous(const report::ReportData& previous,
+                                       std::span<const std::int64_t> previous_of,
+                                       const report::ReportData& now, std::size_t model, int layer,
+                                       int dims, std::uint64_t seed) {
+  const std::size_t n = now.tokens.size();
+  // The previous run's map of the same model, layer and dims (the perplexity may differ with
+  // the number of points: the closest one).
+  const report::Map* from = nullptr;
+  for (const auto& m : previous.maps) {
+    if (m.layer != layer || m.dims != dims || m.model < 0 ||
+        static_cast<std::size_t>(m.model) >= previous.models.size() || model >= now.models.size() ||
+        previous.models[static_cast<std::size_t>(m.model)] != now.models[model])
+      continue;
+    if (from == nullptr) from = &m;
+  }
+  std::size_t matched = 0;
+  for (const auto p : previous_of) matched += p >= 0 ? 1 : 0;
+  if (from == nullptr || matched < 3) return {};
+  const std::size_t d = static_cast<std::size_t>(dims);
+  std::vector<float> start(n * d, 0.0f);
+  std::vector<bool> placed(n, false);
+  double spread = 0;
+  std::vector<double> centre(d, 0.0);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto p = previous_of[i];
+    if (p < 0 || static_cast<std::size_t>(p + 1) * d > from->coords.size()) continue;
+    for (std::size_t c = 0; c < d; ++c) {
+      start[i * d + c] = from->coords[static_cast<std::size_t>(p) * d + c];
+      centre[c] += start[i * d + c] / static_cast<double>(matched);
+    }
+    placed[i] = true;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!placed[i]) continue;
+    for (std::size_t c = 0; c < d; ++c)
+      spread += std::abs(start[i * d + c] - centre[c]) / static_cast<double>(matched * d);
+  }
+  // A new token starts beside the nearest matched token before it in its text (else after it,
+  // else the centre), a little apart so that no two start in the same place.
+  std::mt19937_64 random(seed ^ 0x5EEDull);
+  std::normal_distribution<double> jitter(0.0, std::max(spread, 1e-3) * 0.02);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (placed[i]) continue;
+    std::int64_t near = -1;
+    for (std::int64_t j = static_cast<std::int64_t>(i) - 1;
+         j >= 0 && now.tokens[static_cast<std::size_t>(j)].text == now.tokens[i].text; --j)
+      if (placed[static_cast<std::size_t>(j)]) {
+        near = j;
+        break;
+      }
+    for (std::size_t j = i + 1; near < 0 && j < n && now.tokens[j].text == now.tokens[i].text; ++j)
+      if (placed[j]) near = static_cast<std::int64_t>(j);
+    for (std::size_t c = 0; c < d; ++c) {
+      const double base = near >= 0 ? start[static_cast<std::size_t>(near) * d + c] : centre[c];
+      start[i * d + c] = static_cast<float>(base + jitter(random));
+    }
+  }
+  return start;
+}
+
 std::vector<report::Map> make_maps(const std::vector<ModelStates>& states,
                                    const MapOptions& options, const Hooks& hooks) {
   const neighbors::Metric metric = parse_metric(options.metric);
@@ -487,6 +611,7 @@ std::vector<report::Map> make_maps(const std::vector<ModelStates>& states,
       map.perplexity = chain.perplexity;
       map.dims = dims;
       std::vector<std::vector<float>> seed_maps;
+      std::vector<float> start;
       for (int k = 0; k < options.seeds; ++k) {
         tsne::TsneOptions t;
         t.dims = dims;
@@ -495,7 +620,13 @@ std::vector<report::Map> make_maps(const std::vector<ModelStates>& states,
         t.iterations = options.iterations;
         t.metric = metric;
         t.threads = tsne_threads();
-        if (k == 0 && !chain.maps.empty()) {
+        if (k == 0 && options.start_from)
+          start = options.start_from(chain.model, s.layers[l], dims);
+        if (k == 0 && !start.empty()) {
+          // An earlier run's layout of this layer (a live page after an edit).
+          t.init = tsne::Init::given;
+          t.initial_embedding = start;
+        } else if (k == 0 && !chain.maps.empty()) {
           // Start from the previous layer's map so consecutive layers line up.
           t.init = tsne::Init::given;
           t.initial_embedding = chain.maps.back().coords;
@@ -524,7 +655,10 @@ std::vector<report::Map> make_maps(const std::vector<ModelStates>& states,
       // Align to the previous layer (rotation/reflection/scale) so the slider moves points
       // only as much as the layers differ.
       map.coords = seed_maps[0];
-      if (!chain.maps.empty()) {
+      if (!start.empty()) {
+        analysis::procrustes_align(map.coords, {start, n, std::size_t(dims)},
+                                   {seed_maps[0], n, std::size_t(dims)});
+      } else if (!chain.maps.empty()) {
         analysis::procrustes_align(map.coords, {chain.maps.back().coords, n, std::size_t(dims)},
                                    {seed_maps[0], n, std::size_t(dims)});
       }
@@ -776,6 +910,14 @@ Result run(Engine& engine, const std::vector<Text>& texts, const VizOptions& opt
   map_options.metric = options.metric;
   map_options.threads = options.threads;
   map_options.cancelled = hooks.cancelled;
+  std::vector<std::int64_t> previous_of;
+  if (options.previous) {
+    previous_of = match_previous(*options.previous, data);
+    map_options.start_from = [&](std::size_t m, int layer, int dims) {
+      return start_from_previous(*options.previous, previous_of, data, m, layer, dims,
+                                 options.seed);
+    };
+  }
   data.maps = make_maps(result.states, map_options, hooks);
   data.comparison = compare_models(result.states, options.metric);
   rank_comparison(data.comparison);

@@ -296,20 +296,24 @@ std::string to_json(const ReportData& data) {
   return safe;
 }
 
+std::string page_html(std::string_view data_json, std::string_view live_json) {
+  std::string html(page_template());
+  const auto replace = [&](std::string_view placeholder, std::string_view with) {
+    const std::size_t at = html.find(placeholder);
+    if (at == std::string::npos) {
+      throw Error("the bundled report page has no " + std::string(placeholder) +
+                  " placeholder (build problem in web/)");
+    }
+    html.replace(at, placeholder.size(), with);
+  };
+  // The live configuration first: the data JSON may contain any text, placeholders included.
+  replace("/*TOKMAP_LIVE*/null", live_json);
+  replace("/*TOKMAP_DATA*/null", data_json);
+  return html;
+}
+
 void write_html(const fs::path& path, const ReportData& data) {
-  constexpr std::string_view kPlaceholder = "/*TOKMAP_DATA*/null";
-  const std::string_view page = page_template();
-  const std::size_t at = page.find(kPlaceholder);
-  if (at == std::string_view::npos) {
-    throw Error("the bundled report page has no data placeholder (build problem in web/)");
-  }
-  std::string html;
-  const std::string json_text = to_json(data);
-  html.reserve(page.size() + json_text.size());
-  html.append(page.substr(0, at));
-  html.append(json_text);
-  html.append(page.substr(at + kPlaceholder.size()));
-  io::write_file_atomically(path, html);
+  io::write_file_atomically(path, page_html(to_json(data)));
 }
 
 std::string read_data_json(const fs::path& index_html) {

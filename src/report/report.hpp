@@ -183,6 +183,9 @@ std::string to_json(const ReportData& data);
 
 // The page template bundled at build time (web/), with the placeholder `/*TOKMAP_DATA*/null`.
 std::string_view page_template();
+// The page with `data_json` (to_json's text) inlined, and for `tokmap serve`'s live page a live
+// configuration object (JSON text; "null" = a static report). See docs/SERVE.md.
+std::string page_html(std::string_view data_json, std::string_view live_json = "null");
 // index.html: the template with the data inlined; written atomically.
 void write_html(const fs::path& path, const ReportData& data);
 // The data object's JSON text from an index.html written by write_html (errors name the file).

@@ -4,6 +4,7 @@
 import { ReportData, showToken } from './data.js';
 import { View } from './view.js';
 import { OKABE_ITO, OTHER, hexToRgb, viridis, cividis, rampCss } from './palette.js';
+import { readLive, startLive } from './live.js';
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
@@ -50,6 +51,8 @@ class App {
       selected: -1,
       projection: 'tsne',  // 'tsne' | 'pca': which coordinates the views show
     };
+    // What this data opens with, so a live run can tell the user's choices from defaults.
+    this.defaults = { colorBy: this.state.colorBy, labels: this.state.labels };
     // Never open on a degenerate map when the report has a usable one (docs/REPORT_FORMAT.md).
     const open = data.openingView(0, this.layers, this.state.layerIdx, this.state.perplexity, this.state.dims);
     this.openedAway = null;
@@ -102,11 +105,19 @@ class App {
     return this.cameras[this.state.dims];
   }
 
-  start() {
+  /**
+   * Builds the page. `prev` (live mode) is the App this one replaces: its view settings are
+   * carried over where the new data has them (see carryOver), and its camera is kept.
+   */
+  start(prev = null) {
+    const carried = prev ? this.carryOver(prev) : null;
     this.buildChrome();
     this.buildViews();
     const hl = this.data.settings.highlight;
-    if (Array.isArray(hl) && hl.length) {
+    if (carried && carried.search) {
+      $('#search').value = carried.search;
+      this.applySearch(carried.search);
+    } else if (Array.isArray(hl) && hl.length) {
       const pattern = `^\\s?(${hl.map((w) => String(w).trim().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})$`;
       $('#search').value = pattern;
       this.applySearch(pattern);
@@ -118,10 +129,56 @@ class App {
         this.updateHighlight();
       }
     }
-    this.refreshAll();
-    $('#legend').addEventListener('click', (e) => this.onLegendClick(e));
-    window.addEventListener('resize', () => { this.viewVersion++; this.requestRender(); });
-    document.addEventListener('keydown', (e) => this.onGlobalKey(e));
+    if (carried && carried.selected >= 0) this.select(carried.selected);
+    this.refreshAll(!carried || !carried.camera);
+    activeApp = this;
+    listenOnce();
+  }
+
+  /**
+   * Takes over what still applies from the App this one replaces (live mode, a new run):
+   * dims, layer, perplexity, projection, model, seed, colouring, toggles, search, the selected
+   * token (matched by text and byte offset) and the camera. Returns what start() must reapply.
+   */
+  carryOver(prev) {
+    const d = this.data, s = this.state, p = prev.state;
+    prev.dispose();
+    if (d.dims.includes(p.dims)) s.dims = p.dims;
+    if (d.perplexities.includes(p.perplexity)) s.perplexity = p.perplexity;
+    if (p.projection === 'pca' && d.pcaIndex.size) s.projection = 'pca';
+    if (p.model < d.models.length && d.models[p.model] === prev.data.models[p.model]) s.model = p.model;
+    s.sideBySide = p.sideBySide && d.models.length > 1;
+    if (p.seed < d.maxSeeds) s.seed = p.seed;
+    // Colouring and labels follow the data (text colouring for a few texts, no labels on
+    // thousands of points) unless the user picked them.
+    const chose = (k) => p[k] !== prev.defaults[k];
+    if (chose('labels')) s.labels = p.labels;
+    s.trajectories = p.trajectories;
+    this.layers = d.modelLayers[this.primaryModel()] && d.modelLayers[this.primaryModel()].length ? d.modelLayers[this.primaryModel()] : d.layers;
+    const layer = prev.currentLayer(), at = this.layers.indexOf(layer);
+    if (at >= 0) { s.layerIdx = s.layerPos = at; }
+    if (chose('colorBy') && this.colorModes().some(([m]) => m === p.colorBy)) s.colorBy = p.colorBy;
+    const sameDims = s.dims === p.dims;
+    if (sameDims) this.cameras = prev.cameras;
+    let selected = -1;
+    if (p.selected >= 0) {
+      const key = tokenKey(prev.data, p.selected);
+      for (let i = 0; i < d.N && selected < 0; i++) if (tokenKey(d, i) === key) selected = i;
+    }
+    const search = ($('#search') && $('#search').value) || '';
+    return { camera: sameDims, selected, search };
+  }
+
+  /** Stops this App's timers and frees its WebGL contexts (browsers allow only a few). */
+  dispose() {
+    this.playing = false;
+    clearTimeout(this.settleTimer);
+    for (const v of this.views) {
+      v.gl.getExtension('WEBGL_lose_context')?.loseContext();
+      v.el.remove();
+    }
+    this.views = [];
+    this.disposed = true;
   }
 
   // ---------------------------------------------------------------- chrome (controls, panels)
@@ -201,9 +258,7 @@ class App {
     if (d.maxSeeds > 1) {
       group('Seed', select('seed', d.seedLabels.map((v, k) => [k, `seed ${v}${k === 0 ? ' (main)' : ''}`]), 0, (v) => { s.seed = +v; this.refreshAll(false); }), 'seed');
     }
-    const modes = COLOR_MODES.filter(([m]) => (m === 'change' ? d.changeIndex.size > 0 : m.startsWith('lens-') ? d.lensModels.size > 0
-      : (m !== 'model' && m !== 'overlap') || (d.models.length > 1 && (m === 'model' || d.pairs.length > 0))));
-    group('Colour by', select('color-by', modes, s.colorBy, (v) => { s.colorBy = v; this.refreshColors(); this.requestRender(); }), 'color-by');
+    group('Colour by', select('color-by', this.colorModes(), s.colorBy, (v) => { s.colorBy = v; this.refreshColors(); this.requestRender(); }), 'color-by');
 
     const searchBox = document.createElement('div');
     searchBox.className = 'search-box';
@@ -228,6 +283,13 @@ class App {
       checkbox('trajectories', 'trajectories', s.trajectories, (on) => { s.trajectories = on; this.requestRender(); }),
     );
     group('Show', toggles, 'labels');
+  }
+
+  /** The colourings this data can show. */
+  colorModes() {
+    const d = this.data;
+    return COLOR_MODES.filter(([m]) => (m === 'change' ? d.changeIndex.size > 0 : m.startsWith('lens-') ? d.lensModels.size > 0
+      : (m !== 'model' && m !== 'overlap') || (d.models.length > 1 && (m === 'model' || d.pairs.length > 0))));
   }
 
   buildViews() {
@@ -380,6 +442,7 @@ class App {
   }
 
   tick(now) {
+    if (this.disposed) return;
     const s = this.state;
     const dt = Math.min(0.1, (now - this.lastTick) / 1000);
     this.lastTick = now;
@@ -1176,7 +1239,7 @@ class App {
 
   // ---------------------------------------------------------------- rendering
   requestRender() {
-    if (this.renderQueued) return;
+    if (this.renderQueued || this.disposed) return;
     this.renderQueued = true;
     requestAnimationFrame(() => { this.renderQueued = false; this.renderNow(); });
   }
@@ -1261,6 +1324,22 @@ function labelOrder(d) {
   return Array.from(idx).sort((a, b) => pri[a] - pri[b]);
 }
 
+/** A token's identity across runs: its text (with which copy of that text) and byte offsets. */
+export function tokenKey(d, i) {
+  const t = d.tokens[i];
+  return `${d.textKeys ? d.textKeys[t.text] : t.text}|${t.offset ? t.offset.join(',') : t.position}|${t.source || ''}`;
+}
+
+// The page-wide listeners are added once and talk to the App on screen (live mode replaces it).
+let activeApp = null, listening = false;
+function listenOnce() {
+  if (listening) return;
+  listening = true;
+  $('#legend').addEventListener('click', (e) => activeApp.onLegendClick(e));
+  window.addEventListener('resize', () => { activeApp.viewVersion++; activeApp.requestRender(); });
+  document.addEventListener('keydown', (e) => activeApp.onGlobalKey(e));
+}
+
 // ---------------------------------------------------------------- boot
 function readEmbedded() {
   const el = document.getElementById('tokmap-data');
@@ -1301,6 +1380,36 @@ function boot(raw) {
     return;
   }
   installHook(app);
+}
+
+/**
+ * Live mode: draws `raw` in place of the App on screen (or as the first one), keeping the view
+ * settings that still apply; `prepare(data, prevData)` may adjust the new data first. Returns
+ * { app, prev, before }: prev the replaced App (disposed), before its views' last positions
+ * ([{ model, positions }]) to animate from. Throws when the data cannot be drawn.
+ */
+function swapData(raw, prepare = () => {}) {
+  const data = new ReportData(raw);
+  // Two copies of the same text are told apart by their order among equal texts.
+  const seen = new Map();
+  data.textKeys = data.texts.map((t) => { const n = seen.get(t) || 0; seen.set(t, n + 1); return `${n}:${t}`; });
+  const prev = activeApp;
+  prepare(data, prev ? prev.data : null);
+  const before = prev ? prev.views.map((v) => ({ model: prev.data.models[v.model], positions: snapshotPositions(v) })) : [];
+  $('#empty').hidden = true;
+  const app = new App(data);
+  app.start(prev);
+  const hook = window.__tokmap || {};
+  installHook(app);
+  if (hook.live) window.__tokmap.live = hook.live;
+  return { app, prev, before };
+}
+
+/** The positions a view shows right now, as (N, 3) in normalised map space. */
+function snapshotPositions(v) {
+  const n = v.app.data.N, out = new Float32Array(n * 3), p = [0, 0, 0];
+  for (let i = 0; i < n; i++) { v.position(i, p); out[i * 3] = p[0]; out[i * 3 + 1] = p[1]; out[i * 3 + 2] = p[2]; }
+  return out;
 }
 
 function installHook(app) {
@@ -1360,6 +1469,11 @@ function installHook(app) {
 }
 
 async function main() {
+  const live = readLive();
+  if (live) {
+    startLive(live, { swapData, showEmpty, tokenKey });
+    return;
+  }
   let raw = null;
   try {
     raw = readEmbedded();

@@ -18,7 +18,8 @@ export function chromiumPath() {
   return null;
 }
 
-export async function launch() {
+/** `allow`: URL prefixes besides file: that may load (a test's own local server). */
+export async function launch({ allow = [] } = {}) {
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tokmap-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: chromiumPath(),
@@ -30,14 +31,15 @@ export async function launch() {
       '--enable-unsafe-swiftshader'],
   });
   const requests = [];
-  // Only file: URLs may load; everything else is aborted and recorded.
+  const allowed = (u) => u.startsWith('file:') || allow.some((a) => u.startsWith(a));
+  // Only file: URLs (and `allow`) may load; everything else is aborted and recorded.
   await context.route('**/*', (route) => {
     const url = route.request().url();
-    if (url.startsWith('file:')) return route.continue();
+    if (allowed(url)) return route.continue();
     requests.push(url);
     return route.abort();
   });
-  context.on('request', (req) => { const u = req.url(); if (!u.startsWith('file:') && !u.startsWith('data:') && !u.startsWith('blob:')) requests.push(u); });
+  context.on('request', (req) => { const u = req.url(); if (!allowed(u) && !u.startsWith('data:') && !u.startsWith('blob:')) requests.push(u); });
   return {
     context,
     requests,
