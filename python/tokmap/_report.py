@@ -36,7 +36,7 @@ class Report:
     self-contained page as index.html, in a sandboxed iframe (works offline).
     """
 
-    def __init__(self, native: "_tokmap._Report", command: List[str], figures: bool = True):
+    def __init__(self, native: "_tokmap._Report", command: List[str]):
         self._native = native
         self._command = command
         self._tokens = None
