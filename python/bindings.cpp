@@ -660,6 +660,8 @@ PYBIND11_MODULE(_tokmap, m) {
       .def_property_readonly("warnings", [](const Report& r) { return r.result.warnings; })
       .def_property_readonly("seconds", [](const Report& r) { return r.result.seconds; })
       .def_property_readonly("summary", [](const Report& r) { return explore::summary(r.result); })
+      .def_property_readonly(
+          "degenerate", [](const Report& r) { return explore::degenerate_maps(r.result.data); })
       .def("tokens", [](const Report& r) { return tokens_of(r.result.data); })
       .def("maps", [](const Report& r) { return maps_of(r.result.data); })
       .def("states", [](const Report& r) { return states_of(r.result); })

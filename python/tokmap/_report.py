@@ -190,6 +190,8 @@ def viz(
     if not logit_lens:
         words.append("--no-logit-lens")
     native.set_created_with(" ".join(_quote(w) for w in words))
+    if native.degenerate:  # as viz warns after its summary
+        warn(native.degenerate)
     return Report(native, words)
 
 
