@@ -56,8 +56,16 @@ class Progress:
 
 
 def warn(message: str) -> None:
-    """The library's warnings, as Python warnings (shown once per place by default)."""
-    warnings.warn(message, TokmapWarning, stacklevel=3)
+    """The library's warnings, as Python warnings attributed to the caller's line (the first
+    frame outside this package), shown once per place by default."""
+    import os
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, TokmapWarning, stacklevel=level)
 
 
 def threads(n_jobs: Optional[int]) -> int:
