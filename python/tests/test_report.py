@@ -107,5 +107,5 @@ def test_ctrl_c_stops_viz_promptly_and_writes_nothing(tmp_path):
     finally:
         timer.cancel()
     # Asked between t-SNE iterations: far sooner than 200,000 iterations of 28 maps.
-    assert time.perf_counter() - start < 20
+    assert time.perf_counter() - start < 30
     assert not (tmp_path / "report").exists()
