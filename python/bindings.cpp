@@ -200,6 +200,7 @@ Tokens encode_all(const Model& m, const std::vector<explore::Text>& texts,
   Tokens t;
   const auto& tok = m.tokenizer();
   for (const auto& text : texts) {
+    if (t.encodings.size() % 64 == 0) hooks.check_cancelled();  // Ctrl-C in a long list
     t.encodings.push_back(explore::encode(&tok, text, options, hooks));
     if (require_tokens && t.encodings.back().ids.empty())
       throw Error(text.origin + ": text has no tokens");
