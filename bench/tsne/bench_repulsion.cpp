@@ -1,10 +1,13 @@
 // bench_repulsion: times one repulsion evaluation (FFT with several grid settings, Barnes-Hut)
 // on a fixed embedding and reports its error against the exact O(N^2) sums.
 //
-//   bench_repulsion EMBEDDING.npy [REPEATS [SCALE [THREADS [all|auto|radii|shapes|grids]]]]
+//   bench_repulsion EMBEDDING.npy [REPEATS [SCALE [THREADS [all|auto|radii|shapes|grids|near]]]]
 //
+// `near` times the near field alone (tsne::near_field_forces, degree 1) at several radii against
+// its all-pairs reference.
 // Use a converged map (e.g. the output of `tokmap tsne`): its spread is what the late
 // iterations, which dominate the run time, see.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -34,7 +37,7 @@ int main(int argc, char** argv) try {
   if (argc < 2) {
     std::fprintf(stderr,
                  "usage: bench_repulsion EMBEDDING.npy [REPEATS [SCALE [THREADS "
-                 "[all|auto|radii|shapes|grids]]]]\n");
+                 "[all|auto|radii|shapes|grids|near]]]]\n");
     return 2;
   }
   auto m = tokmap::io::read_npy(argv[1]);
@@ -75,13 +78,28 @@ int main(int argc, char** argv) try {
   };
   // "auto": the library's defaults (the cost model picks the grid); "all": a sweep.
   const std::string set = argc > 5 ? argv[5] : "all";
+  if (set == "near") {
+    for (double r : {8.0, 12.0, 16.0, 24.0, 32.0}) {
+      std::vector<float> force(n * dims), reference(n * dims);
+      double z = 0.0;
+      const double ms = time_ms([&] {
+        std::fill(force.begin(), force.end(), 0.0f);
+        z = tokmap::tsne::near_field_forces(force, m.data, n, dims, 1.0, r, 1, threads);
+      });
+      const double z_ref =
+          tokmap::tsne::near_field_forces_naive(reference, m.data, n, dims, 1.0, r, 1);
+      std::printf("near field r_c %4.1f: %8.3f ms  force err %.2e  Z err %.2e\n", r, ms,
+                  relative_error(force, reference), std::abs(z - z_ref) / std::abs(z_ref));
+    }
+    return 0;
+  }
   std::vector<Setting> settings;
   if (set == "auto") {
     const tokmap::tsne::TsneOptions defaults;
     settings.push_back(
         {1.0, 3, -defaults.fft_near_radius, defaults.fft_split_box, defaults.fft_near_degree});
   } else if (set == "radii") {
-    for (double r : {2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0})
+    for (double r : {2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 40.0, 48.0})
       settings.push_back({1.0, 3, r, r, 1});
   } else if (set == "grids") {
     // The unsplit grid: box widths and nodes per box.

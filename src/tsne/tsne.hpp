@@ -232,6 +232,16 @@ class FftWorkspace {
 double repulsive_fft(std::span<float> out, std::span<const float> y, std::size_t n, int dims,
                      double dof, const FftParams& params, FftWorkspace& workspace, int threads = 0);
 
+// The exact near-field part of a split kernel (FftParams; 2 or 3 dims), as repulsive_fft sums
+// it: out (n, dims) += sum_{j: |yi - yj| < near_radius} (wg - wg_far)(yi - yj); returns
+// sum_i sum_{j: |yi - yj| < near_radius} (w - w_far), j = i included (w = the kernel, wg = w g,
+// _far: their far parts of degree near_degree). Cell lists, sums in a fixed order per point.
+double near_field_forces(std::span<float> out, std::span<const float> y, std::size_t n, int dims,
+                         double dof, double near_radius, int near_degree, int threads = 0);
+// Its reference: the same per-pair terms over all n^2 pairs, one thread, O(n^2).
+double near_field_forces_naive(std::span<float> out, std::span<const float> y, std::size_t n,
+                               int dims, double dof, double near_radius, int near_degree);
+
 // The FFT parameters of `options` for maps of `dims` dimensions.
 FftParams fft_params(const TsneOptions& options, int dims);
 
