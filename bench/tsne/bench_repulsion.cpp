@@ -1,7 +1,8 @@
 // bench_repulsion: times one repulsion evaluation (FFT with several grid settings, Barnes-Hut)
 // on a fixed embedding and reports its error against the exact O(N^2) sums.
 //
-//   bench_repulsion EMBEDDING.npy [REPEATS [SCALE [THREADS [all|auto|radii|shapes|grids|near]]]]
+//   bench_repulsion EMBEDDING.npy [REPEATS [SCALE [THREADS
+//   [all|auto|radii|shapes|grids|small|near]]]]
 //
 // `near` times the near field alone (tsne::near_field_forces, degree 1) at several radii against
 // its all-pairs reference.
@@ -37,7 +38,7 @@ int main(int argc, char** argv) try {
   if (argc < 2) {
     std::fprintf(stderr,
                  "usage: bench_repulsion EMBEDDING.npy [REPEATS [SCALE [THREADS "
-                 "[all|auto|radii|shapes|grids|near]]]]\n");
+                 "[all|auto|radii|shapes|grids|small|near]]]]\n");
     return 2;
   }
   auto m = tokmap::io::read_npy(argv[1]);
@@ -75,6 +76,7 @@ int main(int argc, char** argv) try {
     double near_radius = 0.0;  // > 0: kernel splitting
     double split_box = 2.0;
     int degree = 3;
+    int min_boxes = 0;  // 0: the library's default
   };
   // "auto": the library's defaults (the cost model picks the grid); "all": a sweep.
   const std::string set = argc > 5 ? argv[5] : "all";
@@ -101,6 +103,9 @@ int main(int argc, char** argv) try {
   } else if (set == "radii") {
     for (double r : {2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 40.0, 48.0})
       settings.push_back({1.0, 3, r, r, 1});
+  } else if (set == "small") {
+    // Small maps (early exaggeration): the unsplit grid with fewer boxes over the map.
+    for (int boxes : {4, 5, 6, 8, 10, 12}) settings.push_back({1.0, 3, 0.0, 2.0, 3, boxes});
   } else if (set == "grids") {
     // The unsplit grid: box widths and nodes per box.
     for (double bpu : {0.5, 0.75, 1.0, 1.5})
@@ -120,7 +125,9 @@ int main(int argc, char** argv) try {
     tokmap::tsne::FftParams params;
     params.boxes_per_unit = s.boxes_per_unit;
     params.nodes_per_box = s.nodes;
-    params.min_boxes = tokmap::tsne::fft_params(tokmap::tsne::TsneOptions{}, dims).min_boxes;
+    params.min_boxes = s.min_boxes > 0
+                           ? s.min_boxes
+                           : tokmap::tsne::fft_params(tokmap::tsne::TsneOptions{}, dims).min_boxes;
     params.near_radius = std::abs(s.near_radius);
     params.split_box = s.split_box;
     params.near_degree = s.degree;
@@ -137,6 +144,8 @@ int main(int argc, char** argv) try {
     else if (s.near_radius > 0)
       std::snprintf(name, sizeof name, "fft split r_c %.1f box %.1f nodes %d degree %d",
                     s.near_radius, s.split_box, s.nodes, s.degree);
+    else if (s.min_boxes > 0)
+      std::snprintf(name, sizeof name, "fft min_boxes %d nodes %d", s.min_boxes, s.nodes);
     else
       std::snprintf(name, sizeof name, "fft box %.3f nodes %d (h %.3f)", 1.0 / s.boxes_per_unit,
                     s.nodes, 1.0 / s.boxes_per_unit / s.nodes);

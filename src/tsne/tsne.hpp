@@ -70,7 +70,9 @@ struct TsneOptions {
   double fft_boxes_per_unit_2d = 1.0;
   int fft_min_boxes_2d = 20;
   double fft_boxes_per_unit_3d = 1.0;
-  int fft_min_boxes_3d = 10;
+  // 3D maps spend early exaggeration about 6 units wide: 6 gives them a 48^3 transform instead
+  // of 72^3 (3 times cheaper; 10k Brown rows: 2 s less, final KL 1.2419 against 1.2439 with 10).
+  int fft_min_boxes_3d = 6;
   int fft_nodes_per_box = 3;
   int fft_split_nodes_per_box_3d = 3;  // the far part of a split kernel is smooth on r_c
   // Kernel splitting for wide maps (see FftParams): near-field radius (0 = off), the far grid's
