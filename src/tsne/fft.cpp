@@ -66,7 +66,9 @@ struct FftWorkspace::Impl {
   // 2-D: the transforms split into 1-D row and column passes, run in parallel by our own loop
   // (each 1-D transform is the same plan whichever thread runs it), skipping the zero-padded
   // rows on the way in and the unused rows on the way out.
-  static constexpr int kColumnBlock = 8;
+  // Adjacent columns per 1-D call: 16 measured 6-10% faster than 8 on 3-D grids of 48^3 to
+  // 72^3 (FFTW copies the strided columns less often), the same on 2-D ones.
+  static constexpr int kColumnBlock = 16;
   fftwf_plan row_r2c = nullptr, row_c2r = nullptr;
   fftwf_plan col_fwd = nullptr, col_bwd = nullptr, col_fwd_rest = nullptr, col_bwd_rest = nullptr;
   // 3-D: the same row and (per plane) column passes, then a pass along the first dimension.
