@@ -377,13 +377,14 @@ void near_run(NearLanes<D>& acc, const std::array<const float*, D>& coord, std::
       const float t = d0 * d0 + d1 * d1 + d2 * d2;
       const float x = t - tc;
       const float g = 1.0f / (1.0f + t);
-      const bool near = t < tc && l < left;
-      const float dz = g - (a0 + a1 * x);
-      const float dwg = g * g - (b0 + b1 * x);
-      az[l] += near ? dz : 0.0f;
-      af0[l] += near ? dwg * d0 : 0.0f;
-      af1[l] += near ? dwg * d1 : 0.0f;
-      if constexpr (D == 3) af2[l] += near ? dwg * d2 : 0.0f;
+      // A 0/1 factor rather than `near ? term : 0`: adding +0 may turn a -0 sum into +0, so the
+      // select could not become a masked add (gcc emitted adds and blends per accumulator).
+      const float near = t < tc && l < left ? 1.0f : 0.0f;
+      az[l] += near * (g - (a0 + a1 * x));
+      const float dwg = near * (g * g - (b0 + b1 * x));
+      af0[l] += dwg * d0;
+      af1[l] += dwg * d1;
+      if constexpr (D == 3) af2[l] += dwg * d2;
     }
   }
 }
