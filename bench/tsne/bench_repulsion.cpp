@@ -160,10 +160,14 @@ int main(int argc, char** argv) try {
     });
     results.push_back(std::move(result));
   }
-  // The reference last, on all cores: its threads must not disturb the timings above.
+  // The reference last: its time on `threads` threads (the cost model's pair cost), then its
+  // value on all cores.
   std::vector<float> exact(n * dims);
+  const double exact_ms =
+      time_ms([&] { tokmap::tsne::repulsive_exact(exact, m.data, n, dims, 1.0, threads); });
   const double z_exact = tokmap::tsne::repulsive_exact(exact, m.data, n, dims, 1.0);
-  std::printf("n %zu dims %d  Z exact %.6e\n", n, dims, z_exact);
+  std::printf("n %zu dims %d  Z exact %.6e  exact sums %.2f ms (%.2f ns per pair)\n", n, dims,
+              z_exact, exact_ms, 1e6 * exact_ms / (double(n) * double(n)));
   for (const auto& r : results)
     std::printf("%s: %8.2f ms  force err %.2e  Z err %.2e\n", r.name.c_str(), r.ms,
                 relative_error(r.force, exact), std::abs(r.z - z_exact) / z_exact);
