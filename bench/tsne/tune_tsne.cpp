@@ -6,7 +6,7 @@
 //             [limit_ee=1 (0: early exaggeration uncapped)] [pca=-1] [threads=0]
 //             [method=fft|bh|exact] [dims=2] [perplexity=30] [metric=euclidean|cosine]
 //             [rows=N (the first N rows)]
-//             [min_boxes_3d=10] [nodes=3] [near_radius=4] [split_box=4] [out=Y.npy]
+//             [min_boxes_3d=6] [nodes=3] [near_radius=4] [split_box=4] [out=Y.npy]
 // Prints the KL, the seconds and the smallest and largest per-coordinate spread of the map.
 #include <chrono>
 #include <cmath>

@@ -180,6 +180,8 @@ struct StateOptions {
   StateTap tap;
   std::vector<int> extra_layers;
   CancelCheck cancelled;  // asked after every forward-pass batch
+  // Told (tokens done, tokens total) after every forward-pass batch, on the calling thread.
+  std::function<void(std::size_t, std::size_t)> progress;
 };
 // Stage 2: the hidden states of model `m`'s tokens, one row per point.
 ModelStates hidden_states(const LoadedModel& model, const Points& points, std::size_t m,

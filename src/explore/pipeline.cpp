@@ -366,7 +366,8 @@ ModelStates hidden_states(const LoadedModel& loaded, const Points& points, std::
   model::ForwardOptions forward_options;
   forward_options.layers = run_layers;
   forward_options.threads = options.threads;
-  const model::ProgressCallback between_batches = [&](std::size_t, std::size_t) {
+  const model::ProgressCallback between_batches = [&](std::size_t done, std::size_t total) {
+    if (options.progress) options.progress(done, total);
     if (options.cancelled && options.cancelled()) throw_cancelled();
   };
   model::forward(
@@ -385,7 +386,7 @@ ModelStates hidden_states(const LoadedModel& loaded, const Points& points, std::
           }
         }
       },
-      options.cancelled ? between_batches : model::ProgressCallback{});
+      options.cancelled || options.progress ? between_batches : model::ProgressCallback{});
   // The mean of a span's tokens (one token: itself, exactly).
   for (auto& layer : s.hidden) {
     for (std::size_t i = 0; i < n; ++i) {
@@ -817,6 +818,11 @@ Result run(Engine& engine, const std::vector<Text>& texts, const VizOptions& opt
   state_options.normalize = options.normalize;
   state_options.threads = options.threads;
   state_options.cancelled = hooks.cancelled;
+  if (hooks.progress) {
+    state_options.progress = [&](std::size_t done, std::size_t total) {
+      hooks.step("hidden states", done, total);
+    };
+  }
   LensOptions lens_options;
   lens_options.enabled = options.logit_lens;
   lens_options.threads = options.threads;

@@ -285,10 +285,25 @@ class Live {
     this.showError('');
     let body;
     try { body = request || requestFrom(readForm()); } catch (err) { this.showError(err.message); return; }
+    // A re-run of the map on screen (an edit, a new text) starts from its layout, so the
+    // picture stays recognisable (init_from, docs/SERVE.md); history re-runs keep what they had.
+    const cur = this.current;
+    if (!request && body.kind === 'map' && cur && cur.request.kind === 'map' &&
+        JSON.stringify(cur.request.models || [cur.request.model]) === JSON.stringify(body.models || [body.model])) {
+      body.init_from = cur.id;
+    }
     this.setBusy(true);
     this.setStatus('Sending…', null);
     try {
-      const job = await api(`${this.base}/jobs`, { method: 'POST', body: JSON.stringify(body) });
+      let job;
+      try {
+        job = await api(`${this.base}/jobs`, { method: 'POST', body: JSON.stringify(body) });
+      } catch (err) {
+        // The earlier job is no longer kept (404): start afresh.
+        if (!body.init_from || err.status !== 404) throw err;
+        delete body.init_from;
+        job = await api(`${this.base}/jobs`, { method: 'POST', body: JSON.stringify(body) });
+      }
       this.job = job;
       this.setStatus('Queued…', null);
       const final = await this.follow(job);

@@ -155,7 +155,10 @@ test('live page: add a sentence, run again, points move to their new places', { 
     };
     requestAnimationFrame(loop);
   });
+  // The re-run asks the server to start from the map on screen (init_from).
+  const posted = page.waitForRequest((r) => r.url().endsWith('/api/v1/jobs') && r.method() === 'POST');
   await page.locator('#live-run').click();
+  assert.equal(JSON.parse((await posted).postData()).init_from, first);
   const run = await runFinished(first);
   await live(() => { window.__stopFrames = true; __tokmap.live.animationMs = 600; });
   assert.deepEqual(run.texts.length, 2);
