@@ -109,3 +109,16 @@ def test_ctrl_c_stops_viz_promptly_and_writes_nothing(tmp_path):
     # Asked between t-SNE iterations: far sooner than 200,000 iterations of 28 maps.
     assert time.perf_counter() - start < 30
     assert not (tmp_path / "report").exists()
+
+
+def test_two_models_compare_as_in_the_cli(cli, tmp_path):
+    small = tokmap.load_model("demo-brown-gpt2-small")
+    report = tokmap.viz(SENTENCES, ["demo-brown-gpt2", small], layers="last", dims=2,
+                        progress=False)
+    report.save(tmp_path / "py", figures=False)
+    cli("viz", "--model", "demo-brown-gpt2", "--model", "demo-brown-gpt2-small",
+        *sum((["--text", t] for t in SENTENCES), []), "--layers", "last", "--dims", "2",
+        "--no-figures", "--out", tmp_path / "cli")
+    for name in FILES:
+        assert (tmp_path / "py" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes(), name
+    assert report.map(model=1, layer=-1).shape == report.map(model=0).shape

@@ -77,8 +77,11 @@ class Report:
             perplexity: Optional[float] = None) -> np.ndarray:
         """The (N, dims) coordinates of one map (layer -1: the last mapped layer)."""
         name = self.models[model] if isinstance(model, int) else model
-        if layer < 0:
-            layer = self.layers[layer]
+        if layer < 0:  # counted from the end of this model's mapped layers
+            mapped = sorted({m["layer"] for m in self.maps if m["model"] == name})
+            if -layer > len(mapped):
+                raise UsageError(f"layer {layer}: {name} has {len(mapped)} mapped layers")
+            layer = mapped[layer]
         for m in self.maps:
             if (m["model"] == name and m["layer"] == layer and m["dims"] == dims
                     and (perplexity is None or m["perplexity"] == perplexity)):
