@@ -1,6 +1,5 @@
 """tokmap.load_model: the CLI's tokens (`tokmap tokenize --json`) and states (`tokmap embed`)."""
 import json
-import os
 import struct
 
 import numpy as np

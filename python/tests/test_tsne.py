@@ -1,6 +1,5 @@
 """tokmap.TSNE: the same maps as `tokmap tsne`, scikit-learn's interface and validation."""
 import _thread
-import os
 import threading
 
 import numpy as np

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import html
 import os
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -11,6 +11,9 @@ from . import _tokmap
 from ._errors import UsageError
 from ._model import Model, Texts, _layer_spec
 from ._progress import Progress, ProgressArg, texts_list, threads, warn
+
+if TYPE_CHECKING:
+    from ._atlas import Atlas
 
 
 def _quote(word: str) -> str:
