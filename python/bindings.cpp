@@ -694,7 +694,7 @@ PYBIND11_MODULE(_tokmap, m) {
          const std::vector<double>& perplexities, std::uint64_t seed, int seeds,
          const std::string& metric, const std::string& normalize, bool exclude_first,
          bool logit_lens, const std::vector<std::string>& highlight, int iterations, int threads,
-         bool lossy, const std::string& created_with, py::object warn, py::object progress) {
+         bool lossy, py::object warn, py::object progress) {
         explore::VizOptions o;
         o.models = models;
         o.layers = layers;
@@ -720,14 +720,15 @@ PYBIND11_MODULE(_tokmap, m) {
           if (gate.stop_requested()) throw Stopped();
           return result;
         });
-        report->result.data.created_with = created_with;
+        // data.created_with is set by the caller, which knows how it was asked (the command line
+        // that makes the same report).
         return report;
       },
       py::arg("texts"), py::arg("models"), py::arg("layers"), py::arg("dims"),
       py::arg("perplexities"), py::arg("seed"), py::arg("seeds"), py::arg("metric"),
       py::arg("normalize"), py::arg("exclude_first"), py::arg("logit_lens"), py::arg("highlight"),
-      py::arg("iterations"), py::arg("threads"), py::arg("lossy"), py::arg("created_with"),
-      py::arg("warn"), py::arg("progress"));
+      py::arg("iterations"), py::arg("threads"), py::arg("lossy"), py::arg("warn"),
+      py::arg("progress"));
 
   // viz --atlas: `atlas` is a file name or an atlas already in memory (named `name` in messages).
   m.def("_viz_atlas", [](const std::vector<std::string>& texts, py::object atlas,

@@ -175,7 +175,7 @@ def viz(
         native = _tokmap._viz(
             texts, models, layer_spec, dims_list, perplexities, int(seed), int(seeds), metric,
             normalize, bool(exclude_first), bool(logit_lens), highlight, int(iterations),
-            threads(n_jobs), bool(lossy), "", warn, bar)
+            threads(n_jobs), bool(lossy), warn, bar)
     # The command line viz writes into the page (viz --from-report reads it back).
     words = ["tokmap", "viz"]
     for m in native.models:
