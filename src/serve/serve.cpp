@@ -119,7 +119,8 @@ std::vector<std::string> get_strings(const json& body, const char* name) {
 }
 
 void only_fields(const json& body, std::initializer_list<const char*> names) {
-  for (const auto& [key, value] : body.items()) {
+  for (const auto& item : body.items()) {
+    const std::string& key = item.key();
     if (std::find_if(names.begin(), names.end(), [&](const char* n) { return key == n; }) ==
         names.end())
       fail(400, "unknown field \"" + key + "\"");

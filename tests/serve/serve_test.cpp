@@ -91,6 +91,18 @@ std::string error_of(const httplib::Result& r) {
   }
 }
 
+// Polls a job until it has finished (or 30 s pass); returns its last status.
+std::string wait_for_job(httplib::Client& c, const std::string& id) {
+  std::string status;
+  for (int i = 0; i < 600 && (status.empty() || status == "queued" || status == "running"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const auto r = c.Get(("/api/v1/jobs/" + id).c_str());
+    if (!r) break;
+    status = json::parse(r->body).value("status", "");
+  }
+  return status;
+}
+
 json long_map_request() {
   std::vector<std::string> texts;
   for (int t = 0; t < 30; ++t)
@@ -420,12 +432,7 @@ TEST(Serve, FinishedJobDownloadsAsAStaticReport) {
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 202);
   const std::string id = json::parse(r->body)["id"];
-  std::string status;
-  for (int i = 0; i < 600 && status != "done"; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    status = json::parse(c.Get(("/api/v1/jobs/" + id).c_str())->body)["status"];
-  }
-  ASSERT_EQ(status, "done");
+  ASSERT_EQ(wait_for_job(c, id), "done");
   const auto result = c.Get(("/api/v1/jobs/" + id + "/result").c_str());
   ASSERT_EQ(result->status, 200);
   const auto page = c.Get(("/api/v1/jobs/" + id + "/report.html").c_str());
@@ -453,12 +460,7 @@ TEST(Serve, QueueBoundAndTimeLimitAnswer503) {
   EXPECT_EQ(r->status, 503);
   EXPECT_NE(error_of(r).find("busy"), std::string::npos);
   // The long job runs out of time.
-  std::string status;
-  for (int i = 0; i < 600 && (status.empty() || status == "queued" || status == "running"); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    status = json::parse(c.Get(("/api/v1/jobs/" + id).c_str())->body)["status"];
-  }
-  EXPECT_EQ(status, "cancelled");
+  EXPECT_EQ(wait_for_job(c, id), "cancelled");
   r = c.Get(("/api/v1/jobs/" + id + "/result").c_str());
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 503);
@@ -678,12 +680,7 @@ TEST(Serve, MapStartsFromAnEarlierJob) {
   auto r = post(c, "/api/v1/jobs", {{"texts", texts}, {"dims", {2}}});
   ASSERT_TRUE(r);
   const std::string id = json::parse(r->body)["id"];
-  std::string status;
-  for (int i = 0; i < 600 && status != "done"; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    status = json::parse(c.Get(("/api/v1/jobs/" + id).c_str())->body)["status"];
-  }
-  ASSERT_EQ(status, "done");
+  ASSERT_EQ(wait_for_job(c, id), "done");
   auto edited = texts;
   edited.push_back("The river rose over its bank.");
   r = post(c, "/api/v1/map", {{"texts", edited}, {"dims", {2}}, {"init_from", id}});
@@ -701,10 +698,7 @@ TEST(Serve, MapStartsFromAnEarlierJob) {
   EXPECT_EQ(r->status, 400);
   r = post(c, "/api/v1/jobs", {{"kind", "place"}, {"texts", {"It is a truth."}}});
   const std::string place_id = json::parse(r->body)["id"];
-  for (int i = 0; i < 100; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (json::parse(c.Get(("/api/v1/jobs/" + place_id).c_str())->body)["status"] == "done") break;
-  }
+  ASSERT_EQ(wait_for_job(c, place_id), "done");
   r = post(c, "/api/v1/map", {{"texts", edited}, {"init_from", place_id}});
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 409);
