@@ -597,9 +597,13 @@ TEST(ServeLoad, TwentyClientsTwentyFiveRequestsEachWithoutErrorsOrGrowth) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(first.size() + second.size(), std::size_t(2 * clients * requests));
   // Flat: the second round may not keep more than a few MB beyond the first (allocator noise).
+  // Not in the sanitizer build: ASan keeps freed blocks in a quarantine of up to 256 MB, so its
+  // RSS grows by design (measured 472 -> 497 MB); LeakSanitizer checks that build for leaks.
+#ifndef TOKMAP_SANITIZED
   EXPECT_LT(after_second, after_first + 24 * 1024)
       << "RSS " << after_first / 1024 << " MB after round 1, " << after_second / 1024
       << " MB after round 2";
+#endif
   std::sort(second.begin(), second.end());
   std::cout << "[ load ] " << 2 * clients * requests << " requests by " << clients << " clients in "
             << took << " s; round 2 latency p50 " << second[second.size() / 2] * 1000 << " ms, p95 "
