@@ -906,7 +906,7 @@ Server::Server(ServeOptions options) : state_(std::make_unique<State>(std::move(
       std::chrono::milliseconds(static_cast<std::int64_t>(s.options.read_timeout_seconds * 1000.0));
   s.http.set_read_timeout(timeout);
   s.http.set_write_timeout(std::chrono::seconds(30));
-  s.http.set_keep_alive_timeout(5);
+  s.http.set_keep_alive_timeout(s.options.keep_alive_seconds);
   const int http_threads = std::max(4, s.options.http_threads);
   s.http.new_task_queue = [http_threads] {
     return new httplib::ThreadPool(static_cast<std::size_t>(http_threads));

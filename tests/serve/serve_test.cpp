@@ -280,7 +280,9 @@ TEST(Serve, BadRequestsGetTheirStatusAndTheServerGoesOn) {
   // 10 MB body: refused with 413 (the default limit is 1 MiB).
   {
     const auto r = c.Post("/api/v1/map", std::string(10 << 20, ' '), "application/json");
-    if (r) EXPECT_EQ(r->status, 413);  // (or the connection is closed before all is sent)
+    if (r) {
+      EXPECT_EQ(r->status, 413);  // (or the connection is closed before all is sent)
+    }
   }
   // Routes and methods.
   auto r = c.Get("/api/v1/nothing");
