@@ -1,5 +1,7 @@
 #include "io/json.hpp"
 
+#include <charconv>
+#include <cmath>
 #include <set>
 #include <vector>
 
@@ -37,6 +39,23 @@ nlohmann::json parse_json(std::string_view text, const std::string& where) {
   }
   if (!duplicate.empty()) throw Error(where + ": key '" + duplicate + "' appears twice");
   return value;
+}
+
+nlohmann::json json_floats(const std::vector<float>& values, int digits) {
+  nlohmann::json array = nlohmann::json::array();
+  for (const float v : values) {
+    if (!std::isfinite(v)) {
+      array.push_back(nullptr);
+      continue;
+    }
+    char buffer[32];
+    const auto result =
+        std::to_chars(buffer, buffer + sizeof buffer, v, std::chars_format::general, digits);
+    double rounded = 0;
+    std::from_chars(buffer, result.ptr, rounded);
+    array.push_back(rounded);
+  }
+  return array;
 }
 
 }  // namespace tokmap::io

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/io.hpp"
+#include "io/json.hpp"
 
 namespace tokmap::report {
 
@@ -16,22 +17,9 @@ using json = nlohmann::json;
 // JSON numbers: NaN/Inf have no JSON form; they become null.
 json number(double value) { return std::isfinite(value) ? json(value) : json(nullptr); }
 
+// Six significant digits are plenty on screen and keep the page small.
 json float_array(const std::vector<float>& values, int digits = 6) {
-  json array = json::array();
-  for (const float v : values) {
-    // Six significant digits are plenty on screen and keep the page small.
-    if (!std::isfinite(v)) {
-      array.push_back(nullptr);
-      continue;
-    }
-    char buffer[32];
-    const auto result =
-        std::to_chars(buffer, buffer + sizeof buffer, v, std::chars_format::general, digits);
-    double rounded = 0;
-    std::from_chars(buffer, result.ptr, rounded);
-    array.push_back(rounded);
-  }
-  return array;
+  return io::json_floats(values, digits);
 }
 
 json rows(const std::vector<std::int32_t>& flat, std::size_t width) {

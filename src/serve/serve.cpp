@@ -9,8 +9,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstdio>
-#include <cstdlib>
 #include <deque>
 #include <fstream>
 #include <map>
@@ -23,6 +21,7 @@
 #include "atlas/atlas.hpp"
 #include "core/error.hpp"
 #include "explore/explore.hpp"
+#include "io/json.hpp"
 #include "report/report.hpp"
 
 namespace tokmap::serve {
@@ -44,18 +43,6 @@ struct HttpError {
 
 std::string error_json(const std::string& message) {
   return json{{"error", message}}.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-// Map coordinates and confidences as JSON numbers with float's precision (7 significant digits),
-// not the 17 of the double they are widened to.
-json floats(const std::vector<float>& values) {
-  json out = json::array();
-  char buffer[32];
-  for (const float v : values) {
-    std::snprintf(buffer, sizeof buffer, "%.7g", static_cast<double>(v));
-    out.push_back(std::strtod(buffer, nullptr));
-  }
-  return out;
 }
 
 void send_json(httplib::Response& res, int status, const std::string& body) {
@@ -154,9 +141,10 @@ json parse_body(const httplib::Request& req) {
     fail(415, "the body must be JSON (Content-Type: application/json)");
   json body;
   try {
-    body = json::parse(req.body);
-  } catch (const json::parse_error& e) {
-    fail(400, std::string("malformed JSON: ") + e.what());
+    // Strict: a key given twice is an error, not silently the last value.
+    body = io::parse_json(req.body, "the request body");
+  } catch (const Error& e) {
+    fail(400, e.what());
   }
   if (!body.is_object()) fail(400, "the body must be a JSON object");
   return body;
@@ -465,8 +453,8 @@ struct Server::State {
       for (const auto& m : placed.maps) {
         maps.push_back({{"layer", m.layer},
                         {"dims", m.dims},
-                        {"coords", floats(m.coords)},
-                        {"confidence", floats(m.confidence)}});
+                        {"coords", io::json_floats(m.coords, 7)},
+                        {"confidence", io::json_floats(m.confidence, 7)}});
       }
       std::vector<std::string> text_list;
       for (const auto& t : texts) text_list.push_back(t.text);

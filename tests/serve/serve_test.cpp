@@ -232,8 +232,10 @@ TEST(Serve, BadRequestsGetTheirStatusAndTheServerGoesOn) {
     std::string says;
   };
   const std::vector<Case> cases{
-      {"malformed JSON", "{\"texts\": [\"a\"", "application/json", 400, "malformed JSON"},
+      {"malformed JSON", "{\"texts\": [\"a\"", "application/json", 400, "not valid JSON"},
       {"not an object", "[1, 2]", "application/json", 400, "JSON object"},
+      {"a key twice", R"({"texts": ["a b c d e"], "seed": 1, "seed": 2})", "application/json", 400,
+       "key 'seed' appears twice"},
       {"texts missing", "{}", "application/json", 400, "\"texts\" is required"},
       {"texts not strings", R"({"texts": [1, 2]})", "application/json", 400, "array of strings"},
       {"texts empty", R"({"texts": []})", "application/json", 400, "empty"},
@@ -261,7 +263,7 @@ TEST(Serve, BadRequestsGetTheirStatusAndTheServerGoesOn) {
        "application/json", 413, "at most 20"},
       {"texts too long", json{{"texts", {std::string(2001, 'a')}}}.dump(), "application/json", 413,
        "at most 2000"},
-      {"invalid UTF-8", "{\"texts\": [\"caf\xc3\"]}", "application/json", 400, "malformed JSON"},
+      {"invalid UTF-8", "{\"texts\": [\"caf\xc3\"]}", "application/json", 400, "not valid JSON"},
   };
   for (const auto& k : cases) {
     const auto r = c.Post("/api/v1/map", k.body, k.type.c_str());
