@@ -228,7 +228,8 @@ struct MapOptions {
   CancelCheck cancelled;  // asked every 50 iterations of every run
   // A starting layout (N, dims) for the first seed of a (model, layer, dims), used instead of
   // the previous layer's map, and the map aligned to it; empty = the usual start.
-  std::function<std::vector<float>(std::size_t model, int layer, int dims)> start_from;
+  std::function<std::vector<float>(std::size_t model, int layer, int dims, double perplexity)>
+      start_from;
 };
 std::vector<report::Map> make_maps(const std::vector<ModelStates>& states,
                                    const MapOptions& options, const Hooks& hooks = {});
@@ -238,12 +239,12 @@ std::vector<report::Map> make_maps(const std::vector<ModelStates>& states,
 // gets that token's index there; others -1.
 std::vector<std::int64_t> match_previous(const report::ReportData& previous,
                                          const report::ReportData& now);
-// The starting layout of (model, layer, dims) from previous's map of it, or empty when it has
-// none or fewer than 3 points match.
+// The starting layout of (model, layer, dims) from previous's map of it (of the closest
+// perplexity), or empty when it has none or fewer than 3 points match.
 std::vector<float> start_from_previous(const report::ReportData& previous,
                                        std::span<const std::int64_t> previous_of,
                                        const report::ReportData& now, std::size_t model, int layer,
-                                       int dims, std::uint64_t seed);
+                                       int dims, double perplexity, std::uint64_t seed);
 
 // Stage 5: the same points' neighbourhoods in model 0 against every other model at matching
 // relative depth (layer 6 of 6 pairs with layer 4 of 4).

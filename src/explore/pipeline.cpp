@@ -504,17 +504,19 @@ std::vector<std::int64_t> match_previous(const report::ReportData& previous,
 std::vector<float> start_from_previous(const report::ReportData& previous,
                                        std::span<const std::int64_t> previous_of,
                                        const report::ReportData& now, std::size_t model, int layer,
-                                       int dims, std::uint64_t seed) {
+                                       int dims, double perplexity, std::uint64_t seed) {
   const std::size_t n = now.tokens.size();
-  // The previous run's map of the same model, layer and dims (the perplexity may differ with
-  // the number of points: the closest one).
+  // The previous run's map of the same model, layer and dims; of several (more perplexities,
+  // or a perplexity chosen from another number of points), the one of the closest perplexity.
   const report::Map* from = nullptr;
   for (const auto& m : previous.maps) {
     if (m.layer != layer || m.dims != dims || m.model < 0 ||
         static_cast<std::size_t>(m.model) >= previous.models.size() || model >= now.models.size() ||
         previous.models[static_cast<std::size_t>(m.model)] != now.models[model])
       continue;
-    if (from == nullptr) from = &m;
+    if (from == nullptr ||
+        std::abs(m.perplexity - perplexity) < std::abs(from->perplexity - perplexity))
+      from = &m;
   }
   std::size_t matched = 0;
   for (const auto p : previous_of) matched += p >= 0 ? 1 : 0;
@@ -622,7 +624,7 @@ std::vector<report::Map> make_maps(const std::vector<ModelStates>& states,
         t.metric = metric;
         t.threads = tsne_threads();
         if (k == 0 && options.start_from)
-          start = options.start_from(chain.model, s.layers[l], dims);
+          start = options.start_from(chain.model, s.layers[l], dims, chain.perplexity);
         if (k == 0 && !start.empty()) {
           // An earlier run's layout of this layer (a live page after an edit).
           t.init = tsne::Init::given;
@@ -919,8 +921,8 @@ Result run(Engine& engine, const std::vector<Text>& texts, const VizOptions& opt
   std::vector<std::int64_t> previous_of;
   if (options.previous) {
     previous_of = match_previous(*options.previous, data);
-    map_options.start_from = [&](std::size_t m, int layer, int dims) {
-      return start_from_previous(*options.previous, previous_of, data, m, layer, dims,
+    map_options.start_from = [&](std::size_t m, int layer, int dims, double perplexity) {
+      return start_from_previous(*options.previous, previous_of, data, m, layer, dims, perplexity,
                                  options.seed);
     };
   }

@@ -494,3 +494,41 @@ TEST(PreviousLayout, EditedRunStartsFromTheEarlierMaps) {
   for (std::size_t k = 0; k < now.maps.size(); ++k)
     EXPECT_LT(now.maps[k].kl, plain.data.maps[k].kl * 1.1 + 0.05) << "map " << k;
 }
+
+// Of an earlier run's maps of the same layer and dims, the start comes from the one whose
+// perplexity is closest (a run with several perplexities, or one chosen from another N).
+TEST(PreviousLayout, StartsFromTheMapOfTheClosestPerplexity) {
+  tokmap::report::ReportData previous;
+  previous.models = {"m"};
+  previous.texts = {"a b c d"};
+  for (std::size_t i = 0; i < 4; ++i) {
+    tokmap::report::Token t;
+    t.text = 0;
+    t.offset = {2 * i, 2 * i + 1};
+    t.display = std::string(1, "abcd"[i]);
+    previous.tokens.push_back(t);
+  }
+  for (const double p : {5.0, 30.0}) {
+    tokmap::report::Map map;
+    map.model = 0;
+    map.layer = 3;
+    map.dims = 2;
+    map.perplexity = p;
+    for (int i = 0; i < 4; ++i) {
+      map.coords.push_back(static_cast<float>(p + i));
+      map.coords.push_back(0.0f);
+    }
+    previous.maps.push_back(map);
+  }
+  const auto now = previous;  // the same texts: every token matches itself
+  const auto match = ex::match_previous(previous, now);
+  EXPECT_EQ(match, (std::vector<std::int64_t>{0, 1, 2, 3}));
+  for (const auto& [asked, from] :
+       std::vector<std::pair<double, double>>{{4, 5}, {12, 5}, {20, 30}, {50, 30}}) {
+    const auto start = ex::start_from_previous(previous, match, now, 0, 3, 2, asked, 0);
+    ASSERT_EQ(start.size(), 8u);
+    EXPECT_EQ(start[0], static_cast<float>(from)) << "perplexity " << asked;
+  }
+  EXPECT_TRUE(ex::start_from_previous(previous, match, now, 0, 4, 2, 30, 0).empty());  // layer
+  EXPECT_TRUE(ex::start_from_previous(previous, match, now, 0, 3, 3, 30, 0).empty());  // dims
+}
