@@ -608,10 +608,15 @@ struct Server::State {
   void answer(const std::shared_ptr<Job>& job, httplib::Response& res) {
     std::unique_lock<std::mutex> lock(job->mutex);
     job->changed.wait(lock, [&] { return job->finished(); });
-    if (job->status == Status::done) {
-      send_json(res, 200, job->result);
+    send_outcome(*job, res);
+  }
+
+  // A finished job's answer (under its lock): the result, or its error with its status.
+  static void send_outcome(const Job& job, httplib::Response& res) {
+    if (job.status == Status::done) {
+      send_json(res, 200, job.result);
     } else {
-      send_json(res, job->error_status == 0 ? 500 : job->error_status, error_json(job->error));
+      send_json(res, job.error_status == 0 ? 500 : job.error_status, error_json(job.error));
     }
   }
 
@@ -818,10 +823,8 @@ struct Server::State {
                  send_json(res, 409,
                            error_json("job " + job->id + " is " + status_name(job->status) +
                                       ", not finished"));
-               } else if (job->status == Status::done) {
-                 send_json(res, 200, job->result);
                } else {
-                 send_json(res, job->error_status, error_json(job->error));
+                 send_outcome(*job, res);
                }
              }));
     // The static report of a finished map job as one self-contained file (the page's download).
