@@ -661,6 +661,38 @@ TEST(ServeCommand, PrintsTheAddressAndStopsCleanlyOnSignals) {
     EXPECT_TRUE(WIFEXITED(status)) << "signal " << signal;
     EXPECT_EQ(WEXITSTATUS(status), 0);
   }
+  // The limit and host flags reach the server.
+  {
+    const auto [pid, url] =
+        start_binary({"--port", "0", "-q", "--max-text", "50", "--max-queue", "3", "--job-seconds",
+                      "7", "--max-body", "4096", "--allow-host", "tokmap.test"});
+    ASSERT_GT(pid, 0);
+    httplib::Client c("127.0.0.1", std::stoi(url.substr(17)));
+    auto r = c.Get("/api/v1/health");
+    ASSERT_TRUE(r);
+    const json limits = json::parse(r->body)["limits"];
+    EXPECT_EQ(limits["max_text_bytes"], 50);
+    EXPECT_EQ(limits["max_queue"], 3);
+    EXPECT_EQ(limits["job_seconds"], 7.0);
+    EXPECT_EQ(limits["max_body_bytes"], 4096);
+    r = post(c, "/api/v1/place", {{"texts", {std::string(51, 'a')}}});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 413);
+    r = c.Post("/api/v1/place", std::string(5000, ' '), "application/json");
+    if (r) {
+      EXPECT_EQ(r->status, 413);
+    }
+    r = c.Get("/api/v1/health", {{"Host", "tokmap.test:1"}});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    r = c.Get("/api/v1/health", {{"Host", "other.test"}});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 403);
+    ::kill(pid, SIGTERM);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+  }
   const auto [pid, url] = start_binary({"--host", "0.0.0.0", "--port", "0", "-q"});
   ASSERT_GT(pid, 0);
   EXPECT_NE(url.find("?token="), std::string::npos) << url;
