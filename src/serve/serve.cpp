@@ -288,7 +288,12 @@ struct Server::State {
   std::map<std::string, std::shared_ptr<Job>> jobs;  // by id: queued, running and kept
   std::deque<std::string> finished;                  // ids, oldest first
   bool stopping = false;
-  std::thread worker;
+  std::thread worker;  // started and joined by run() only
+  // Whether run() is serving: the destructor waits for it to return rather than join the
+  // worker itself (two threads joining one std::thread is undefined; the fuzz target hit it).
+  std::mutex run_mutex;
+  std::condition_variable run_changed;
+  bool in_run = false;
 
   explicit State(ServeOptions o) : options(std::move(o)), engine(options.resolve) {}
 
@@ -907,7 +912,8 @@ Server::Server(ServeOptions options) : state_(std::make_unique<State>(std::move(
 
 Server::~Server() {
   stop();
-  if (state_->worker.joinable()) state_->worker.join();
+  std::unique_lock<std::mutex> lock(state_->run_mutex);
+  state_->run_changed.wait(lock, [&] { return !state_->in_run; });
 }
 
 int Server::bind() {
@@ -926,10 +932,18 @@ int Server::bind() {
 
 void Server::run() {
   auto& s = *state_;
+  {
+    std::lock_guard<std::mutex> lock(s.run_mutex);
+    if (s.in_run) throw Error("serve: run() is already serving", ErrorKind::usage);
+    s.in_run = true;
+  }
   s.worker = std::thread([&s] { s.work_loop(); });
   s.http.listen_after_bind();
   s.cancel_all();
-  if (s.worker.joinable()) s.worker.join();
+  s.worker.join();
+  std::lock_guard<std::mutex> lock(s.run_mutex);
+  s.in_run = false;
+  s.run_changed.notify_all();
 }
 
 void Server::stop() {

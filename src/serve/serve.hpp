@@ -56,7 +56,8 @@ class Server {
 
   // Binds the socket (throws when the address is taken); returns the port.
   int bind();
-  // Serves until stop(); returns after the worker has finished or cancelled every job.
+  // Serves until stop(); returns after the worker has finished or cancelled every job. The
+  // destructor stops a server that is still running and waits for run() to return.
   void run();
   // From any thread (not from a signal handler): cancels the jobs and stops serving.
   void stop();
