@@ -557,7 +557,11 @@ TEST(ServeLoad, TwentyClientsTwentyFiveRequestsEachWithoutErrorsOrGrowth) {
 #else
   const int clients = 20, requests = 25;
 #endif
-  Running s;
+  // The server's own read timeout (10 s), not the 1 s the slow-request test uses: under a busy
+  // ctest -j2 a client may take over a second to send its body, and was then cut off.
+  ServeOptions options = test_options();
+  options.read_timeout_seconds = ServeOptions{}.read_timeout_seconds;
+  Running s(options);
   const auto round = [&](int which, std::vector<double>& seconds) {
     std::atomic<int> errors{0};
     std::mutex mutex;
@@ -581,6 +585,10 @@ TEST(ServeLoad, TwentyClientsTwentyFiveRequestsEachWithoutErrorsOrGrowth) {
               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
           if (!r || r->status != 200 || r->body.empty() || r->body.back() != '}') {
             ++errors;
+            std::lock_guard<std::mutex> lock(mutex);
+            ADD_FAILURE() << "client " << k << " request " << i << ": "
+                          << (r ? std::to_string(r->status) + " " + r->body.substr(0, 200)
+                                : "no response: " + httplib::to_string(r.error()));
             continue;
           }
           std::lock_guard<std::mutex> lock(mutex);
