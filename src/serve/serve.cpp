@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -280,6 +281,7 @@ struct Server::State {
   std::vector<LoadedAtlas> atlases;
   httplib::Server http;
   int port = 0;
+  int listen_socket = -1;  // the socket httplib last created to listen on
 
   std::mutex jobs_mutex;
   std::condition_variable jobs_changed;
@@ -903,6 +905,13 @@ Server::Server(ServeOptions options) : state_(std::make_unique<State>(std::move(
   s.http.set_read_timeout(timeout);
   s.http.set_write_timeout(std::chrono::seconds(30));
   s.http.set_keep_alive_timeout(s.options.keep_alive_seconds);
+  // httplib's default sets SO_REUSEPORT, which lets a second server bind the same port and
+  // silently take half its connections; SO_REUSEADDR alone still allows a quick restart.
+  s.http.set_socket_options([&s](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    s.listen_socket = sock;
+  });
   const int http_threads = std::max(4, s.options.http_threads);
   s.http.new_task_queue = [http_threads] {
     return new httplib::ThreadPool(static_cast<std::size_t>(http_threads));
@@ -927,6 +936,9 @@ int Server::bind() {
                   " (in use? --port 0 picks a free one)");
     s.port = s.options.port;
   }
+  // httplib listens with a backlog of 5: a burst of clients beyond that (20 at once in the load
+  // test) loses SYNs and waits a 1 s retransmit. Listening again only raises the backlog.
+  if (s.listen_socket >= 0) ::listen(s.listen_socket, SOMAXCONN);
   return s.port;
 }
 

@@ -35,7 +35,10 @@ struct ServeOptions {
   std::size_t max_queue = 32;        // queued + running jobs
   std::size_t kept_jobs = 32;        // finished jobs whose results stay available
   double read_timeout_seconds = 10;  // a connection that sends nothing for this long is closed
-  int keep_alive_seconds = 5;        // an idle kept-alive connection is closed after this
+  // An idle kept-alive connection is closed after this. httplib answers a request that stalls
+  // mid-header with a 400 and then waits this long on the connection, so a stalled client holds
+  // a connection thread for read_timeout_seconds + keep_alive_seconds; keep it short.
+  int keep_alive_seconds = 2;
   int http_threads = 48;             // connections served at once
   int threads = 0;                   // compute threads, 0 = every core
   model::ResolveOptions resolve;
