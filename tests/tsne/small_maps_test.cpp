@@ -198,27 +198,42 @@ TEST(LaplacianSpectrum, EarlyExaggerationIsCappedOnlyForNearlyUniformP) {
 
 // Without the cap (and with openTSNE's learning-rate floor of 50, which keeps the exaggerated
 // phase stable enough to converge), early exaggeration 12 collapses a paragraph's map to a
-// point (or a line), where every force is exactly zero: the run notices, says so, and runs again
-// without exaggeration.
+// point or a line, where every force is exactly zero: the run notices, says so, and runs again
+// without exaggeration. Which sizes collapse depends on the last bits of the PCA start (BLAS
+// kernel, vector width): of these six, 2 to 5 did on the four builds × kernels tried (native
+// AVX-512 and x86-64-v2, OpenBLAS Haswell and Prescott), so the test asks for at least one, and
+// for every collapse to be recovered into a map about as good as the default (capped) schedule's
+// (KL at most 3.7% higher, measured on those four).
 TEST(SmallMapsRecovery, CollapsedMapIsRunAgainWithoutExaggeration) {
   const auto& x = brown();
-  const std::size_t n = 190;
-  ts::TsneOptions options;
-  options.metric = nb::Metric::cosine;
-  options.limit_early_exaggeration = false;
-  options.learning_rate_floor = 50.0;
-  options.method = ts::Method::exact;
-  const auto result = ts::run_tsne(std::span(x.data).first(n * x.cols), n, x.cols, options);
-  ASSERT_EQ(result.warnings.size(), 1u);
-  // A point or a line: which modes reach zero first depends on the initialisation's last bits
-  // (PCA through BLAS), so on the OpenBLAS kernel.
-  EXPECT_TRUE(result.warnings[0].find("collapsed to a point") != std::string::npos ||
-              result.warnings[0].find("collapsed to a line") != std::string::npos)
-      << result.warnings[0];
-  EXPECT_EQ(result.early_exaggeration, 1.0);
-  const auto spread = spreads(result.embedding, n, 2);
-  EXPECT_GT(std::min(spread[0], spread[1]), 1.0);
-  EXPECT_LT(result.kl, 0.8);
+  int collapsed = 0;
+  for (const std::size_t n : {120, 150, 170, 190, 230, 300}) {
+    const auto rows = std::span(x.data).first(n * x.cols);
+    ts::TsneOptions options;
+    options.metric = nb::Metric::cosine;
+    options.method = ts::Method::exact;
+    const double capped_kl = ts::run_tsne(rows, n, x.cols, options).kl;
+    options.limit_early_exaggeration = false;
+    options.learning_rate_floor = 50.0;
+    const auto result = ts::run_tsne(rows, n, x.cols, options);
+    const auto spread = spreads(result.embedding, n, 2);
+    EXPECT_GT(std::min(spread[0], spread[1]), 1.0) << n;
+    if (result.warnings.empty()) continue;
+    ++collapsed;
+    EXPECT_LT(result.kl, capped_kl * 1.05) << n;
+    std::cout << "[ recovered ] n " << n << ": KL " << result.kl << " (capped schedule "
+              << capped_kl << "); " << result.warnings[0] << "\n";
+    ASSERT_EQ(result.warnings.size(), 1u) << n;
+    const std::string& warning = result.warnings[0];
+    EXPECT_TRUE(warning.find("collapsed to a point") != std::string::npos ||
+                warning.find("collapsed to a line") != std::string::npos)
+        << n << ": " << warning;
+    if (warning.find("ran again without it") != std::string::npos)
+      EXPECT_EQ(result.early_exaggeration, 1.0) << n;
+    else
+      EXPECT_NE(warning.find("kept early exaggeration"), std::string::npos) << n << ": " << warning;
+  }
+  EXPECT_GE(collapsed, 1) << "no size collapsed: the recovery was not exercised";
 }
 
 // kl_uniform is the KL of the map with every point in one place, on the run's own P.
