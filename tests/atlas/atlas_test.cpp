@@ -200,8 +200,9 @@ TEST(Atlas, ConfidenceIsCalibratedOnHeldOutTokens) {
     std::printf("%dD: mean confidence %.3f, placed well %.3f (%zu of %zu)\n", dims, conf, good,
                 n_good, h);
     EXPECT_NEAR(conf, good, 0.15) << dims << "D";
-    if (n_good > 10 && n_bad > 10)
+    if (n_good > 10 && n_bad > 10) {
       EXPECT_GT(conf_good / double(n_good), conf_bad / double(n_bad)) << dims << "D";
+    }
   }
 }
 

@@ -450,8 +450,9 @@ TEST(PreviousLayout, EditedRunStartsFromTheEarlierMaps) {
     const auto& was = first.data.tokens[static_cast<std::size_t>(match[i])];
     EXPECT_EQ(was.display, token.display);
     EXPECT_EQ(was.text, token.text);
-    if (token.text == 1 && token.offset.first > 30)
+    if (token.text == 1 && token.offset.first > 30) {
       EXPECT_EQ(was.offset.first + 4, token.offset.first);
+    }
   }
   EXPECT_EQ(matched, first.data.tokens.size());
 

@@ -47,8 +47,8 @@ ReportData small_report() {
   data.perplexities = {2};
   data.seeds = {0};
   data.dims = {2};
-  data.tokens = {{0, 1, 995, " world", {5, 11}, "word", ""},
-                 {0, 2, 0, "!", {11, 12}, "punctuation", ""}};
+  data.tokens = {{0, 1, 995, " world", {5, 11}, "word", "", {}, "", 1.0f},
+                 {0, 2, 0, "!", {11, 12}, "punctuation", "", {}, "", 1.0f}};
   for (const int layer : {0, 1}) {
     Map map;
     map.layer = layer;
