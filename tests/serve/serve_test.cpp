@@ -682,6 +682,13 @@ std::pair<pid_t, std::string> start_binary(const std::vector<std::string>& args)
   return {pid, line};
 }
 
+// Sends `signal` to a started server and waits for it; true when it exited with status 0.
+bool stops_cleanly(pid_t pid, int signal = SIGTERM) {
+  ::kill(pid, signal);
+  int status = 0;
+  return ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 }  // namespace
 
 // The command: prints its address, serves, and exits 0 on SIGTERM and on SIGINT; a non-loopback
@@ -697,11 +704,7 @@ TEST(ServeCommand, PrintsTheAddressAndStopsCleanlyOnSignals) {
     const auto r = c.Get("/api/v1/health");
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 200);
-    ::kill(pid, signal);
-    int status = 0;
-    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-    EXPECT_TRUE(WIFEXITED(status)) << "signal " << signal;
-    EXPECT_EQ(WEXITSTATUS(status), 0);
+    EXPECT_TRUE(stops_cleanly(pid, signal)) << "signal " << signal;
   }
   // The limit and host flags reach the server.
   {
@@ -730,10 +733,7 @@ TEST(ServeCommand, PrintsTheAddressAndStopsCleanlyOnSignals) {
     r = c.Get("/api/v1/health", {{"Host", "other.test"}});
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 403);
-    ::kill(pid, SIGTERM);
-    int status = 0;
-    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-    EXPECT_EQ(WEXITSTATUS(status), 0);
+    EXPECT_TRUE(stops_cleanly(pid));
   }
   const auto [pid, url] = start_binary({"--host", "0.0.0.0", "--port", "0", "-q"});
   ASSERT_GT(pid, 0);
@@ -746,10 +746,7 @@ TEST(ServeCommand, PrintsTheAddressAndStopsCleanlyOnSignals) {
   r = c.Get(("/api/v1/health?token=" + url.substr(url.find("?token=") + 7)).c_str());
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
-  ::kill(pid, SIGTERM);
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_TRUE(stops_cleanly(pid));
 }
 
 // "init_from": a re-run after an edit starts from an earlier map job's layout (the engine's
