@@ -39,8 +39,8 @@ struct ServeOptions {
   // mid-header with a 400 and then waits this long on the connection, so a stalled client holds
   // a connection thread for read_timeout_seconds + keep_alive_seconds; keep it short.
   int keep_alive_seconds = 2;
-  int http_threads = 48;             // connections served at once
-  int threads = 0;                   // compute threads, 0 = every core
+  int http_threads = 48;  // connections served at once
+  int threads = 0;        // compute threads, 0 = every core
   model::ResolveOptions resolve;
 };
 
